@@ -1,0 +1,184 @@
+"""Powertools Tracer and Logger for the five batch Lambdas, and the silent-failure helper.
+
+Every X-Ray SDK touch of the project lives here (the SDK enters maintenance in 2026), so a move
+to OTel later is this module's change alone.
+
+Example:
+    >>> tracer = lambda_tracer()                       # doctest: +SKIP
+    >>> logger = lambda_logger()                       # doctest: +SKIP
+    >>> @traced_handler(tracer)                        # doctest: +SKIP
+    ... def lambda_handler(event, context): ...
+    >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE) as outcome:   # doctest: +SKIP
+    ...     audit_table.put_item(Item=record)
+    >>> outcome.failed                                 # doctest: +SKIP
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, TypeVar
+
+import aws_xray_sdk.core
+from aws_lambda_powertools import Logger, Tracer
+from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER, UDPEmitter
+from botocore.exceptions import ClientError
+
+from lib.metrics import Metric, put_metric
+from lib.tracing.annotations import AnnotationValue, validate_annotations
+from lib.tracing.bounds import MAX_STACK_FRAMES, bound_document, truncate_message
+
+# FR-030: exactly one patching mechanism. The Tracer patches these and nothing else patches.
+PATCHED_MODULES = ("botocore", "requests")
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class BoundedUDPEmitter(UDPEmitter):  # type: ignore[misc]
+    """The SDK's UDP emitter, with every document bounded below 64 KB first (FR-058).
+
+    Unlike the stock emitter it does not swallow send errors (FR-018).
+    """
+
+    def send_entity(self, entity: Any) -> None:
+        payload = json.dumps(bound_document(entity.to_dict()), default=str)
+        self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{payload}")
+
+
+def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tracer:
+    """The Lambda's one Tracer (FR-029). Build it at module level, after Lambda set the environment.
+
+    `auto_patch=True` patches exactly `PATCHED_MODULES` (FR-030); the SSE Lambda passes False
+    (FR-060) because its streaming phase is traced with OTel.
+    """
+    tracer = Tracer(
+        service=service,
+        auto_patch=auto_patch,
+        patch_modules=PATCHED_MODULES if auto_patch else None,
+    )
+    if not tracer.disabled:
+        aws_xray_sdk.core.xray_recorder.configure(
+            emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS")),
+            max_trace_back=MAX_STACK_FRAMES,
+        )
+    return tracer
+
+
+def traced_handler(tracer: Tracer) -> Callable[[Handler], Handler]:
+    """`capture_lambda_handler` without response or full-exception metadata (FR-058): the cause
+    carries the bounded exception; a response body never becomes metadata."""
+    decorator: Callable[[Handler], Handler] = tracer.capture_lambda_handler(
+        capture_response=False, capture_error=False
+    )
+    return decorator
+
+
+def lambda_logger(service: str | None = None) -> Logger:
+    """Powertools Logger: JSON lines that carry `xray_trace_id` (FR-012); no other correlation id."""
+    return Logger(service=service)
+
+
+def annotate(tracer: Tracer, **annotations: AnnotationValue) -> None:
+    """Put validated annotations on the current subsegment (keys checked, at most 50)."""
+    if tracer.disabled:
+        validate_annotations(annotations)
+        return
+    entity = aws_xray_sdk.core.xray_recorder.get_trace_entity()
+    present = {key for key in entity.annotations if key not in annotations}
+    for key, value in validate_annotations(annotations, already_present=len(present)).items():
+        entity.put_annotation(key, value)
+
+
+class SilentFailurePath(Enum):
+    """The seven handled failure paths of FR-002, each with its FR-043 metric."""
+
+    CIRCUIT_BREAKER_LOAD = ("circuit_breaker_load", Metric.CIRCUIT_BREAKER_PERSISTENCE_FAILURE)
+    CIRCUIT_BREAKER_SAVE = ("circuit_breaker_save", Metric.CIRCUIT_BREAKER_PERSISTENCE_FAILURE)
+    AUDIT_WRITE = ("audit_trail_write", Metric.AUDIT_EVENT_PERSISTENCE_FAILURE)
+    SNS_PUBLISH = ("downstream_sns_publish", Metric.DOWNSTREAM_NOTIFICATION_FAILURE)
+    TIMESERIES_FANOUT = ("timeseries_fanout_batch_write", Metric.TIMESERIES_FANOUT_PARTIAL_FAILURE)
+    SELF_HEALING_FETCH = ("self_healing_item_fetch", Metric.SELF_HEALING_ITEM_FETCH_FAILURE)
+    PARALLEL_FETCH = ("parallel_fetcher_aggregation", Metric.PARALLEL_FETCHER_ERRORS)
+
+    def __init__(self, subsegment_name: str, metric: Metric) -> None:
+        self.subsegment_name = subsegment_name
+        self.metric = metric
+
+
+@dataclass
+class SilentFailureOutcome:
+    """What the caller needs to decide what happens next."""
+
+    error: Exception | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+FailureKind = Literal["error", "fault", "throttle"]
+_THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+     "TooManyRequestsException", "ThrottledException"}
+)
+
+
+def classify_failure(error: BaseException) -> FailureKind:
+    """X-Ray's taxonomy: throttle (429), error (other 4xx), fault (5xx and everything unknown)."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+        if code in _THROTTLING_CODES or status == 429:
+            return "throttle"
+        if 400 <= status < 500:
+            return "error"
+    return "fault"
+
+
+def mark_failure(subsegment: Any, error: Exception) -> None:
+    """Record a handled exception on a subsegment: flag by taxonomy, bounded cause (FR-005, FR-058)."""
+    stack = traceback.extract_tb(error.__traceback__, limit=MAX_STACK_FRAMES)
+    subsegment.add_exception(error, stack)  # sets fault; corrected below for client-side failures
+    kind = classify_failure(error)
+    if kind != "fault":
+        subsegment.fault = False
+        subsegment.add_error_flag()
+        if kind == "throttle":
+            subsegment.add_throttle_flag()
+    subsegment.put_annotation("failure_kind", kind)
+    subsegment.put_metadata("error_message", truncate_message(str(error)), "failure")
+
+
+@contextmanager
+def silent_failure(tracer: Tracer, path: SilentFailurePath) -> Iterator[SilentFailureOutcome]:
+    """Run one silent-failure-path operation in its own subsegment (FR-002).
+
+    A failure is handled (the Lambda goes on) but never hidden: the subsegment is marked
+    error/fault with a bounded cause (FR-005), and the path's metric is emitted whatever the
+    sampling decision (FR-043). The caller reads `outcome` to decide what happens next.
+    """
+    outcome = SilentFailureOutcome()
+    with tracer.provider.in_subsegment(name=path.subsegment_name) as subsegment:
+        subsegment.put_annotation("silent_failure_path", path.subsegment_name)
+        try:
+            yield outcome
+        except Exception as error:  # the designed handling of this path; recorded and counted below
+            outcome.error = error
+            mark_failure(subsegment, error)
+    if outcome.error is not None:
+        put_metric(path.metric, 1)
+        _logger.warning(
+            "silent failure path failed",
+            extra={"path": path.subsegment_name, "error_type": type(outcome.error).__name__,
+                   "error": truncate_message(str(outcome.error))},
+        )
+
+
+# The process's Powertools logger (same service as the handler's), so these lines carry xray_trace_id.
+_logger = lambda_logger()

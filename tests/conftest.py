@@ -16,9 +16,9 @@ for key, value in {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
     os.environ[key] = value
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-import pytest  # noqa: E402
-
 from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
 
 from devstack.aws import MotoServer, Resources, create_resources  # noqa: E402
 from devstack.lambda_service import Invocation, SamplingRule, invoke_in_process  # noqa: E402

@@ -132,12 +132,14 @@ def _service_name() -> str:
     return service
 
 
-def _build_provider() -> tuple[TracerProvider, DeadlineBoundedExporter]:
+def build_provider(endpoint: str | None = None) -> tuple[TracerProvider, DeadlineBoundedExporter]:
+    """A configured provider and its exporter. Production code calls `tracer_provider()` instead,
+    which builds exactly one; tests and benchmarks use this to measure a provider they own."""
     # FR-072: cloud.* / faas.* from the Lambda detector, merged with the service name (FR-047).
     resource = AwsLambdaResourceDetector().detect().merge(Resource.create({SERVICE_NAME: _service_name()}))
     exporter = DeadlineBoundedExporter(
         OTLPSpanExporter(
-            endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", COLLECTOR_TRACES_ENDPOINT),
+            endpoint=endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", COLLECTOR_TRACES_ENDPOINT),
             timeout=EXPORT_TIMEOUT_S,
         )
     )
@@ -167,7 +169,7 @@ def tracer_provider() -> TracerProvider:
     global _provider, _exporter
     with _provider_lock:
         if _provider is None:
-            _provider, _exporter = _build_provider()
+            _provider, _exporter = build_provider()
             propagate.set_global_textmap(AwsXRayLambdaPropagator())
         return _provider
 

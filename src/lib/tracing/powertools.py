@@ -23,11 +23,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any, Literal, TypeVar
 
 import aws_xray_sdk.core
 from aws_lambda_powertools import Logger, Tracer
 from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER, UDPEmitter
+from aws_xray_sdk.core.models.throwable import Throwable
 from botocore.exceptions import ClientError
 
 from lib.metrics import Metric, put_metric
@@ -144,10 +146,14 @@ def classify_failure(error: BaseException) -> FailureKind:
 def mark_failure(subsegment: Any, error: Exception) -> None:
     """Record a handled exception on a subsegment: flag by taxonomy, bounded cause (FR-005, FR-058)."""
     stack = traceback.extract_tb(error.__traceback__, limit=MAX_STACK_FRAMES)
-    subsegment.add_exception(error, stack)  # sets fault; corrected below for client-side failures
+    # Built here rather than with add_exception(): when the failing AWS call's own subsegment already
+    # recorded this exception, the SDK would store only a reference to it; the failure path's
+    # subsegment must carry type and message itself (FR-005). The emitter bounds the message.
+    subsegment.cause = {"working_directory": os.getcwd(), "exceptions": [Throwable(error, stack)]}
     kind = classify_failure(error)
-    if kind != "fault":
-        subsegment.fault = False
+    if kind == "fault":
+        subsegment.add_fault_flag()
+    else:
         subsegment.add_error_flag()
         if kind == "throttle":
             subsegment.add_throttle_flag()
@@ -173,12 +179,18 @@ def silent_failure(tracer: Tracer, path: SilentFailurePath) -> Iterator[SilentFa
             mark_failure(subsegment, error)
     if outcome.error is not None:
         put_metric(path.metric, 1)
-        _logger.warning(
+        _logger().warning(
             "silent failure path failed",
             extra={"path": path.subsegment_name, "error_type": type(outcome.error).__name__,
                    "error": truncate_message(str(outcome.error))},
         )
 
 
-# The process's Powertools logger (same service as the handler's), so these lines carry xray_trace_id.
-_logger = lambda_logger()
+@cache
+def _logger_for(service: str | None) -> Logger:
+    return lambda_logger(service)
+
+
+def _logger() -> Logger:
+    """The function's Powertools logger (same service as the handler's), so lines carry xray_trace_id."""
+    return _logger_for(os.environ.get("POWERTOOLS_SERVICE_NAME"))

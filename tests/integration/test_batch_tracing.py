@@ -1,0 +1,127 @@
+"""The batch Lambdas' tracing (src/lib/tracing/powertools.py), through the real local pipeline:
+X-Ray SDK → UDP → local daemon → PutTraceSegments (moto) → BatchGetTraces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.lambda_service import SamplingRule, invoke_in_process
+from devstack.pipeline import TracePipeline
+from devstack.stack import FunctionSpec
+from devstack.trace_reader import document_problems
+from lib.metrics import APP_NAMESPACE
+from lib.tracing.annotations import InvalidAnnotationError
+from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
+from lib.tracing.header import TraceHeader
+from lib.tracing.powertools import PATCHED_MODULES
+
+PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 128, 30, {}, {}, None)
+
+
+@pytest.fixture
+def run(trace_pipeline: TracePipeline) -> Any:
+    def call(event: dict[str, Any], upstream: TraceHeader | None = None, rule: SamplingRule | None = None) -> Any:
+        return invoke_in_process(PROBE, event, {}, trace_pipeline.daemon.address, upstream, sampling_rule=rule)
+
+    return call
+
+
+@pytest.mark.req("FR-029", "SC-003", "SC-023")
+def test_handler_subsegments_hang_under_the_lambda_facade(run: Any, trace_pipeline: TracePipeline) -> None:
+    _, invocation = run({})
+    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=5)
+    assert [root.document["origin"] for root in tree.roots] == ["AWS::Lambda"]
+    handler = tree.find("## lambda_handler")[0]
+    assert handler.document["parent_id"] == invocation.function_segment_id
+    dynamodb = [node for node in tree.nodes() if node.document.get("namespace") == "aws"]
+    assert dynamodb and dynamodb[0].document["aws"]["operation"] == "ListTables"
+    assert document_problems(tree) == []
+
+
+@pytest.mark.req("FR-030")
+def test_exactly_one_patching_mechanism_patches_exactly_the_declared_modules(run: Any) -> None:
+    run({})
+    from aws_xray_sdk.core.patcher import _PATCHED_MODULES
+
+    assert set(_PATCHED_MODULES) == set(PATCHED_MODULES)
+
+
+@pytest.mark.req("FR-005", "FR-058", "SC-025")
+def test_raising_handler_gives_fault_and_bounded_cause_even_for_a_1mb_message(
+    run: Any, trace_pipeline: TracePipeline
+) -> None:
+    upstream = TraceHeader.new_root()
+    with pytest.raises(RuntimeError):
+        run({"action": "raise", "message": "boom " * 200_000}, upstream=upstream)
+    documents = trace_pipeline.tree(upstream.root, expect_at_least=3).documents
+    handler = next(d for d in documents if d["name"] == "## lambda_handler")
+    assert handler["fault"] is True
+    exception = handler["cause"]["exceptions"][0]
+    assert exception["type"] == "RuntimeError"
+    assert len(exception["message"]) <= MAX_MESSAGE_CHARS
+    assert all(len(json.dumps(d)) < MAX_DOCUMENT_BYTES for d in documents)
+    function = next(d for d in documents if d.get("origin") == "AWS::Lambda::Function")
+    assert function["fault"] is True
+
+
+@pytest.mark.req("FR-002", "FR-005", "FR-043", "SC-002", "SC-019")
+def test_silent_failure_records_one_error_subsegment_and_its_metric(
+    run: Any, trace_pipeline: TracePipeline
+) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    result, invocation = run({"action": "silent"})
+    assert result == {"failed": True, "error_type": "ResourceNotFoundException"}
+    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=6)
+    failed = [n.document for n in tree.nodes() if n.document.get("annotations", {}).get("silent_failure_path")]
+    assert len(failed) == 1
+    assert failed[0]["name"] == "audit_trail_write" and failed[0]["error"] is True
+    assert failed[0]["cause"]["exceptions"][0]["type"] == "ResourceNotFoundException"
+    handler = tree.find("## lambda_handler")[0].document
+    assert not handler.get("fault") and not handler.get("error")  # handled: the run went on
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace=APP_NAMESPACE, MetricName="AuditEventPersistenceFailure",
+        Dimensions=[{"Name": "FunctionName", "Value": PROBE.name}],
+        StartTime=before, EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
+    )
+    assert sum(point["Sum"] for point in stats["Datapoints"]) >= 1
+
+
+@pytest.mark.req("FR-012", "FR-010", "FR-011")
+def test_every_log_line_carries_the_trace_id(run: Any) -> None:
+    run({})  # the probe's Powertools logger exists once the module is imported
+    service_logger = logging.getLogger(PROBE.service_name)
+    captured = io.StringIO()
+    tap = logging.StreamHandler(captured)
+    tap.setFormatter(service_logger.handlers[0].formatter)  # the Powertools JSON formatter itself
+    service_logger.addHandler(tap)
+    try:
+        _, invocation = run({"action": "silent"})
+    finally:
+        service_logger.removeHandler(tap)
+    lines = [json.loads(line) for line in captured.getvalue().splitlines() if line.startswith("{")]
+    assert {line["level"] for line in lines} >= {"INFO", "WARNING"}
+    assert all(line["xray_trace_id"] == invocation.trace_header.root for line in lines)
+    assert not any("correlation_id" in line for line in lines)
+
+
+@pytest.mark.req("FR-056", "FR-035")
+def test_sampled_zero_sends_nothing(run: Any, trace_pipeline: TracePipeline) -> None:
+    upstream = TraceHeader.new_root().with_parent("53995c3f42cd8ad8", sampled=False)
+    _, invocation = run({}, upstream=upstream)
+    trace_pipeline.settle()
+    assert trace_pipeline.documents(invocation.trace_header.root) == []
+
+
+@pytest.mark.req("FR-006")
+def test_invalid_annotation_keys_fail_the_invocation(run: Any) -> None:
+    with pytest.raises(InvalidAnnotationError):
+        run({"action": "annotate", "annotations": {"bad.key": 1}})
+    with pytest.raises(InvalidAnnotationError):
+        run({"action": "annotate", "annotations": {f"k{i}": i for i in range(50)}})

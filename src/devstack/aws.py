@@ -76,7 +76,10 @@ class Resources:
 
 def table_definition(key: str, spec: dict[str, Any]) -> dict[str, Any]:
     """CreateTable arguments for one table of the stack map (the same shape Terraform builds)."""
-    attributes = {spec["hash_key"]["name"]: spec["hash_key"]["type"], spec["range_key"]["name"]: spec["range_key"]["type"]}
+    attributes = {
+        spec["hash_key"]["name"]: spec["hash_key"]["type"],
+        spec["range_key"]["name"]: spec["range_key"]["type"],
+    }
     indexes = []
     for index_name, index in spec["global_secondary_indexes"].items():
         attributes[index["hash_key"]["name"]] = index["hash_key"]["type"]

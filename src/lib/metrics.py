@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
 
 APP_NAMESPACE = "SentimentAnalyzer"
 CANARY_NAMESPACE = "SentimentAnalyzer/Canary"
@@ -60,13 +61,13 @@ def cloudwatch_client() -> CloudWatchClient:
     return boto3.client("cloudwatch")
 
 
-def metric_datum(name: str, value: float, unit: str = "Count") -> dict[str, Any]:
+def metric_datum(name: str, value: float, unit: str = "Count") -> MetricDatumTypeDef:
     """One datum with the single `FunctionName` dimension of this function."""
     return {
         "MetricName": name,
         "Dimensions": [{"Name": DIMENSION_NAME, "Value": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}],
         "Value": float(value),
-        "Unit": unit,
+        "Unit": unit,  # type: ignore[typeddict-item]  # a StandardUnit literal, checked by CloudWatch
     }
 
 

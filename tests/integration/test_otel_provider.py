@@ -54,7 +54,7 @@ def test_spans_are_children_of_the_invocation_facade(run: Any, trace_pipeline: T
 
 @pytest.mark.req("FR-059", "SC-026")
 def test_a_warm_second_invocation_carries_its_own_trace_id(run: Any, trace_pipeline: TracePipeline) -> None:
-    first, first_invocation = run({})
+    first, _ = run({})
     second, second_invocation = run({})
     assert first["trace_id"] != second["trace_id"]
     assert second["trace_id"] == second_invocation.trace_header.root.replace("-", "")[1:]
@@ -106,7 +106,8 @@ def test_provider_configuration(run: Any) -> None:
 def test_resource_carries_the_service_name_and_lambda_attributes(trace_pipeline: TracePipeline) -> None:
     env = {"OTEL_SERVICE_NAME": "sentiment-analyzer-sse_streaming",
            "POWERTOOLS_SERVICE_NAME": "sentiment-analyzer-sse_streaming",
-           "AWS_LAMBDA_FUNCTION_NAME": "sentiment-analyzer-local-sse_streaming", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+           "AWS_LAMBDA_FUNCTION_NAME": "sentiment-analyzer-local-sse_streaming",
+           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "AWS_LAMBDA_LOG_STREAM_NAME": "stream"}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -101,7 +101,8 @@ def _kv(key: str, value: Any) -> KeyValue:
     if isinstance(value, list):
         from opentelemetry.proto.common.v1.common_pb2 import ArrayValue
 
-        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value])))
+        items = ArrayValue(values=[AnyValue(string_value=v) for v in value])
+        return KeyValue(key=key, value=AnyValue(array_value=items))
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
@@ -130,14 +131,16 @@ def test_receiver_converts_spans_as_the_awsxray_exporter_does(trace_pipeline: Tr
         "02" * 8, "03" * 8
     now = time.time_ns()
     stream = Span(trace_id=trace_bytes, span_id=bytes.fromhex(stream_id), parent_span_id=bytes.fromhex(facade),
-                  name="sse.stream", kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=now, end_time_unix_nano=now + 10**6,
+                  name="sse.stream", kind=Span.SPAN_KIND_INTERNAL,
+                  start_time_unix_nano=now, end_time_unix_nano=now + 10**6,
                   attributes=[_kv("session_id", "s-1"), _kv("client.disconnected", True)])
     poll = Span(trace_id=trace_bytes, span_id=bytes.fromhex(poll_id), parent_span_id=bytes.fromhex(stream_id),
                 name="sse.poll", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now, end_time_unix_nano=now + 10**5,
                 attributes=[_kv("db.system", "dynamodb"), _kv("aws.dynamodb.table_names", ["news"]),
                             _kv("cache_hit", False)])
     put = Span(trace_id=trace_bytes, span_id=bytes.fromhex(put_id), parent_span_id=bytes.fromhex(stream_id),
-               name="PutMetricData", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now, end_time_unix_nano=now + 10**5,
+               name="PutMetricData", kind=Span.SPAN_KIND_CLIENT,
+               start_time_unix_nano=now, end_time_unix_nano=now + 10**5,
                attributes=[_kv("rpc.system", "aws-api"), _kv("rpc.service", "CloudWatch"),
                            _kv("rpc.method", "PutMetricData")],
                status=Status(code=Status.STATUS_CODE_ERROR))

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Run every benchmark and print its figures and ratios side by side (`make bench`).
+
+    python benchmarks/run.py [--only flush,daemon] [--write benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import Row  # noqa: E402
+
+BENCHMARKS = ["overhead", "init", "flush", "leaks", "live", "daemon"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = names[0] if names else cpu
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    rows: list[Row] = []
+    for name in args.only.split(","):
+        module_path = Path(__file__).with_name(f"bench_{name}.py")
+        if not module_path.exists():
+            print(f"[{name}] not available yet", flush=True)
+            continue
+        started = time.monotonic()
+        print(f"[{name}] running...", flush=True)
+        result = importlib.import_module(f"benchmarks.bench_{name}").run()
+        rows.extend(result)
+        print(f"[{name}] done in {time.monotonic() - started:.0f} s", flush=True)
+    output = table(rows)
+    print(f"\nMachine: {machine()}\n\n{output}")
+    if args.write:
+        args.write.write_text(
+            "# Benchmark results\n\n"
+            f"Command: `make bench` (`python benchmarks/run.py --write benchmarks/RESULTS.md`)\n\n"
+            f"Machine: {machine()}\n\nDate: {time.strftime('%Y-%m-%d')}\n\n{output}\n"
+        )
+    return 0 if all(row.met is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

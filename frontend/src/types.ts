@@ -1,0 +1,93 @@
+/** Shapes of the HTTP API and SSE frames (specs/contracts.md). */
+
+export type SentimentLabel = "positive" | "neutral" | "negative";
+export type Resolution = "1m" | "5m" | "1h" | "24h";
+export const RESOLUTIONS: readonly Resolution[] = ["1m", "5m", "1h", "24h"];
+
+export interface Ticker {
+  ticker: string;
+  name: string;
+}
+
+export interface SentimentCounts {
+  positive: number;
+  neutral: number;
+  negative: number;
+}
+
+export interface LatestSentiment {
+  score: number;
+  label: SentimentLabel;
+  analyzed_at: string;
+}
+
+export interface TickerSentiment {
+  latest: LatestSentiment | null;
+  counts: SentimentCounts;
+}
+
+export interface NewsItem {
+  item_id: string;
+  ticker: string;
+  headline: string;
+  summary?: string;
+  source?: string;
+  url?: string;
+  published_at: string;
+  status: "pending" | "analyzed";
+  sentiment: { label: SentimentLabel; score: number } | null;
+}
+
+export interface ItemsPage {
+  items: NewsItem[];
+  next_cursor: string | null;
+}
+
+export interface TimeseriesBucket {
+  bucket_start: string;
+  count: number;
+  avg_score: number;
+  positive: number;
+  neutral: number;
+  negative: number;
+}
+
+export interface Timeseries {
+  ticker: string;
+  resolution: Resolution;
+  buckets: TimeseriesBucket[];
+}
+
+export type AlertDirection = "above" | "below";
+
+export interface AlertRule {
+  alert_id: string;
+  ticker: string;
+  direction: AlertDirection;
+  threshold: number;
+  email: string;
+}
+
+export interface NewAlertRule {
+  ticker: string;
+  direction: AlertDirection;
+  threshold: number;
+  email: string;
+}
+
+/** `sentiment_update` event data. */
+export interface SentimentUpdate {
+  item_id: string;
+  ticker: string;
+  headline: string;
+  label: SentimentLabel;
+  score: number;
+  published_at: string;
+  analyzed_at: string;
+}
+
+/** `metrics` event data. */
+export interface StreamMetrics {
+  counts: Record<string, number>;
+  connections: number;
+}

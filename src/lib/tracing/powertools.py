@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
-from typing import Any, Literal, TypeVar
+from functools import cache, wraps
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import aws_xray_sdk.core
 from aws_lambda_powertools import Logger, Tracer
@@ -40,6 +40,8 @@ from lib.tracing.bounds import MAX_STACK_FRAMES, bound_document, truncate_messag
 PATCHED_MODULES = ("botocore", "requests")
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
 
 class BoundedUDPEmitter(UDPEmitter):  # type: ignore[misc]
@@ -79,6 +81,33 @@ def traced_handler(tracer: Tracer) -> Callable[[Handler], Handler]:
         capture_response=False, capture_error=False
     )
     return decorator
+
+
+def in_caller_trace(tracer: Tracer, work: Callable[Params, Result]) -> Callable[Params, Result]:
+    """`work`, bound to the calling thread's current X-Ray entity, to run in a worker thread.
+
+    The SDK's context is thread-local (FR-025/037: it stays so): in a worker thread, subsegments
+    would otherwise not hang under the caller's subsegment. Call this in the caller's thread; the
+    worker adopts the entity for the call and drops it afterwards (pool threads are reused).
+
+    Example:
+        >>> with ThreadPoolExecutor() as pool:                                           # doctest: +SKIP
+        ...     futures = [pool.submit(in_caller_trace(tracer, fetch), s) for s in sources]
+    """
+    if tracer.disabled:
+        return work
+    recorder = aws_xray_sdk.core.xray_recorder
+    entity = recorder.get_trace_entity()
+
+    @wraps(work)
+    def bound(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        recorder.set_trace_entity(entity)
+        try:
+            return work(*args, **kwargs)
+        finally:
+            recorder.clear_trace_entities()
+
+    return bound
 
 
 def lambda_logger(service: str | None = None) -> Logger:

@@ -178,6 +178,19 @@ export function parseRetryAfter(value: string | null, now: number): number | nul
   return Math.max(0, date - now);
 }
 
+/**
+ * A random UUID v4. `crypto.randomUUID` exists only in secure contexts (https, localhost);
+ * `getRandomValues` works everywhere, so build it from that when needed.
+ */
+export function randomSessionId(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;
 }
@@ -216,7 +229,7 @@ export class SseClient {
     this.extraHeaders = { ...(options.headers ?? {}) };
     this.policy = { ...DEFAULT_POLICY, ...(options.policy ?? {}) };
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
-    this.sessionId = options.sessionId ?? crypto.randomUUID();
+    this.sessionId = options.sessionId ?? randomSessionId();
     this.lastId = options.lastEventId || undefined;
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
   }

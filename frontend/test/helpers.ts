@@ -148,7 +148,7 @@ export class ScriptedFetch {
   readonly fetch = (input: string, init: RequestInit = {}): Promise<Response> => {
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((value, key) => {
-      headers[key] = value;
+      headers[key.toLowerCase()] = value;
     });
     const call: RecordedCall = { url: input, init, headers };
     this.calls.push(call);

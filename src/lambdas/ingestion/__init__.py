@@ -1,0 +1,1 @@
+"""The ingestion Lambda (EventBridge schedule): news sources → `news` table → analysis SNS topic."""

@@ -1,0 +1,239 @@
+"""DynamoDB access for the news pipeline: items, time series, breakers, audit records, tickers.
+
+Table shapes are specs/contracts.md's "Data model". Every method is one or a few DynamoDB calls
+and raises what DynamoDB raised; the Lambdas decide which failures are silent failure paths.
+Clients are created on first use (boto3 reads `AWS_ENDPOINT_URL` then) and reused when warm.
+
+Example:
+    >>> news = NewsTable(os.environ["NEWS_TABLE"])                       # doctest: +SKIP
+    >>> news.put_new(NewsItem.from_article(article, now))               # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from lib.news.breaker import BreakerState, BreakerStatus
+from lib.news.model import ItemStatus, NewsItem, Resolution, as_decimal, iso_ms, parse_iso
+from lib.news.sentiment import Sentiment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+
+BREAKER_PK = "breaker"
+AUDIT_PK = "audit#ingestion"
+TICKER_PK = "ticker"
+AUDIT_TTL = dt.timedelta(days=90)
+
+
+@cache
+def dynamodb() -> DynamoDBServiceResource:
+    """The execution environment's DynamoDB resource (its `.meta.client` takes plain Python values)."""
+    return boto3.resource("dynamodb")
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """The low-level client behind `dynamodb()`: the one every call of this module goes through."""
+    return dynamodb().meta.client
+
+
+@cache
+def sns_client() -> SNSClient:
+    return boto3.client("sns")
+
+
+def is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class NewsTable:
+    """The `news` table (hash `item_id`, range `published_at`)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._table = dynamodb().Table(name)
+
+    def exists(self, item_id: str) -> bool:
+        """Is any item stored under this dedup key (whatever its `published_at`)?"""
+        response = self._table.query(
+            KeyConditionExpression=Key("item_id").eq(item_id), ProjectionExpression="item_id", Limit=1,
+            ConsistentRead=True,
+        )
+        return bool(response["Items"])
+
+    def put_new(self, item: NewsItem) -> bool:
+        """Store a new `pending` item; False when the key is already taken (the dedup write)."""
+        try:
+            self._table.put_item(Item=item.to_item(), ConditionExpression=Attr("item_id").not_exists())
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def get(self, item_id: str, published_at: str) -> dict[str, Any] | None:
+        response = self._table.get_item(Key={"item_id": item_id, "published_at": published_at},
+                                        ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def mark_analyzed(self, item_id: str, published_at: str, sentiment: Sentiment, now: dt.datetime) -> bool:
+        """`pending` → `analyzed` with the score; False when the item was no longer pending (a redelivery)."""
+        stamp = iso_ms(now)
+        try:
+            self._table.update_item(
+                Key={"item_id": item_id, "published_at": published_at},
+                UpdateExpression="SET #status = :analyzed, status_changed_at = :now, analyzed_at = :now, "
+                                 "sentiment_label = :label, sentiment_score = :score",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":analyzed": str(ItemStatus.ANALYZED), ":pending": str(ItemStatus.PENDING), ":now": stamp,
+                    ":label": sentiment.label, ":score": as_decimal(sentiment.score),
+                },
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def pending_since_before(self, cutoff: dt.datetime, limit: int) -> list[dict[str, str]]:
+        """Keys of items `pending` since before `cutoff` (oldest first, at most `limit`): status-index."""
+        keys: list[dict[str, str]] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": "status-index",
+            "KeyConditionExpression": Key("status").eq(str(ItemStatus.PENDING))
+            & Key("status_changed_at").lt(iso_ms(cutoff)),
+            "ProjectionExpression": "item_id, published_at",
+        }
+        while len(keys) < limit:
+            response = self._table.query(**kwargs, Limit=limit - len(keys))
+            keys.extend({"item_id": str(i["item_id"]), "published_at": str(i["published_at"])}
+                        for i in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return keys
+
+
+class TimeseriesTable:
+    """The `timeseries` table: one row per `<TICKER>#<resolution>` and bucket, counters added atomically."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def fanout_updates(self, ticker: str, published_at: str, sentiment: Sentiment) -> list[dict[str, Any]]:
+        """One `Update` per resolution: ADD count, score_sum and the label's counter to the item's bucket."""
+        published = parse_iso(published_at)
+        updates = []
+        for resolution in Resolution:
+            start = resolution.bucket_start(published)
+            updates.append({"Update": {
+                "TableName": self.name,
+                "Key": {"series_key": f"{ticker}#{resolution}", "bucket_start": iso_ms(start)},
+                "UpdateExpression": "ADD #count :one, score_sum :score, #label :one SET expires_at = :expires",
+                "ExpressionAttributeNames": {"#count": "count", "#label": sentiment.label},
+                "ExpressionAttributeValues": {
+                    ":one": 1, ":score": as_decimal(sentiment.score),
+                    ":expires": int((start + resolution.retention).timestamp()),
+                },
+            }})
+        return updates
+
+    def write_fanout(self, updates: list[dict[str, Any]], idempotency_token: str) -> None:
+        """All the item's buckets in one transaction: never a partial fan-out, and a retry carrying the
+        same token within 10 minutes is not applied twice (DynamoDB's ClientRequestToken)."""
+        dynamodb_client().transact_write_items(
+            TransactItems=updates,  # type: ignore[arg-type]  # plain values: the resource's client serialises
+            ClientRequestToken=idempotency_token,
+        )
+
+    def bucket(self, ticker: str, resolution: Resolution, bucket_start: str) -> dict[str, Any] | None:
+        response = dynamodb().Table(self.name).get_item(
+            Key={"series_key": f"{ticker}#{resolution}", "bucket_start": bucket_start}, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+
+class StateTable:
+    """The `state` table: circuit breakers (`pk="breaker"`) and ingestion audit records."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._table = dynamodb().Table(name)
+
+    def load_breakers(self) -> dict[str, BreakerState]:
+        response = self._table.query(KeyConditionExpression=Key("pk").eq(BREAKER_PK), ConsistentRead=True)
+        states = {}
+        for row in response["Items"]:
+            opened = row.get("opened_at")
+            states[str(row["sk"])] = BreakerState(
+                source=str(row["sk"]), state=BreakerStatus(str(row["state"])), failures=int(str(row["failures"])),
+                opened_at=parse_iso(str(opened)) if opened else None,
+            )
+        return states
+
+    def save_breaker(self, state: BreakerState, now: dt.datetime) -> None:
+        self._table.put_item(Item={
+            "pk": BREAKER_PK, "sk": state.source, "state": str(state.state), "failures": state.failures,
+            "opened_at": iso_ms(state.opened_at) if state.opened_at else None, "updated_at": iso_ms(now),
+        })
+
+    def write_audit(self, started_at: dt.datetime, request_id: str, record: Mapping[str, Any]) -> None:
+        self._table.put_item(Item={
+            **_dynamo_values(record),
+            "pk": AUDIT_PK, "sk": f"{iso_ms(started_at)}#{request_id}",
+            "expires_at": int((started_at + AUDIT_TTL).timestamp()),
+        })
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        response = self._table.query(KeyConditionExpression=Key("pk").eq(AUDIT_PK), ConsistentRead=True)
+        return list(response["Items"])
+
+
+def _dynamo_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Floats become Decimals (DynamoDB refuses floats); nested maps and lists are converted too."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, float):
+            return as_decimal(value, 3)
+        if isinstance(value, Mapping):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    return {str(key): convert(value) for key, value in record.items()}
+
+
+class ConfigTable:
+    """The `config` table: tracked tickers (`pk="ticker"`, `sk=<TICKER>`, `name`)."""
+
+    def __init__(self, name: str):
+        self._table = dynamodb().Table(name)
+
+    def tracked_tickers(self) -> list[str]:
+        tickers: list[str] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(TICKER_PK), "ProjectionExpression": "sk"}
+        while True:
+            response = self._table.query(**kwargs)
+            tickers.extend(str(row["sk"]) for row in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return tickers
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def track(self, tickers: Iterable[tuple[str, str]]) -> None:
+        """Seed tracked tickers (the devstack and tests do; ingestion only reads them)."""
+        with self._table.batch_writer() as batch:
+            for ticker, name in tickers:
+                batch.put_item(Item={"pk": TICKER_PK, "sk": ticker.upper(), "name": name})

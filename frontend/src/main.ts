@@ -35,7 +35,7 @@ const dashboard = new Dashboard({
       url: `${baseUrl}/api/v2/stream`,
       sessionId: tabSessionId(),
       // The server sends a heartbeat at a fixed interval: silence this long means a dead link.
-      idleTimeoutMs: 60_000,
+      idleTimeoutMs: 90_000,
       ...callbacks,
     }),
 });

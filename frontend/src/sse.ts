@@ -269,7 +269,10 @@ export class SseClient {
       this.setState({ status: "offline", reason: "stopped", detail: "aborted before start" });
       return Promise.resolve();
     }
-    if (this.running) return this.running;
+    if (this.running) {
+      // Restarted right after stop(): let the old loop finish, then run again.
+      return this.stopped ? this.running.then(() => this.start()) : this.running;
+    }
     this.stopped = false;
     this.running = this.loop().finally(() => {
       this.running = null;

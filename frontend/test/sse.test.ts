@@ -488,6 +488,19 @@ describe("SSE client stop", () => {
     void clock;
   });
 
+  it("FR-033 start() right after stop() runs a new loop with the next sequence number", async () => {
+    const { script, client } = harness();
+    const body = new SseBody();
+    script.then(() => sseResponse(body), gracefulStream("retry: 10\n\n"));
+    void client.start();
+    await until(() => client.state.status === "live", "live");
+    client.stop();
+    void client.start();
+    await until(() => script.calls.length === 2, "second connection");
+    expect(script.calls[1]!.headers["x-sse-connection-sequence"]).toBe("2");
+    client.stop();
+  });
+
   it("FR-033 reconnectNow() cuts a reconnect wait short", async () => {
     const { script, client } = harness();
     script.then(networkError, networkError, networkError);

@@ -15,8 +15,8 @@ from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     metric_dimensions,
     metric_samples,
     metric_sum,
-    news,
-    news_server,
+    news_fixture,
+    news_server_fixture,
     silent_failures,
 )
 

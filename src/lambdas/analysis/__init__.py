@@ -1,0 +1,1 @@
+"""The analysis Lambda (SNS `news_items`): VADER score, `analyzed` status, time-series fan-out."""

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from lib.metrics import Metric, put_metric
 from lib.tracing.annotations import AnnotationValue, validate_annotations
 from lib.tracing.bounds import MAX_STACK_FRAMES, bound_document, truncate_message
+from lib.tracing.header import TraceHeader
 
 # FR-030: exactly one patching mechanism. The Tracer patches these and nothing else patches.
 PATCHED_MODULES = ("botocore", "requests")
@@ -76,11 +77,40 @@ def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tra
 
 def traced_handler(tracer: Tracer) -> Callable[[Handler], Handler]:
     """`capture_lambda_handler` without response or full-exception metadata (FR-058): the cause
-    carries the bounded exception; a response body never becomes metadata."""
+    carries the bounded exception; a response body never becomes metadata. Each invocation starts
+    from its own function segment (see `_start_invocation_context`)."""
     decorator: Callable[[Handler], Handler] = tracer.capture_lambda_handler(
         capture_response=False, capture_error=False
     )
-    return decorator
+    if tracer.disabled:
+        return decorator
+
+    def wrap(handler: Handler) -> Handler:
+        captured = decorator(handler)
+
+        @wraps(handler)
+        def invoke(event: Any, context: Any) -> Any:
+            _start_invocation_context()
+            return captured(event, context)
+
+        return invoke  # type: ignore[return-value]
+
+    return wrap
+
+
+def _start_invocation_context() -> None:
+    """Drop the thread's facade when it is not this invocation's function segment.
+
+    The SDK keeps its facade while the trace Root stays the same (it compares only the Root). A warm
+    function invoked twice in one trace, as each SNS fan-out message of one ingestion run does,
+    would hang the second invocation's subsegments under the first one's function segment.
+    """
+    raw = os.environ.get("_X_AMZN_TRACE_ID")
+    if not raw:
+        return
+    recorder = aws_xray_sdk.core.xray_recorder
+    if recorder.current_segment().id != TraceHeader.parse(raw).parent:
+        recorder.clear_trace_entities()
 
 
 def in_caller_trace(tracer: Tracer, work: Callable[Params, Result]) -> Callable[Params, Result]:

@@ -66,7 +66,6 @@ def test_an_item_is_scored_marked_analyzed_fanned_out_and_handed_to_notification
     assert {"GetItem", "UpdateItem", "TransactWriteItems", "Publish"} <= set(operations), render(tree)
 
 
-@pytest.mark.req("FR-029")
 def test_a_second_delivery_of_the_same_message_counts_nothing_twice(news: NewsHarness) -> None:
     item = news.store_item("Tesla faces lawsuit over driver assistance marketing", ticker="TSLA")
     event = news.sns_event(item.message())

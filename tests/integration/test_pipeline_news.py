@@ -61,7 +61,7 @@ def test_ingestion_and_analysis_share_one_trace_across_sns_without_message_attri
     urls = [n.document["http"]["request"]["url"] for n in ingestion_nodes if n.document.get("namespace") == "remote"]
     assert any("/tiingo/news" in url for url in urls) and any("/company-news" in url for url in urls)
     operations = {n.document["aws"]["operation"] for n in ingestion_nodes if n.document.get("namespace") == "aws"}
-    assert {"Query", "PutItem", "Publish", "GetSecretValue", "PutMetricData"} <= operations
+    assert {"Query", "PutItem", "Publish", "PutMetricData"} <= operations  # the secret may be cached (5 min)
     handlers = {str(h.document["parent_id"]) for h in tree.find("## lambda_handler")}
     # Each warm analysis invocation hangs under its own function segment, though all share the Root.
     assert {invocation.function_segment_id for _, invocation in deliveries} <= handlers
@@ -94,7 +94,7 @@ def test_an_item_whose_publish_failed_stays_pending_and_self_healing_delivers_it
         1 for item in news.items() if item["ticker"] == "AAPL")
 
 
-@pytest.mark.req("FR-002", "FR-013")
+@pytest.mark.req("FR-013")
 def test_a_redelivered_message_after_self_healing_is_not_counted_twice(news: NewsHarness) -> None:
     """Self-healing may re-publish an item whose first message is merely slow: analysis must not care."""
     news.ingest()

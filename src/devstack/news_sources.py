@@ -241,7 +241,8 @@ class FakeNewsServer:
                     self._send(404, {"error": "not found"})
 
             def _serve(self, source: str, query: Mapping[str, str], authorised: bool) -> None:
-                server.requests[source] += 1
+                with server._lock:
+                    server.requests[source] += 1
                 if not authorised:
                     self._send(401, {"error": "invalid API key"})
                     return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,21 @@ def test_the_server_answers_unknown_paths_and_bad_queries_with_4xx(server: FakeN
     response = requests.get(f"{server.base_url}/api/v1/company-news", params={"symbol": "AAPL"},
                             headers={"X-Finnhub-Token": DEFAULT_API_KEYS["finnhub"]}, timeout=5)
     assert response.status_code == 400
+
+
+def test_the_feed_publishes_upcoming_stories_over_time_until_stopped() -> None:
+    with FakeNewsServer() as fake:
+        initial = {source: len(articles) for source, articles in fake.store.articles.items()}
+        fake.start_feed(interval_s=0.01)
+        deadline = time.monotonic() + 10
+        while sum(len(a) for a in fake.store.articles.values()) < sum(initial.values()) + 8:
+            assert time.monotonic() < deadline, "the feed published nothing"
+            time.sleep(0.01)
+    published = [article for source, articles in fake.store.articles.items()
+                 for _, article in articles[initial[source]:]]
+    assert len(published) >= 8
+    headlines = [a.get("title") or a.get("headline") for a in published]
+    assert len(set(headlines)) == len(headlines)  # a second round gets "(update n)": no accidental duplicates
+    stopped = sum(len(a) for a in fake.store.articles.values())
+    time.sleep(0.05)
+    assert sum(len(a) for a in fake.store.articles.values()) == stopped

@@ -159,12 +159,6 @@ class TimeseriesTable:
             ClientRequestToken=idempotency_token,
         )
 
-    def bucket(self, ticker: str, resolution: Resolution, bucket_start: str) -> dict[str, Any] | None:
-        response = dynamodb().Table(self.name).get_item(
-            Key={"series_key": f"{ticker}#{resolution}", "bucket_start": bucket_start}, ConsistentRead=True)
-        item: dict[str, Any] | None = response.get("Item")
-        return item
-
 
 class StateTable:
     """The `state` table: circuit breakers (`pk="breaker"`) and ingestion audit records."""
@@ -196,10 +190,6 @@ class StateTable:
             "pk": AUDIT_PK, "sk": f"{iso_ms(started_at)}#{request_id}",
             "expires_at": int((started_at + AUDIT_TTL).timestamp()),
         })
-
-    def audit_records(self) -> list[dict[str, Any]]:
-        response = self._table.query(KeyConditionExpression=Key("pk").eq(AUDIT_PK), ConsistentRead=True)
-        return list(response["Items"])
 
 
 def _dynamo_values(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def analyse(settings: AnalysisSettings, message: NewsItemMessage) -> Outcome:
     annotate(tracer, ticker=str(item["ticker"]), news_source=str(item["source"]))
     if item["status"] != ItemStatus.PENDING:
         annotate(tracer, duplicate_delivery=True)
+        logger.info("item already analysed: duplicate delivery", extra={"item_id": message.item_id})
         return Outcome(message.item_id, duplicate=True)
 
     sentiment = score(str(item["headline"]), str(item.get("summary") or ""))

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lib.metrics import Metric, put_metric
-from lib.news.breaker import BreakerPolicy, BreakerState
+from lib.news.breaker import BreakerPolicy, BreakerState, BreakerStatus
 from lib.news.model import SOURCES, Article, NewsItem
 from lib.news.sources import FinnhubSource, NewsSource, SourceError, TiingoSource
 from lib.news.store import ConfigTable, NewsTable, StateTable, sns_client
@@ -263,6 +263,9 @@ def run_ingestion(settings: IngestionSettings, request_id: str) -> RunReport:
         trial = before[source.name].trial()
         after[source.name] = (trial.after_failure(policy, started) if source.name in errors
                               else trial.after_success())
+    for name, breaker in after.items():
+        if breaker.state is BreakerStatus.OPEN and breaker != before[name]:
+            logger.warning("circuit breaker open", extra={"news_source": name, "failures": breaker.failures})
     save_breakers(state, before, after, started)
     report.breakers = {name: str(breaker.state) for name, breaker in after.items()}
     report.fetched = {name: len(articles) for name, articles in results.items()}

@@ -220,6 +220,30 @@ def mark_failure(subsegment: Any, error: Exception) -> None:
     subsegment.put_metadata("error_message", truncate_message(str(error)), "failure")
 
 
+def mark_handled_failure(tracer: Tracer, error: Exception) -> None:
+    """Mark the current subsegment failed with `error` (taxonomy flag, bounded cause), for a failure
+    the caller handles and reports itself. Call it inside a `capture_method` subsegment.
+
+    For the canary, the one component that survives AWS errors (FR-018's exemption) and must still
+    show in its own trace which check failed.
+
+    Example:
+        >>> @tracer.capture_method(capture_response=False)             # doctest: +SKIP
+        ... def verify():
+        ...     try:
+        ...         return read_back()
+        ...     except ClientError as error:
+        ...         mark_handled_failure(tracer, error)
+        ...         return CheckResult.failed(error)
+    """
+    if tracer.disabled:
+        return
+    subsegment = aws_xray_sdk.core.xray_recorder.current_subsegment()
+    if subsegment is None:
+        raise RuntimeError("mark_handled_failure needs an open subsegment (call it inside capture_method)")
+    mark_failure(subsegment, error)
+
+
 @contextmanager
 def silent_failure(tracer: Tracer, path: SilentFailurePath) -> Iterator[SilentFailureOutcome]:
     """Run one silent-failure-path operation in its own subsegment (FR-002).

@@ -17,9 +17,10 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from devstack.stack import Stack, physical_name
+from devstack.stack import LOCAL_ENVIRONMENT, Stack, physical_name
 
 REGION = "us-east-1"
+ENV_PLACEHOLDER = "${env}"  # in a stack-map literal: the environment name (Terraform: replace() with var.env)
 AWS_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
@@ -66,12 +67,14 @@ class Resources:
     secrets: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, value: str) -> str:
-        """An env value of the stack map: `table:<key>` etc. become names / ARNs; literals stay."""
+        """An env value of the stack map: `table:<key>` etc. become names / ARNs; literals stay, with
+        `${env}` replaced by the environment name."""
         kind, sep, key = value.partition(":")
         lookup = {"table": self.tables, "topic": self.topics, "queue": self.queues, "secret": self.secrets}
         if sep and kind in lookup:
             return lookup[kind][key]
-        return value
+        # A literal may name another function's physical name: `sentiment-analyzer-${env}-ingestion`.
+        return value.replace(ENV_PLACEHOLDER, LOCAL_ENVIRONMENT)
 
 
 def table_definition(key: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from lib.tracing.annotations import AnnotationValue, validate_annotations
 from lib.tracing.bounds import MAX_STACK_FRAMES, bound_attribute
@@ -185,21 +185,39 @@ def stream_tracer(name: str = "sentiment-analyzer.sse") -> trace.Tracer:
     return tracer_provider().get_tracer(name)
 
 
+def extract_invocation_parent(carrier: Mapping[str, str] | None = None) -> otel_context.Context:
+    """This invocation's trace context, read now from `_X_AMZN_TRACE_ID` (FR-059).
+
+    For a stream that starts after the handler returned: extract in the handler phase, while the
+    runtime's `_X_AMZN_TRACE_ID` is this invocation's, and hand the result to `invocation_context`.
+
+    Example:
+        >>> parent = extract_invocation_parent()                     # doctest: +SKIP
+        >>> with invocation_context(parent=parent): ...              # doctest: +SKIP
+    """
+    tracer_provider()
+    return propagate.extract(dict(carrier or {}))
+
+
 @contextmanager
 def invocation_context(
-    carrier: Mapping[str, str] | None = None, deadline_monotonic: float | None = None
+    carrier: Mapping[str, str] | None = None,
+    deadline_monotonic: float | None = None,
+    parent: otel_context.Context | None = None,
 ) -> Iterator[otel_context.Context]:
     """Extract this invocation's trace context and attach it as the parent of its spans (FR-059).
 
     Called inside each invocation, never at module level: the runtime sets `_X_AMZN_TRACE_ID`
     per invocation, and the Lambda propagator reads it when the carrier holds no header.
+    `parent`, when given, is a context `extract_invocation_parent` took earlier in this invocation.
     """
     tracer_provider()
     assert _exporter is not None
     _exporter.reset()
     if deadline_monotonic is not None:
         _exporter.set_deadline(deadline_monotonic)
-    parent = propagate.extract(dict(carrier or {}))
+    if parent is None:
+        parent = propagate.extract(dict(carrier or {}))
     token = otel_context.attach(parent)
     try:
         yield parent
@@ -229,3 +247,40 @@ def record_bounded_exception(span: Span, error: BaseException) -> None:
         },
     )
     span.set_status(Status(StatusCode.ERROR, bound_attribute(f"{type(error).__name__}: {error}")))
+
+
+CLIENT_DISCONNECTED = "client.disconnected"  # FR-085
+
+
+def mark_client_disconnected(span: Span) -> None:
+    """The client went away mid-stream (the runtime's write raised BrokenPipeError): FR-085."""
+    span.set_attribute(CLIENT_DISCONNECTED, True)
+
+
+@contextmanager
+def aws_call_span(service: str, operation: str, table_names: Sequence[str] = ()) -> Iterator[Span]:
+    """A CLIENT span around one AWS API call, with the conventions the awsxray exporter maps to a
+    typed node (FR-067): `rpc.*` always, plus `db.system="dynamodb"` and the table names for
+    DynamoDB. A failing call is recorded bounded (FR-058) and re-raised.
+
+    Example:
+        >>> with aws_call_span("DynamoDB", "Query", [table_name]) as span:          # doctest: +SKIP
+        ...     response = table.query(...)
+        >>> with aws_call_span("CloudWatch", "PutMetricData"):                       # doctest: +SKIP
+        ...     cloudwatch.put_metric_data(...)
+    """
+    attributes: dict[str, str | Sequence[str]] = {
+        "rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation,
+    }
+    if service == "DynamoDB":
+        attributes.update({"db.system": "dynamodb", "db.operation": operation,
+                           "aws.dynamodb.table_names": list(table_names)})
+    with stream_tracer().start_as_current_span(
+        f"{service}.{operation}", kind=SpanKind.CLIENT, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except Exception as error:  # recorded bounded, then re-raised: the caller decides
+            record_bounded_exception(span, error)
+            raise

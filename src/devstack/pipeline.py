@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from devstack.aws import REGION, MotoServer
+from devstack.collector_config import load_indexed_attributes
 from devstack.otlp_receiver import OtlpReceiver
 from devstack.sink import SegmentSink
 from devstack.trace_reader import TraceTree, read_traces
@@ -33,7 +34,7 @@ class TracePipeline:
     def __init__(
         self,
         record_path: Path | None = None,
-        indexed_attributes: frozenset[str] = frozenset(),
+        indexed_attributes: frozenset[str] | None = None,
         daemon_port: int = 0,
         receiver_port: int = 0,
         moto: MotoServer | None = None,
@@ -41,7 +42,8 @@ class TracePipeline:
         self._owns_moto = moto is None
         self.moto = moto or MotoServer()
         self._record_path = record_path
-        self._indexed_attributes = indexed_attributes
+        # By default the receiver indexes what the SSE image's collector config indexes.
+        self._indexed_attributes = load_indexed_attributes() if indexed_attributes is None else indexed_attributes
         self._daemon_port = daemon_port
         self._receiver_port = receiver_port
 

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from lib.tracing.annotations import AnnotationValue, validate_annotations
 from lib.tracing.bounds import MAX_STACK_FRAMES, bound_attribute
@@ -258,6 +259,33 @@ def mark_client_disconnected(span: Span) -> None:
 
 
 @contextmanager
+def bounded_span(
+    name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, AttributeValue] | None = None
+) -> Iterator[Span]:
+    """A current span whose failures are recorded bounded (FR-058) and re-raised.
+
+    A `BrokenPipeError` (the client went away while the runtime wrote) is not a failure: it marks
+    the span `client.disconnected=true` (FR-085), here and on every enclosing bounded span.
+    Use it around each step of a generator, never as a decorator on one (FR-031).
+
+    Example:
+        >>> with bounded_span("sse.poll") as span:                  # doctest: +SKIP
+        ...     set_annotations(span, {"item_count": 3})
+    """
+    with stream_tracer().start_as_current_span(
+        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except BrokenPipeError:
+            mark_client_disconnected(span)
+            raise
+        except Exception as error:  # recorded bounded, then re-raised: the caller decides
+            record_bounded_exception(span, error)
+            raise
+
+
+@contextmanager
 def aws_call_span(service: str, operation: str, table_names: Sequence[str] = ()) -> Iterator[Span]:
     """A CLIENT span around one AWS API call, with the conventions the awsxray exporter maps to a
     typed node (FR-067): `rpc.*` always, plus `db.system="dynamodb"` and the table names for
@@ -269,18 +297,11 @@ def aws_call_span(service: str, operation: str, table_names: Sequence[str] = ())
         >>> with aws_call_span("CloudWatch", "PutMetricData"):                       # doctest: +SKIP
         ...     cloudwatch.put_metric_data(...)
     """
-    attributes: dict[str, str | Sequence[str]] = {
+    attributes: dict[str, AttributeValue] = {
         "rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation,
     }
     if service == "DynamoDB":
         attributes.update({"db.system": "dynamodb", "db.operation": operation,
                            "aws.dynamodb.table_names": list(table_names)})
-    with stream_tracer().start_as_current_span(
-        f"{service}.{operation}", kind=SpanKind.CLIENT, attributes=attributes,
-        record_exception=False, set_status_on_exception=False,
-    ) as span:
-        try:
-            yield span
-        except Exception as error:  # recorded bounded, then re-raised: the caller decides
-            record_bounded_exception(span, error)
-            raise
+    with bounded_span(f"{service}.{operation}", SpanKind.CLIENT, attributes) as span:
+        yield span

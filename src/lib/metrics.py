@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 APP_NAMESPACE = "SentimentAnalyzer"
 CANARY_NAMESPACE = "SentimentAnalyzer/Canary"
 DIMENSION_NAME = "FunctionName"
+MAX_DATA_PER_CALL = 1000  # PutMetricData's limit
 
 
 class Metric(StrEnum):
@@ -74,3 +76,14 @@ def metric_datum(name: str, value: float, unit: str = "Count") -> MetricDatumTyp
 def put_metric(metric: Metric, value: float, unit: str = "Count") -> None:
     """Publish one application datum now (failures raise: FR-018)."""
     cloudwatch_client().put_metric_data(Namespace=APP_NAMESPACE, MetricData=[metric_datum(metric, value, unit)])
+
+
+def put_metrics(data: Sequence[MetricDatumTypeDef]) -> None:
+    """Publish several data (built with `metric_datum`) in as few calls as the API allows.
+
+    Example:
+        >>> put_metrics([metric_datum(Metric.POLL_DURATION_MS, 12.5, "Milliseconds")])  # doctest: +SKIP
+    """
+    for start in range(0, len(data), MAX_DATA_PER_CALL):
+        cloudwatch_client().put_metric_data(
+            Namespace=APP_NAMESPACE, MetricData=list(data[start:start + MAX_DATA_PER_CALL]))

@@ -1,4 +1,5 @@
-"""Powertools Tracer and Logger for the five batch Lambdas, and the silent-failure helper.
+"""Powertools Tracer and Logger for the five batch Lambdas, the silent-failure helper, and the
+subsegment for outbound HTTP calls the Tracer does not patch (`http_call_subsegment`).
 
 Every X-Ray SDK touch of the project lives here (the SDK enters maintenance in 2026), so a move
 to OTel later is this module's change alone.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -202,14 +204,21 @@ def classify_failure(error: BaseException) -> FailureKind:
     return "fault"
 
 
-def mark_failure(subsegment: Any, error: Exception) -> None:
-    """Record a handled exception on a subsegment: flag by taxonomy, bounded cause (FR-005, FR-058)."""
+def mark_failure(subsegment: Any, error: Exception, kind: FailureKind | None = None) -> None:
+    """Record a handled exception on a subsegment: flag by taxonomy, bounded cause (FR-005, FR-058).
+
+    `kind` overrides the taxonomy `classify_failure` derives from the error (an HTTP status the
+    caller knows, for instance)."""
     stack = traceback.extract_tb(error.__traceback__, limit=MAX_STACK_FRAMES)
     # Built here rather than with add_exception(): when the failing AWS call's own subsegment already
     # recorded this exception, the SDK would store only a reference to it; the failure path's
     # subsegment must carry type and message itself (FR-005). The emitter bounds the message.
     subsegment.cause = {"working_directory": os.getcwd(), "exceptions": [Throwable(error, stack)]}
-    kind = classify_failure(error)
+    _flag_failure(subsegment, kind or classify_failure(error))
+    subsegment.put_metadata("error_message", truncate_message(str(error)), "failure")
+
+
+def _flag_failure(subsegment: Any, kind: FailureKind) -> None:
     if kind == "fault":
         subsegment.add_fault_flag()
     else:
@@ -217,7 +226,6 @@ def mark_failure(subsegment: Any, error: Exception) -> None:
         if kind == "throttle":
             subsegment.add_throttle_flag()
     subsegment.put_annotation("failure_kind", kind)
-    subsegment.put_metadata("error_message", truncate_message(str(error)), "failure")
 
 
 def mark_handled_failure(tracer: Tracer, error: Exception) -> None:
@@ -242,6 +250,66 @@ def mark_handled_failure(tracer: Tracer, error: Exception) -> None:
     if subsegment is None:
         raise RuntimeError("mark_handled_failure needs an open subsegment (call it inside capture_method)")
     mark_failure(subsegment, error)
+
+
+def http_failure_kind(status: int | None) -> FailureKind:
+    """X-Ray's taxonomy for an HTTP answer: 429 throttle, other 4xx error, 5xx or no answer fault.
+
+    Example:
+        >>> [http_failure_kind(s) for s in (429, 400, 503, None)]
+        ['throttle', 'error', 'fault', 'fault']
+    """
+    if status == 429:
+        return "throttle"
+    if status is not None and 400 <= status < 500:
+        return "error"
+    return "fault"
+
+
+@dataclass
+class HttpCall:
+    """What the caller learned from one outbound HTTP call: set `status` as soon as the answer is known."""
+
+    status: int | None = None
+
+
+@contextmanager
+def http_call_subsegment(tracer: Tracer, name: str, *, method: str, url: str) -> Iterator[HttpCall]:
+    """One outbound HTTP call the Tracer does not patch (urllib / python-http-client, e.g. SendGrid:
+    FR-028) as its own `remote` subsegment: method, URL, response status, `duration_ms`, and when
+    it fails the flag of its status (`http_failure_kind`) with a bounded cause (FR-005, FR-058).
+
+    Pass the URL without query string or credentials: it is stored as given. Headers and bodies
+    are never recorded (API keys, recipient addresses: SC-011). Set `call.status` before raising
+    for a non-2xx answer; the exception propagates unchanged (FR-018).
+
+    Example:
+        >>> url = f"{host}/v3/mail/send"                                                   # doctest: +SKIP
+        >>> with http_call_subsegment(tracer, "SendGrid", method="POST", url=url) as call:  # doctest: +SKIP
+        ...     call.status = client.mail.send.post(request_body=mail).status_code
+    """
+    call = HttpCall()
+    failure: Exception | None = None
+    started = time.monotonic()
+    with tracer.provider.in_subsegment(name=name) as entity:
+        subsegment: Any = entity  # the SDK's Subsegment (Powertools types it as its BaseSegment)
+        subsegment.namespace = "remote"
+        subsegment.put_http_meta("method", method)
+        subsegment.put_http_meta("url", truncate_message(url))
+        try:
+            yield call
+        except Exception as error:  # recorded below with the status' taxonomy, then re-raised unchanged
+            failure = error
+        subsegment.put_annotation("duration_ms", round((time.monotonic() - started) * 1000, 1))
+        if call.status is not None:
+            subsegment.put_http_meta("status", call.status)
+        if failure is not None:
+            mark_failure(subsegment, failure, http_failure_kind(call.status))
+        elif call.status is not None and call.status >= 400:
+            _flag_failure(subsegment, http_failure_kind(call.status))
+    if failure is not None:
+        # Raised outside the subsegment: inside, the SDK would add its own fault flag and cause.
+        raise failure
 
 
 @contextmanager

@@ -127,8 +127,12 @@ def document_problems(tree: TraceTree) -> list[str]:
 
 
 
-def render(tree: TraceTree) -> str:
-    """service → segment → subsegment, with durations, faults and annotations."""
+def render(tree: TraceTree, max_siblings: int | None = None) -> str:
+    """service → segment → subsegment, with durations, faults and annotations.
+
+    `max_siblings`: show at most that many siblings of one name (an SNS fan-out of 40 messages
+    shows the first ones and "… 38 more"); a sibling with a fault or error is always shown.
+    """
     lines = [f"trace {tree.trace_id}"]
 
     def visit(node: Node, depth: int) -> None:
@@ -144,8 +148,18 @@ def render(tree: TraceTree) -> str:
         if shown:
             line += f"  {{{shown}}}"
         lines.append(line)
+        shown_by_name: dict[str, int] = {}
+        hidden_by_name: dict[str, int] = {}
         for child in sorted(node.children, key=lambda n: float(n.document.get("start_time", 0))):
+            name = str(child.document.get("name"))
+            flagged = any(child_node.document.get(f) for child_node in child.walk() for f in ("fault", "error"))
+            if max_siblings is not None and shown_by_name.get(name, 0) >= max_siblings and not flagged:
+                hidden_by_name[name] = hidden_by_name.get(name, 0) + 1
+                continue
+            shown_by_name[name] = shown_by_name.get(name, 0) + 1
             visit(child, depth + 1)
+        for name, hidden in hidden_by_name.items():
+            lines.append(f"{'  ' * (depth + 1)}- … {hidden} more {name}")
 
     for root in tree.roots:
         visit(root, 1)

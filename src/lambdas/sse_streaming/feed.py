@@ -1,0 +1,206 @@
+"""Newly analysed items, read from the news table's `status-index`, shared by an environment's streams.
+
+Every stream asks "what is after my cursor?" each poll cycle. One DynamoDB query per cycle serves
+all the environment's streams: the answer is kept in a bounded window of recent items (the
+cache of FR-007) that is complete between `floor` and `horizon`:
+
+- `cold_start`: the window is empty; query from the asking stream's cursor.
+- `ttl_expired`: the window is older than its TTL; query from its horizon onwards (one query,
+  whoever asks first; the others then hit).
+- `behind_window`: the cursor is below the window's floor (a resume from long ago, or items
+  evicted); query for that stream alone, without touching the window.
+- `fresh`: a hit.
+
+Reads stop `index_settle_s` short of now (see settings), so an item the index shows late is not
+skipped. Items are ordered by `(status_changed_at, item_id)`; a query cut by its limit never cuts
+through one timestamp (items of one millisecond come back in hash order).
+
+Example:
+    >>> cursor = Position("2026-11-25T08:00:00.000Z", "")
+    >>> read = FEED.read("news", cursor, "2026-11-25T08:00:01.500Z", 1.0)             # doctest: +SKIP
+    >>> read.cache_hit, read.trigger, [item.item_id for item in read.items]       # doctest: +SKIP
+    (False, 'cold_start', ['9f...'])
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from lambdas.sse_streaming.events import AFTER_ALL, Position
+from lib.news.model import ItemStatus
+from lib.news.store import dynamodb
+from lib.tracing.otel import aws_call_span, set_annotations
+
+CACHE_MAX_ENTRIES = 1000
+QUERY_PAGE_SIZE = 200
+STATUS_INDEX = "status-index"
+
+
+class MalformedItemError(ValueError):
+    """An `analyzed` row of the news table lacks what a `sentiment_update` carries."""
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    position: Position
+    ticker: str
+    headline: str
+    label: str
+    score: float
+    published_at: str
+    analyzed_at: str
+
+    @property
+    def item_id(self) -> str:
+        return self.position.item
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> FeedItem:
+        try:
+            score = row["sentiment_score"]
+            return cls(
+                position=Position(str(row["status_changed_at"]), str(row["item_id"])),
+                ticker=str(row["ticker"]), headline=str(row["headline"]), label=str(row["sentiment_label"]),
+                score=float(score) if isinstance(score, Decimal | int | float) else float(str(score)),
+                published_at=str(row["published_at"]), analyzed_at=str(row["analyzed_at"]),
+            )
+        except (KeyError, ValueError) as error:
+            raise MalformedItemError(
+                f"analysed item {str(row.get('item_id'))[:40]!r} lacks a field: {error}") from error
+
+    def event_data(self) -> dict[str, Any]:
+        """The `sentiment_update` data of specs/contracts.md, in its order."""
+        return {"item_id": self.item_id, "ticker": self.ticker, "headline": self.headline, "label": self.label,
+                "score": self.score, "published_at": self.published_at, "analyzed_at": self.analyzed_at}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    items: list[FeedItem]  # after the query's start, ordered
+    horizon: Position      # everything up to here was read
+    duration_ms: float
+
+
+def _query_pages(table_name: str, condition: Any, limit: int | None) -> tuple[list[dict[str, Any]], bool]:
+    """Rows of one key condition, oldest first; (rows, more_left)."""
+    table = dynamodb().Table(table_name)
+    rows: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"IndexName": STATUS_INDEX, "KeyConditionExpression": condition,
+                              "ScanIndexForward": True}
+    with aws_call_span("DynamoDB", "Query", [table_name]) as span:
+        while True:
+            page = QUERY_PAGE_SIZE if limit is None else min(QUERY_PAGE_SIZE, limit - len(rows))
+            response = table.query(**kwargs, Limit=page)
+            rows.extend(response["Items"])
+            more = "LastEvaluatedKey" in response
+            if not more or (limit is not None and len(rows) >= limit):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        set_annotations(span, {"item_count": len(rows)})
+    return rows, more
+
+
+def query_analysed(table_name: str, after: Position, until_ts: str, limit: int) -> QueryResult:
+    """Analysed items with `after < position <= (until_ts, ~)`, at most about `limit` of them."""
+    started = time.monotonic()
+    if after.ts > until_ts:
+        return QueryResult([], after, 0.0)
+    status = Key("status").eq(str(ItemStatus.ANALYZED))
+    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(after.ts, until_ts), limit)
+    horizon = Position(until_ts, AFTER_ALL)
+    if more and rows:
+        # Cut at a timestamp boundary: the last instant is read whole, by its own query.
+        last_ts = max(str(row["status_changed_at"]) for row in rows)
+        group, _ = _query_pages(table_name, status & Key("status_changed_at").eq(last_ts), None)
+        rows = [row for row in rows if str(row["status_changed_at"]) < last_ts] + group
+        horizon = Position(last_ts, AFTER_ALL)
+    items = sorted((FeedItem.from_row(row) for row in rows), key=lambda item: item.position)
+    items = [item for item in items if item.position > after]
+    return QueryResult(items, max(horizon, after), (time.monotonic() - started) * 1000)
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    items: list[FeedItem]  # after the asking cursor, ordered
+    horizon: Position
+    cache_hit: bool
+    trigger: str
+    query: QueryResult | None
+    cache_hit_rate: float
+    cache_entry_count: int
+    cache_max_entries: int
+
+
+Query = Callable[[str, Position, str, int], QueryResult]
+
+
+class AnalysedFeed:
+    """The environment's window of recent analysed items (thread-safe; one query at a time)."""
+
+    def __init__(self, max_entries: int = CACHE_MAX_ENTRIES, query: Query = query_analysed,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_entries = max_entries
+        self._query = query
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: list[FeedItem] = []
+        self._positions: list[Position] = []
+        self._floor: Position | None = None
+        self._horizon: Position | None = None
+        self._refreshed_at = 0.0
+        self.lookups = 0
+        self.hits = 0
+
+    def read(self, table_name: str, cursor: Position, until_ts: str, ttl_s: float) -> FeedRead:
+        with self._lock:
+            self.lookups += 1
+            result: QueryResult | None = None
+            if self._horizon is None or self._floor is None:
+                trigger = "cold_start"
+            elif cursor < self._floor:
+                trigger = "behind_window"
+            elif self._clock() - self._refreshed_at >= ttl_s:
+                trigger = "ttl_expired"
+            else:
+                trigger = "fresh"
+                self.hits += 1
+            if trigger == "behind_window":
+                result = self._query(table_name, cursor, until_ts, self.max_entries)
+                return self._answer(result.items, result.horizon, trigger, result)
+            if trigger == "cold_start":
+                result = self._query(table_name, cursor, until_ts, self.max_entries)
+                self._floor, self._horizon = cursor, result.horizon
+                self._store(result.items)
+            elif trigger == "ttl_expired":
+                assert self._horizon is not None
+                result = self._query(table_name, self._horizon, until_ts, self.max_entries)
+                self._horizon = result.horizon
+                self._store(self._entries + result.items)
+            if result is not None:
+                self._refreshed_at = self._clock()
+            assert self._horizon is not None
+            start = bisect.bisect_right(self._positions, cursor)
+            return self._answer(self._entries[start:], self._horizon, trigger, result)
+
+    def _store(self, entries: list[FeedItem]) -> None:
+        dropped = len(entries) - self.max_entries
+        if dropped > 0:
+            self._floor = entries[dropped - 1].position
+            entries = entries[dropped:]
+        self._entries = entries
+        self._positions = [item.position for item in entries]
+
+    def _answer(self, items: list[FeedItem], horizon: Position, trigger: str, result: QueryResult | None) -> FeedRead:
+        return FeedRead(items, horizon, trigger == "fresh", trigger, result,
+                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries)
+
+
+FEED = AnalysedFeed()

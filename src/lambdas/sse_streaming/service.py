@@ -1,0 +1,148 @@
+"""The handler phase: route the request, authorise a config stream, acquire a connection slot.
+
+Traced by the Powertools Tracer without patching (FR-060: the stream's AWS calls are OTel spans,
+and a patched botocore would record them twice). What follows the handler is `stream.py`.
+
+- `GET /api/v2/stream`: every newly analysed item;
+- `GET /api/v2/configurations/{alert_id}/stream`: the items of the alert's ticker, for the holder
+  of the alert's stream token (`Authorization: Bearer <token>`, checked against
+  `stream_token_sha256`; 401 without or with a wrong token, 404 for an unknown alert);
+- `GET /api/v2/stream/status`: `{"connections", "limit", "poll_interval_s"}` of this environment.
+
+Over SSE_MAX_CONNECTIONS: 503 with `Retry-After` and one `ConnectionAcquireFailures` datum.
+
+Example:
+    >>> response = open_stream(function_url_event("GET", "/api/v2/stream"), context)   # doctest: +SKIP
+    >>> response.status_code, response.headers["content-type"]                          # doctest: +SKIP
+    (200, 'text/event-stream; charset=utf-8')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import threading
+import time
+from typing import Any
+
+from lambdas.sse_streaming.connections import ConnectionLimitError, ConnectionRegistry, Lease
+from lambdas.sse_streaming.events import BEFORE_ALL, Position
+from lambdas.sse_streaming.request import (
+    NotFoundError,
+    RequestError,
+    StreamRequest,
+    UnauthorizedError,
+    parse_request,
+)
+from lambdas.sse_streaming.response import StreamingResponse, json_response
+from lambdas.sse_streaming.settings import SseSettings
+from lambdas.sse_streaming.stream import StreamPlan, stream_events
+from lib.metrics import Metric, put_metric
+from lib.news.model import iso_ms
+from lib.news.store import dynamodb
+from lib.tracing.header import current_trace_id
+from lib.tracing.otel import extract_invocation_parent
+from lib.tracing.powertools import annotate, lambda_tracer
+
+tracer = lambda_tracer(auto_patch=False)  # FR-060
+
+ALERT_PK = "alert"
+RETRY_AFTER_S = 5  # a full environment: try again soon (the retry usually lands on another one)
+CONNECTIONS = ConnectionRegistry()
+
+_cold_start = True
+_cold_start_lock = threading.Lock()
+
+
+def _take_cold_start() -> bool:
+    """True for the execution environment's first invocation only."""
+    global _cold_start
+    with _cold_start_lock:
+        cold, _cold_start = _cold_start, False
+        return cold
+
+
+@tracer.capture_method
+def authorize(settings: SseSettings, alert_id: str, token: str) -> str | RequestError:
+    """The alert's ticker when `token` is its stream token, else the refusal to answer with."""
+    row = dynamodb().Table(settings.config_table).get_item(Key={"pk": ALERT_PK, "sk": alert_id}).get("Item")
+    if row is None:
+        annotate(tracer, auth_outcome="unknown_alert")
+        return NotFoundError("no such alert configuration")
+    expected = row.get("stream_token_sha256")
+    offered = hashlib.sha256(token.encode()).hexdigest()
+    if not isinstance(expected, str) or not hmac.compare_digest(offered, expected):
+        annotate(tracer, auth_outcome="wrong_token")
+        return UnauthorizedError("the token does not open this alert's stream")
+    annotate(tracer, auth_outcome="ok")
+    return str(row["ticker"])
+
+
+@tracer.capture_method
+def acquire(settings: SseSettings, connection_id: str) -> Lease:
+    """A connection slot of this environment (FR-008); ConnectionLimitError when it is full."""
+    try:
+        lease = CONNECTIONS.acquire(connection_id, settings.max_connections)
+    except ConnectionLimitError as error:  # counted (100 %, whatever the sampling), then re-raised
+        annotate(tracer, connection_id=connection_id, current_count=error.current_count,
+                 max_connections=error.max_connections)
+        put_metric(Metric.CONNECTION_ACQUIRE_FAILURES, 1)
+        raise
+    annotate(tracer, connection_id=connection_id, current_count=lease.current_count,
+             max_connections=lease.max_connections)
+    return lease
+
+
+def _trace_headers() -> dict[str, str]:
+    root = current_trace_id()
+    return {"x-amzn-trace-id": f"Root={root}"} if root else {}
+
+
+def _refusal(error: RequestError) -> StreamingResponse:
+    return json_response(error.status, {"error": error.code, "message": error.message},
+                         {**error.headers, **_trace_headers()})
+
+
+def _annotate_request(request: StreamRequest) -> None:
+    session = request.session
+    values = {"route": request.route, "session_id": session.session_id,
+              "previous_trace_id": session.previous_trace_id, "connection_sequence": session.connection_sequence}
+    annotate(tracer, **{key: value for key, value in values.items() if value is not None})
+
+
+def open_stream(event: Any, context: Any) -> StreamingResponse:
+    """The response to one Function URL request: a refusal, the status JSON, or a live stream."""
+    settings = SseSettings.from_env()
+    is_cold_start = _take_cold_start()
+    try:
+        request = parse_request(event)
+    except RequestError as error:
+        return _refusal(error)
+    _annotate_request(request)
+    if request.route == "status":
+        return json_response(200, {"connections": CONNECTIONS.count, "limit": settings.max_connections,
+                                   "poll_interval_s": settings.poll_interval_s}, _trace_headers())
+    ticker = None
+    if request.route == "config":
+        assert request.alert_id is not None and request.bearer_token is not None
+        outcome = authorize(settings, request.alert_id, request.bearer_token)
+        if isinstance(outcome, RequestError):
+            return _refusal(outcome)
+        ticker = outcome
+    try:
+        lease = acquire(settings, context.aws_request_id)
+    except ConnectionLimitError as error:
+        return json_response(503, {"error": "too_many_connections", "message": str(error)},
+                             {"retry-after": str(RETRY_AFTER_S), **_trace_headers()})
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.index_settle_s)
+    plan = StreamPlan(
+        settings=settings, request=request, lease=lease, connections=CONNECTIONS,
+        parent=extract_invocation_parent(),  # now, while _X_AMZN_TRACE_ID is this invocation's (FR-059)
+        deadline_monotonic=deadline, cursor=request.last_event_id or Position(iso_ms(start), BEFORE_ALL),
+        is_cold_start=is_cold_start, ticker=ticker,
+    )
+    headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
+               "x-sse-resume-supported": "true", **_trace_headers()}
+    return StreamingResponse(200, headers, stream_events(plan), on_close=lease.release)

@@ -1,0 +1,62 @@
+"""The SSE function's settings, read from the environment the stack map gives it (stack.json).
+
+Example:
+    >>> settings = SseSettings.from_env({"NEWS_TABLE": "news", "CONFIG_TABLE": "config"})
+    >>> settings.poll_interval_s, settings.max_connections
+    (2.0, 100)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is not what the stack map promises."""
+
+
+def _number(env: Mapping[str, str], name: str, default: str, minimum: float) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from error
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class SseSettings:
+    news_table: str
+    config_table: str
+    poll_interval_s: float
+    heartbeat_interval_s: float
+    max_connections: int
+    # The stream ends with a `deadline` event this long before the invocation deadline: room for
+    # the final flush (bounded by the exporter timeout) and the end of the response.
+    deadline_margin_s: float
+    # Only items whose status changed at least this long ago are read, so an item the index shows
+    # late (GSI propagation) is never skipped by a cursor that already passed its timestamp.
+    index_settle_s: float
+    # The browser's reconnect delay after a graceful close (FR-088/089).
+    retry_ms: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SseSettings:
+        env = os.environ if env is None else env
+        missing = [name for name in ("NEWS_TABLE", "CONFIG_TABLE") if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing environment: {', '.join(missing)}")
+        return cls(
+            news_table=env["NEWS_TABLE"],
+            config_table=env["CONFIG_TABLE"],
+            poll_interval_s=_number(env, "SSE_POLL_INTERVAL_S", "2", 0.05),
+            heartbeat_interval_s=_number(env, "SSE_HEARTBEAT_INTERVAL_S", "15", 0.05),
+            max_connections=int(_number(env, "SSE_MAX_CONNECTIONS", "100", 1)),
+            deadline_margin_s=_number(env, "SSE_DEADLINE_MARGIN_S", "5", 0.1),
+            index_settle_s=_number(env, "SSE_INDEX_SETTLE_MS", "500", 0) / 1000,
+            retry_ms=int(_number(env, "SSE_RETRY_MS", "1000", 0)),
+        )

@@ -1,0 +1,215 @@
+"""The stream phase: runs after the handler returned, as the runtime pulls the body (FR-001).
+
+The X-Ray SDK cannot follow here (FR-026/027), so every step is an OTel span under the
+invocation's context, extracted in the handler phase (FR-059): the stream span
+(`sse.global_stream` / `sse.config_stream`), one `sse.poll` per cycle (with its DynamoDB query on
+a cache miss), one `sse.dispatch` per event, the CloudWatch `PutMetricData` of the cycle and
+`sse.connection.release`. The body is a plain generator, traced step by step, never wrapped in a
+decorator (FR-031). Spans are flushed after every poll cycle and, bounded, in the generator's
+`finally` whatever ended the stream (FR-055).
+
+A client that goes away surfaces as the `BrokenPipeError` the runtime throws into the generator
+at its current `yield`: the spans get `client.disconnected=true` (FR-085) and the stream ends.
+
+Example:
+    >>> body = stream_events(plan)              # doctest: +SKIP
+    >>> next(body)                              # doctest: +SKIP
+    b'retry: 1000\\nid: 2026-11-25T08:00:00.123Z//000001\\nevent: heartbeat\\ndata: {...}\\n\\n'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import Context
+
+from lambdas.sse_streaming.connections import ConnectionRegistry, Lease
+from lambdas.sse_streaming.events import Position, frame
+from lambdas.sse_streaming.feed import FEED, FeedItem
+from lambdas.sse_streaming.request import StreamRequest
+from lambdas.sse_streaming.settings import SseSettings
+from lib.metrics import Metric, metric_datum, put_metrics
+from lib.news.model import iso_ms, parse_iso
+from lib.tracing.annotations import AnnotationValue
+from lib.tracing.otel import (
+    MAX_EVENTS_PER_POLL,
+    aws_call_span,
+    bounded_span,
+    flush,
+    invocation_context,
+    mark_client_disconnected,
+    set_annotations,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
+
+LABELS = ("positive", "neutral", "negative")
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """Everything the handler phase decided for one stream."""
+
+    settings: SseSettings
+    request: StreamRequest
+    lease: Lease
+    connections: ConnectionRegistry
+    parent: Context
+    deadline_monotonic: float
+    cursor: Position
+    is_cold_start: bool
+    ticker: str | None = None  # a config stream carries its alert's ticker only
+
+    @property
+    def stream_type(self) -> str:
+        return "config" if self.request.route == "config" else "global"
+
+    def annotations(self) -> dict[str, AnnotationValue]:
+        session = self.request.session
+        values: dict[str, AnnotationValue | None] = {
+            "stream_type": self.stream_type, "connection_id": self.lease.connection_id,
+            "current_count": self.lease.current_count, "max_connections": self.lease.max_connections,
+            "is_cold_start": self.is_cold_start, "resumed": self.request.last_event_id is not None,
+            "session_id": session.session_id, "previous_trace_id": session.previous_trace_id,
+            "connection_sequence": session.connection_sequence,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Stream:
+    def __init__(self, plan: StreamPlan):
+        self.plan = plan
+        self.settings = plan.settings
+        self.cursor = plan.cursor
+        self.sequence = 0
+        self.events_sent = 0
+        self.counts: Counter[str] = Counter({label: 0 for label in LABELS})
+        self.samples: list[MetricDatumTypeDef] = []
+
+    def run(self) -> Iterator[bytes]:
+        settings = self.settings
+        end_at = self.plan.deadline_monotonic - settings.deadline_margin_s
+        yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())}, retry_ms=settings.retry_ms)  # FR-088
+        next_poll = time.monotonic()
+        next_heartbeat = next_poll + settings.heartbeat_interval_s
+        while True:
+            now = time.monotonic()
+            if now >= end_at:
+                break
+            if now >= next_poll:
+                delivered = self._poll()
+                for item in delivered:
+                    yield from self._dispatch_item(item)
+                if delivered:
+                    yield from self._metrics_event()
+                self._publish_metrics()
+                flush()  # proactive, each cycle (FR-055, FR-074/075): little is left for the freeze
+                next_poll = max(next_poll + settings.poll_interval_s, time.monotonic())
+            if time.monotonic() >= next_heartbeat:
+                yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())})
+                yield from self._metrics_event()
+                next_heartbeat += settings.heartbeat_interval_s
+            time.sleep(max(0.0, min(next_poll, next_heartbeat, end_at) - time.monotonic()))
+        yield from self._control("deadline", {"reconnect_after_ms": settings.retry_ms})
+
+    def _poll(self) -> list[FeedItem]:
+        settings = self.settings
+        with bounded_span("sse.poll") as span:
+            started = time.monotonic()
+            until = iso_ms(_utc_now() - dt.timedelta(seconds=settings.index_settle_s))
+            read = FEED.read(settings.news_table, self.cursor, until, ttl_s=settings.poll_interval_s / 2)
+            delivered: list[FeedItem] = []
+            cursor = self.cursor
+            for item in read.items:
+                cursor = item.position
+                if self.plan.ticker is None or item.ticker == self.plan.ticker:
+                    delivered.append(item)
+                    if len(delivered) == MAX_EVENTS_PER_POLL:
+                        break
+            else:
+                cursor = max(cursor, read.horizon)
+            self.cursor = cursor
+            duration_ms = round((time.monotonic() - started) * 1000, 3)
+            labels = Counter(item.label for item in delivered)
+            set_annotations(span, {
+                "cache_hit": read.cache_hit, "trigger": read.trigger, "cache_hit_rate": read.cache_hit_rate,
+                "cache_entry_count": read.cache_entry_count, "cache_max_entries": read.cache_max_entries,
+                "is_cold_start": self.plan.is_cold_start, "item_count": len(read.items),
+                "changed_count": len(delivered), "poll_duration_ms": duration_ms,
+                # the dominant label of what this poll delivered
+                "sentiment_type": labels.most_common(1)[0][0] if labels else "none",
+            })
+        if read.query is not None:  # PollDurationMs measures DynamoDB, not cache hits
+            self.samples.append(metric_datum(Metric.POLL_DURATION_MS, read.query.duration_ms, "Milliseconds"))
+        return delivered
+
+    def _dispatch(self, event_type: str, payload: bytes, annotations: dict[str, AnnotationValue]) -> Iterator[bytes]:
+        with bounded_span("sse.dispatch") as span:
+            set_annotations(span, {"event_type": event_type, "connection_count": self.plan.connections.count,
+                                   "is_cold_start": self.plan.is_cold_start, **annotations})
+            yield payload
+            self.events_sent += 1
+
+    def _control(self, event_type: str, data: dict[str, Any], retry_ms: int | None = None) -> Iterator[bytes]:
+        self.sequence += 1
+        yield from self._dispatch(event_type, frame(event_type, data, self.cursor.event_id(self.sequence), retry_ms),
+                                  {})
+
+    def _metrics_event(self) -> Iterator[bytes]:
+        yield from self._control("metrics", {"counts": dict(self.counts),
+                                             "connections": self.plan.connections.count})
+
+    def _dispatch_item(self, item: FeedItem) -> Iterator[bytes]:
+        latency_ms = round((_utc_now() - parse_iso(item.analyzed_at)).total_seconds() * 1000, 3)
+        skewed = latency_ms < 0  # the analysing function's clock is ahead of ours
+        if not skewed:
+            self.samples.append(metric_datum(Metric.EVENT_LATENCY_MS, latency_ms, "Milliseconds"))
+        self.counts[item.label] += 1
+        payload = frame("sentiment_update", item.event_data(), item.position.item_event_id())
+        yield from self._dispatch("sentiment_update", payload, {"latency_ms": latency_ms, "is_clock_skew": skewed})
+
+    def _publish_metrics(self) -> None:
+        if not self.samples:
+            return
+        with aws_call_span("CloudWatch", "PutMetricData"):
+            put_metrics(self.samples)
+        self.samples = []
+
+
+def stream_events(plan: StreamPlan) -> Iterator[bytes]:
+    """The SSE body of one stream. Its `finally` releases the connection and flushes (FR-055)."""
+    stream = _Stream(plan)
+    end_reason = "closed"  # the runtime closed the body early (GeneratorExit)
+    try:
+        with invocation_context(parent=plan.parent, deadline_monotonic=plan.deadline_monotonic), \
+                bounded_span(f"sse.{plan.stream_type}_stream") as span:
+            set_annotations(span, plan.annotations())
+            try:
+                yield from stream.run()
+                end_reason = "deadline"
+            except BrokenPipeError:  # the client went away: the dispatch span is marked already (FR-085)
+                end_reason = "client_disconnected"
+                mark_client_disconnected(span)
+            except Exception:  # recorded bounded by the stream span, then reported by the runtime
+                end_reason = "error"
+                raise
+            finally:
+                with bounded_span("sse.connection.release") as release:
+                    remaining = plan.lease.release()
+                    set_annotations(release, {"connection_id": plan.lease.connection_id,
+                                              "current_count": remaining,
+                                              "max_connections": plan.lease.max_connections})
+                set_annotations(span, {"end_reason": end_reason, "events_sent": stream.events_sent})
+    finally:
+        plan.lease.release()
+        flush()

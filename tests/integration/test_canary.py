@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -126,16 +127,6 @@ def samples(namespace: str, metric: str, function: str) -> int:
     return int(sum(point["SampleCount"] for point in points))
 
 
-def latest_value(metric: str) -> float:
-    """The value of the canary's latest datum of `metric` (one per run: Maximum of the newest minute)."""
-    now = dt.datetime.now(dt.UTC)
-    points = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace=CANARY_NAMESPACE, MetricName=metric, Dimensions=[{"Name": "FunctionName", "Value": canary_name()}],
-        StartTime=now - dt.timedelta(seconds=5), EndTime=now + dt.timedelta(seconds=5), Period=1,
-        Statistics=["Minimum"])["Datapoints"]
-    return float(max(points, key=lambda point: point["Timestamp"])["Minimum"])
-
-
 # ---------------------------------------------------------------- the harness
 
 
@@ -151,14 +142,17 @@ class CanaryHarness:
     resources: Resources
     env: dict[str, str]
     queue_url: str
-    results: list[dict[str, Any]] = field(default_factory=list)
+    published: list[dict[str, float]] = field(default_factory=list)
 
     def run(self, upstream: TraceHeader | None = None, function: Any = None, **overrides: str
             ) -> tuple[dict[str, Any], Invocation]:
+        """One invocation; `published[-1]` is what it sent to CloudWatch, by metric name."""
         env = {**self.env, **FAST, **overrides}
-        result, invocation = invoke_in_process(function or load_stack().function("canary"), SCHEDULED_EVENT, env,
-                                               self.pipeline.daemon.address, upstream)
-        self.results.append(result)
+        with calls(clients.cloudwatch(), "PutMetricData") as sent:
+            result, invocation = invoke_in_process(function or load_stack().function("canary"), SCHEDULED_EVENT,
+                                                   env, self.pipeline.daemon.address, upstream)
+        self.published.append({datum["MetricName"]: datum["Value"] for params in sent
+                               for datum in params["MetricData"]})
         return result, invocation
 
     def alerts(self) -> list[Alert]:
@@ -237,7 +231,7 @@ def test_a_healthy_pipeline_is_healthy_with_ratio_one_and_pages_nobody(canary: C
     assert result["alert"]["action"] == "none" and canary.alerts() == []
     assert sorted(result["published_metrics"]) == ["CanaryHealth", "TraceCompleteness"]
     assert samples(CANARY_NAMESPACE, "CanaryHealth", canary_name()) == health_before + 1
-    assert latest_value("CanaryHealth") == 1.0 and latest_value("TraceCompleteness") == 1.0
+    assert canary.published[-1]["CanaryHealth"] == 1.0 and canary.published[-1]["TraceCompleteness"] == 1.0
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before
 
     # The probes are real traces in X-Ray, annotated for the canary group's filter.
@@ -297,7 +291,8 @@ def test_half_the_traces_lost_pages_once_after_two_runs_then_sends_one_recovery(
     assert page.payload["traces"]["missing"] == 5 and page.payload["loss_ratio"] == 0.5
     assert "trace_loss" in page.subject and canary_name() in page.subject
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before + 3
-    assert latest_value("TraceCompleteness") == 0.5
+    assert [sent["TraceCompleteness"] for sent in canary.published] == [0.5, 0.5, 0.5]
+    assert [sent["trace_data_loss"] for sent in canary.published] == [1, 1, 1]
 
     # Healed: the loss is judged over the window, so the outage ends once the window is clean.
     healing = [canary.run()[0] for _ in range(3)]
@@ -320,7 +315,7 @@ def test_traces_with_documents_missing_are_partial_and_degrade_the_run(canary: C
     assert result["traces"]["missing"] == 0
     assert result["health"] == "degraded" and result["degraded_checks"] == ["xray_traces"]
     assert result["checks"]["xray_traces"]["detail"].startswith("5/10 traces complete, 5 partial")
-    assert result["health_value"] == 0.5 and latest_value("CanaryHealth") == 0.5
+    assert result["health_value"] == 0.5 and canary.published[-1]["CanaryHealth"] == 0.5
 
 
 @pytest.mark.req("FR-036", "SC-014", "FR-079", "FR-020", "FR-050")
@@ -396,6 +391,36 @@ def test_a_throttle_that_passes_within_the_retries_leaves_the_run_healthy(canary
         result, _ = canary.run()
     assert seen == ["CanaryTestMetric"] * 3 + ["CanaryHealth"]
     assert result["health"] == "healthy", result
+
+
+class _Body:
+    def __init__(self, content: bytes):
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+@pytest.mark.req("FR-079", "SC-035")
+def test_botocore_adds_no_retries_of_its_own_under_the_canarys_three(canary: CanaryHarness) -> None:
+    """Throttled on the wire (HTTP 429 from X-Ray): exactly 1 + 3 requests leave, not 4 × botocore's retries."""
+    sent: list[str] = []
+
+    def throttled(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.url)
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        return AWSResponse(request.url, 429, {"x-amzn-ErrorType": "ThrottlingException"}, _Body(body))
+
+    xray = clients.xray()
+    unique = f"canary-test-{uuid.uuid4().hex}"
+    xray.meta.events.register("before-send.xray.PutTraceSegments", throttled, unique_id=unique)
+    try:
+        result, _ = canary.run()
+    finally:
+        xray.meta.events.unregister("before-send.xray.PutTraceSegments", unique_id=unique)
+    assert len(sent) == 4
+    failure = result["checks"]["xray_traces"]["failure"]
+    assert (failure["code"], failure["kind"], failure["attempts"]) == ("ThrottlingException", "transient", 4)
 
 
 # The back-off schedule itself: the canary run with a sleep that records instead of waiting.

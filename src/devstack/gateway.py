@@ -156,7 +156,8 @@ class Gateway:
                     f"with --port)") from error
             raise
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gateway", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="gateway", daemon=True)
 
     @property
     def url(self) -> str:

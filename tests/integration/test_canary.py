@@ -318,6 +318,24 @@ def test_traces_with_documents_missing_are_partial_and_degrade_the_run(canary: C
     assert result["health_value"] == 0.5 and canary.published[-1]["CanaryHealth"] == 0.5
 
 
+@pytest.mark.req("FR-019", "FR-036")
+def test_documents_x_ray_refuses_count_their_traces_missing_without_waiting_for_them(canary: CanaryHarness) -> None:
+    def corrupt_two(params: dict[str, Any]) -> None:
+        documents = [json.loads(raw) for raw in params["TraceSegmentDocuments"]]
+        for document in documents[:3:2]:  # the segments of the first two traces
+            del document["start_time"]
+        params["TraceSegmentDocuments"] = [json.dumps(document) for document in documents]
+
+    with on_call(clients.xray(), "PutTraceSegments", corrupt_two), \
+            calls(clients.xray(), "BatchGetTraces") as reads:
+        result, _ = canary.run(CANARY_LOSS_THRESHOLD="0.5")
+    assert result["traces"] | {"completeness": None} == {"submitted": BATCH, "complete": 8, "partial": 0, "missing": 2,
+                                                         "refused": 2, "measured": True, "completeness": None}
+    asked = [trace_id for params in reads for trace_id in params["TraceIds"]]
+    assert len(asked) == len(set(asked)) == 8  # found at the first read; the refused two never asked for
+    assert result["degraded_checks"] == ["xray_traces"] and result["failed_checks"] == []
+
+
 @pytest.mark.req("FR-036", "SC-014", "FR-079", "FR-020", "FR-050")
 def test_put_trace_segments_throttled_fails_the_run_and_pages_on_the_second(canary: CanaryHarness) -> None:
     loss_before = samples(CANARY_NAMESPACE, "trace_data_loss", canary_name())

@@ -49,7 +49,7 @@ specs: $(STAMP)
 
 test-python: $(STAMP) checkov
 	$(PY) scripts/traceability.py --check
-	$(PY) -m pytest tests/unit tests/integration tests/infra
+	$(PY) -m pytest tests --ignore=tests/e2e
 
 test-frontend: $(NODE_STAMP)
 	cd frontend && npm test --silent

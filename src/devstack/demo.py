@@ -267,7 +267,8 @@ class Demo:
             origins = [str(node.document.get("origin")) for node in tree.nodes()]
             report.check("AWS::ApiGateway::Stage" in origins, "API Gateway stage segment in the browser's trace")
             report.check("AWS::Lambda::Function" in origins, "dashboard function segment in the same trace")
-            dynamo = [node for node in tree.nodes() if node.document.get("name") == "DynamoDB"]
+            dynamo = [node for node in tree.nodes() if node.document.get("namespace") == "aws"
+                      and node.document.get("name") == "dynamodb"]
             report.check(len(dynamo) >= 1, f"{len(dynamo)} DynamoDB subsegments under the function (SC-001)")
 
     def live_stream(self) -> None:
@@ -312,8 +313,8 @@ class Demo:
             result, trace_id = self._scheduled("metrics")
             report.check(True, f"metrics result: {json.dumps(result)[:160]}")
             tree = self.tree(report, "metrics", trace_id, expect_at_least=4)
-            names = [str(node.document.get("name")) for node in tree.nodes()]
-            report.check("DynamoDB" in names and "CloudWatch" in names,
+            names = [str(node.document.get("name")) for node in tree.nodes() if node.document.get("namespace") == "aws"]
+            report.check("dynamodb" in names and "monitoring" in names,
                          "DynamoDB and CloudWatch calls are subsegments (FR-003, FR-004)")
 
     def canary(self) -> None:

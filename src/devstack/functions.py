@@ -25,13 +25,10 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import importlib.util
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +44,7 @@ import boto3
 from devstack.aws import AWS_ENV, REGION, Resources
 from devstack.console import Console
 from devstack.lambda_service import ACCOUNT_ID, Invocation, lambda_environment
+from devstack.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, StreamingResponse
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
 from lib.tracing.header import TraceHeader
 
@@ -54,19 +52,10 @@ SSE_BOOTSTRAP = REPO_ROOT / "docker" / "sse" / "bootstrap"
 ASYNC_RETRIES = 2  # Lambda retries a failed asynchronous invocation twice
 DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; the local stack keeps the order, not the wait
 DEFAULT_MAX_ENVIRONMENTS = {"sse_streaming": 8, "analysis": 3}
-WORKER_STOP_TIMEOUT_S = 3.0
-PR_SET_PDEATHSIG = 1
+PROCESS_STOP_TIMEOUT_S = 3.0
 
-
-class FunctionError(Exception):
-    """The function failed an invocation (what Lambda reports as `X-Amz-Function-Error`)."""
-
-    def __init__(self, function: str, error_type: str, message: str, invocation: Invocation | None):
-        super().__init__(f"{function}: {error_type}: {message}")
-        self.function = function
-        self.error_type = error_type
-        self.message = message
-        self.invocation = invocation
+__all__ = ["FunctionError", "FunctionUnavailableError", "InvocationRecord", "LambdaService", "Scheduler",
+           "StreamingCall", "code_present", "scheduled_event"]
 
 
 class FunctionUnavailableError(RuntimeError):
@@ -85,29 +74,30 @@ class InvocationRecord:
     outcome: str          # ok | error | streamed
     error_type: str | None = None
     attempt: int = 1
-    cold_start: bool = False
+    scaled_out: bool = False  # a new execution environment was started for it
 
 
 def code_present(spec: FunctionSpec) -> bool:
     """Is the function's code in this checkout? (Its handler module, and for the image its bootstrap.)"""
     module = spec.handler.rpartition(".")[0]
-    sys_path_had = str(SRC_ROOT) in sys.path
-    if not sys_path_had:
+    added = str(SRC_ROOT) not in sys.path
+    if added:
         sys.path.insert(0, str(SRC_ROOT))
     try:
         found = importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         found = False
     finally:
-        if not sys_path_had:
+        if added:
             sys.path.remove(str(SRC_ROOT))
     return found and (spec.package != "image" or SSE_BOOTSTRAP.is_file())
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: the kernel sends SIGTERM when the devstack dies (no orphans)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def runtime_command(spec: FunctionSpec) -> list[str]:
+    """The function's runtime: the image's bootstrap, or AWS's runtime interface client for a zip."""
+    if spec.package == "image":
+        return [sys.executable, str(SSE_BOOTSTRAP)]
+    return [sys.executable, "-m", "awslambdaric", spec.handler]
 
 
 def scheduled_event(function: FunctionSpec, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -122,13 +112,19 @@ def scheduled_event(function: FunctionSpec, now: dt.datetime | None = None) -> d
 
 @dataclass
 class _Pool:
-    """The execution environments of one function."""
+    """One function: its Runtime API (an invocation queue) and the runtime processes polling it.
+
+    Each process serves one invocation at a time, as an execution environment does; when more
+    invocations are in flight than there are processes, one more starts (a cold start).
+    """
 
     spec: FunctionSpec
+    runtime: RuntimeApi
     environment: dict[str, str]
     max_environments: int
-    workers: list[Worker] = field(default_factory=list)
-    ready: threading.Condition = field(default_factory=threading.Condition)
+    processes: list[RuntimeProcess] = field(default_factory=list)
+    in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class LambdaService:
@@ -163,23 +159,37 @@ class LambdaService:
                 "PYTHONUNBUFFERED": "1", **(worker_env or {}),
                 **lambda_environment(spec, resolved, daemon_address),
             }
-            self._pools[key] = _Pool(spec, environment, limits.get(key, 2))
+            self._pools[key] = _Pool(spec, RuntimeApi(spec, daemon_address), environment, limits.get(key, 2))
 
     # lifecycle -----------------------------------------------------------------------------------
     def start(self, warm: tuple[str, ...] = ()) -> LambdaService:
-        """Start one environment for each function in `warm` now; the others start on first use."""
+        """Start every function's Runtime API, and one environment now for each function in `warm`
+        (the others start on first use, a cold start)."""
+        for pool in self._pools.values():
+            pool.runtime.start()
         for key in warm:
             if key in self._pools:
-                self._spawn(self._pools[key])
+                with self._pools[key].lock:
+                    self._spawn_locked(self._pools[key])
         return self
 
     def stop(self) -> None:
+        """Stop every runtime process (each one this service started, by its handle), then the Runtime APIs."""
         self._async.shutdown(wait=False, cancel_futures=True)
         for pool in self._pools.values():
-            with pool.ready:
-                workers, pool.workers = list(pool.workers), []
-            for worker in workers:
-                worker.stop()
+            with pool.lock:
+                processes, pool.processes = list(pool.processes), []
+            for number, process in enumerate(processes, start=1):
+                process.stop(PROCESS_STOP_TIMEOUT_S)
+                self._save_output(pool.spec.key, number, process)
+            pool.runtime.stop()
+
+    def _save_output(self, key: str, number: int, process: RuntimeProcess) -> None:
+        """The runtime's output (its log lines) to `<log_dir>/<function>-<n>.log`."""
+        if self.log_dir is None:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / f"{key}-{number}.log").write_text("\n".join(process.output) + "\n")
 
     def missing(self) -> list[str]:
         return [key for key, present in self.available.items() if not present]
@@ -189,30 +199,39 @@ class LambdaService:
             raise FunctionUnavailableError(f"function {key!r} is not in this checkout "
                                            f"({self.stack.function(key).handler})")
 
+    def output(self, key: str, lines: int = 20) -> list[str]:
+        """The last output lines of the function's runtimes (for a report on a failed step)."""
+        pool = self._pools.get(key)
+        if pool is None:
+            return []
+        with pool.lock:
+            collected = [line for process in pool.processes for line in process.output]
+        return collected[-lines:]
+
     # invocation ----------------------------------------------------------------------------------
     def invoke(self, key: str, event: Any, upstream: TraceHeader | None = None,
                upstream_segment_written: bool = False, attempt: int = 1) -> tuple[Any, Invocation]:
         """RequestResponse: the parsed result, or FunctionError (the `Invoke` protocol of sns_delivery)."""
         self.require(key)
         pool = self._pools[key]
-        worker, cold = self._acquire(pool)
+        cold = self._acquire(pool)
         started = time.monotonic()
         try:
-            call = worker.invoke(event, upstream, upstream_segment_written)
+            call = pool.runtime.invoke(event, upstream=upstream, upstream_segment_written=upstream_segment_written)
             try:
                 result = call.result()
             except FunctionError as error:
-                self._record(pool, call.invocation, started, "error", error.error_type, attempt, cold)
+                self._record(pool, call, started, "error", error.error_type, attempt, cold)
                 raise
         finally:
-            self._release(pool, worker)
-        self._record(pool, call.invocation, started, "ok", None, attempt, cold)
+            self._release(pool)
+        self._record(pool, call, started, "ok", None, attempt, cold)
         return result, call.invocation
 
     def invoke_event(self, key: str, event: Any, upstream: TraceHeader | None = None,
                      upstream_segment_written: bool = False) -> tuple[Any, Invocation | None]:
-        """Event invocation, run to its end in the calling thread: retries, then the DLQ. Never raises
-        FunctionError: the failure is Lambda's to handle (console line, dead-letter queue)."""
+        """Event invocation, run to its end in the calling thread: retries, then the DLQ. A function
+        error is not raised: it is Lambda's to handle (console line, retries, dead-letter queue)."""
         last: FunctionError | None = None
         for attempt in range(1, ASYNC_RETRIES + 2):
             if attempt > 1:
@@ -260,56 +279,48 @@ class LambdaService:
         """RESPONSE_STREAM: the environment is held until the stream ends or `close()` is called."""
         self.require(key)
         pool = self._pools[key]
-        worker, cold = self._acquire(pool)
+        cold = self._acquire(pool)
         started = time.monotonic()
-        call = worker.invoke(event, upstream, False)
+        call = pool.runtime.invoke(event, upstream=upstream)
 
         def finished(outcome: str, error_type: str | None) -> None:
-            self._release(pool, worker)
-            self._record(pool, call.invocation, started, outcome, error_type, 1, cold)
+            self._release(pool)
+            self._record(pool, call, started, outcome, error_type, 1, cold)
 
         return StreamingCall(call, finished)
 
     # environments --------------------------------------------------------------------------------
-    def _acquire(self, pool: _Pool) -> tuple[Worker, bool]:
-        """An idle environment; a new one (cold start) when all are busy; else wait for one."""
-        with pool.ready:
-            while True:
-                idle = next((worker for worker in pool.workers if not worker.busy), None)
-                if idle is not None:
-                    idle.busy = True
-                    return idle, False
-                if len(pool.workers) < pool.max_environments:
-                    worker = self._spawn_locked(pool)
-                    worker.busy = True
-                    return worker, True
-                pool.ready.wait()
+    def _acquire(self, pool: _Pool) -> bool:
+        """Count one invocation in flight; start one more environment when every one is busy. True: cold."""
+        with pool.lock:
+            pool.in_flight += 1
+            if pool.in_flight > len(pool.processes) and len(pool.processes) < pool.max_environments:
+                self._spawn_locked(pool)
+                return True
+            return False
 
-    def _release(self, pool: _Pool, worker: Worker) -> None:
-        with pool.ready:
-            worker.busy = False
-            pool.ready.notify()
+    def _release(self, pool: _Pool) -> None:
+        with pool.lock:
+            pool.in_flight -= 1
 
-    def _spawn(self, pool: _Pool) -> Worker:
-        with pool.ready:
-            return self._spawn_locked(pool)
-
-    def _spawn_locked(self, pool: _Pool) -> Worker:
-        worker = Worker(pool.spec, pool.environment, self.daemon_address, self.log_dir, len(pool.workers) + 1)
-        worker.start()
-        pool.workers.append(worker)
-        return worker
+    def _spawn_locked(self, pool: _Pool) -> None:
+        process = RuntimeProcess(pool.runtime, runtime_command(pool.spec), pool.environment).start()
+        pool.processes.append(process)
 
     # bookkeeping ---------------------------------------------------------------------------------
-    def _record(self, pool: _Pool, invocation: Invocation, started: float, outcome: str, error_type: str | None,
+    def _record(self, pool: _Pool, call: StreamingResponse, started: float, outcome: str, error_type: str | None,
                 attempt: int, cold: bool) -> None:
+        # The function's own time, from the moment a runtime took the event (queueing excluded), as Lambda bills.
+        begun = call.delivered_at if call.delivered_at is not None else started
+        ended = call.completed_at if call.completed_at is not None else time.monotonic()
+        invocation = call.invocation
         record = InvocationRecord(pool.spec.key, invocation.trace_header.root, invocation.request_id,
-                                  invocation.sampled, (time.monotonic() - started) * 1000, outcome, error_type,
+                                  invocation.sampled, max(0.0, ended - begun) * 1000, outcome, error_type,
                                   attempt, cold)
         with self._records_lock:
             self.records.append(record)
         detail = " ".join(part for part in (
-            "cold" if cold else "", f"attempt {attempt}" if attempt > 1 else "",
+            "scaled out" if cold else "", f"attempt {attempt}" if attempt > 1 else "",
             "" if invocation.sampled else "not sampled") if part)
         self.console.event("invoke", pool.spec.key, trace=record.trace_id, ms=record.duration_ms,
                            outcome=outcome if error_type is None else f"{outcome} {error_type}", detail=detail)
@@ -338,12 +349,16 @@ class LambdaService:
 class StreamingCall:
     """A RESPONSE_STREAM invocation as the gateway relays it (devstack.gateway.StreamingReply)."""
 
-    def __init__(self, call: Any, finished: Callable[[str, str | None], None]):
+    def __init__(self, call: StreamingResponse, finished: Callable[[str, str | None], None]):
         self._call = call
         self._finished = finished
         self._done = False
         self.invocation: Invocation = call.invocation
-        self.status, self.headers = call.prelude()
+        try:
+            self.status, self.headers = call.prelude()
+        except BaseException:
+            self.close()
+            raise
 
     def chunks(self) -> Iterator[bytes]:
         yield from self._call.chunks()
@@ -354,56 +369,6 @@ class StreamingCall:
         self._done = True
         error_type = self._call.close()
         self._finished("streamed" if error_type is None else "error", error_type)
-
-
-class Worker:
-    """One execution environment: a process running the function's runtime against its own Runtime API."""
-
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], daemon_address: str,
-                 log_dir: Path | None, number: int):
-        from devstack.runtime_api import RuntimeApi  # the SSE issue's module: the one local Runtime API
-
-        self.spec = spec
-        self.number = number
-        self.runtime = RuntimeApi(spec, daemon_address)
-        self._environment = dict(environment)
-        self._log_dir = log_dir
-        self._process: subprocess.Popen[bytes] | None = None
-        self.busy = False
-
-    def command(self) -> list[str]:
-        if self.spec.package == "image":
-            return [sys.executable, str(SSE_BOOTSTRAP)]
-        return [sys.executable, "-m", "awslambdaric", self.spec.handler]
-
-    def start(self) -> None:
-        self.runtime.start()
-        env = {**self._environment, "AWS_LAMBDA_RUNTIME_API": self.runtime.address}
-        if self._log_dir is not None:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self._log_dir / f"{self.spec.key}.log").open("ab")
-        else:
-            log = subprocess.DEVNULL  # type: ignore[assignment]
-        self._process = subprocess.Popen(
-            self.command(), env=env, cwd=str(SRC_ROOT), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
-        )
-        if self._log_dir is not None:
-            log.close()  # type: ignore[union-attr]
-
-    def invoke(self, event: Any, upstream: TraceHeader | None, upstream_segment_written: bool) -> Any:
-        return self.runtime.invoke(event, upstream=upstream, upstream_segment_written=upstream_segment_written)
-
-    def stop(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.runtime.stop()
 
 
 class Scheduler:

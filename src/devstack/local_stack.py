@@ -31,7 +31,7 @@ from devstack.aws import Resources, create_resources
 from devstack.console import Console
 from devstack.faults import AwsGate, GatedMotoServer
 from devstack.functions import LambdaService, Scheduler, StreamingCall
-from devstack.gateway import EdgeRequest, Gateway, function_url_event
+from devstack.gateway import EdgeRequest, EdgeResponse, Gateway, function_url_event
 from devstack.news_sources import FakeNewsServer
 from devstack.pipeline import TracePipeline, devstack_dir
 from devstack.seed import Seeded, seed_stack
@@ -166,7 +166,8 @@ class LocalStack:
 
         self.gateway.api = _api_backend(self)
         if self.gateway.api is None:
-            self.notes.append("devstack.api_gateway is not in this checkout: /api/v2/* (except the stream) answers 503")
+            self.notes.append("the dashboard function or devstack.api_gateway is not in this checkout: "
+                              "/api/v2/* (except the stream) answers 503")
         self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
             "sse_streaming") else None
         self.gateway.start()
@@ -239,8 +240,23 @@ def _start_sendgrid_sink(host: str) -> Any | None:
     raise NotImplementedError("wire devstack.sendgrid_sink here once it lands")
 
 
-def _api_backend(stack: LocalStack) -> Any | None:
-    if not _module_present("devstack.api_gateway"):
-        return None
-    raise NotImplementedError("wire devstack.api_gateway here once it lands")
+class ApiGatewayBackend:
+    """The gateway's `/api/v2/*` route: devstack.api_gateway (REST proxy event, stage segment) → dashboard."""
 
+    def __init__(self, service: LambdaService, daemon_address: str):
+        from devstack.api_gateway import ApiGateway
+
+        self._api = ApiGateway(service.invoke, daemon_address)
+
+    def handle(self, request: EdgeRequest) -> EdgeResponse:
+        from devstack.api_gateway import GatewayRequest
+
+        response = self._api.handle(GatewayRequest(request.method, request.path, request.query, request.headers,
+                                                   request.body, request.source_ip))
+        return EdgeResponse(response.status, list(response.headers), response.body)
+
+
+def _api_backend(stack: LocalStack) -> ApiGatewayBackend | None:
+    if not _module_present("devstack.api_gateway") or not stack.functions.available.get("dashboard"):
+        return None
+    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address)

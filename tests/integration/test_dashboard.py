@@ -207,3 +207,240 @@ def test_a_dynamodb_failure_faults_the_invocation_and_answers_502_never_200(dash
     assert tree.find("## lambdas.dashboard.api.tickers")[0].document["fault"] is True
     stage = tree.roots[0].document
     assert stage["fault"] is True and stage["http"]["response"]["status"] == 502
+
+
+# Endpoints ------------------------------------------------------------------------------------------
+
+@pytest.mark.req("SC-001")
+def test_tickers_and_health(dashboard: Dashboard) -> None:
+    assert dashboard.get("/api/v2/health").json() == {"status": "ok"}
+    response = dashboard.get("/api/v2/tickers")
+    assert response.status == 200
+    assert response.json() == {"tickers": [{"ticker": "AAPL", "name": "Apple Inc."},
+                                           {"ticker": "MSFT", "name": "Microsoft Corporation"}]}
+
+
+def test_sentiment_gives_the_latest_analysed_score_and_the_last_24_hours_label_counts(dashboard: Dashboard) -> None:
+    dashboard.item("AAPL", "Apple record quarter", NOW - dt.timedelta(hours=3), "positive", 0.6)
+    newest_analysed = dashboard.item("AAPL", "Apple faces probe", NOW - dt.timedelta(hours=1), "negative", -0.4)
+    dashboard.item("AAPL", "Apple event tomorrow", NOW - dt.timedelta(minutes=10))  # pending: not a score yet
+    dashboard.bucket("AAPL", Resolution.ONE_HOUR, NOW, positive=2, neutral=1)
+    dashboard.bucket("AAPL", Resolution.ONE_HOUR, NOW - dt.timedelta(hours=2), negative=1)
+    dashboard.bucket("AAPL", Resolution.ONE_HOUR, NOW - dt.timedelta(hours=30), positive=7)  # older than 24 h
+    dashboard.bucket("AAPL", Resolution.ONE_DAY, NOW, positive=9)  # another resolution: not counted twice
+
+    response = dashboard.get("/api/v2/sentiment", "tickers=AAPL,MSFT,AAPL")
+    assert response.status == 200, response.body
+    assert response.json() == {"sentiment": {
+        "AAPL": {"latest": {"score": -0.4, "label": "negative", "analyzed_at": newest_analysed["analyzed_at"]},
+                 "counts": {"positive": 2, "neutral": 1, "negative": 1}},
+        "MSFT": {"latest": None, "counts": {"positive": 0, "neutral": 0, "negative": 0}},
+    }}
+
+
+def test_items_are_paged_newest_first_with_an_opaque_cursor(dashboard: Dashboard) -> None:
+    rows = [dashboard.item("AAPL", f"Apple story {n}", NOW - dt.timedelta(minutes=10 * n),
+                           *(("positive", 0.5) if n % 2 else (None, None))) for n in range(5)]
+    dashboard.item("MSFT", "Microsoft story", NOW)
+
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = "ticker=AAPL&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = dashboard.get("/api/v2/items", query).json()
+        seen.extend(body["items"])
+        cursor = body["next_cursor"]
+        pages += 1
+        if cursor is None:
+            break
+        assert "AAPL" not in cursor and "item_id" not in cursor  # opaque to clients
+    assert pages == 3
+    assert [item["item_id"] for item in seen] == [row["item_id"] for row in rows]
+    first, second = seen[0], seen[1]
+    assert first == {"item_id": rows[0]["item_id"], "ticker": "AAPL", "headline": "Apple story 0",
+                     "summary": "About Apple story 0", "source": "tiingo", "url": rows[0]["url"],
+                     "published_at": rows[0]["published_at"], "status": "pending", "sentiment": None}
+    assert second["status"] == "analyzed" and second["sentiment"] == {"label": "positive", "score": 0.5}
+
+    page = dashboard.get("/api/v2/items", "ticker=AAPL&limit=2").json()
+    other = dashboard.get("/api/v2/items", f"ticker=MSFT&cursor={page['next_cursor']}")
+    assert other.status == 400 and other.json()["error"] == "invalid_cursor"
+
+
+def test_timeseries_returns_the_resolutions_buckets_within_its_window(dashboard: Dashboard) -> None:
+    dashboard.bucket("AAPL", Resolution.FIVE_MINUTES, NOW - dt.timedelta(hours=1), positive=3, negative=1)
+    dashboard.bucket("AAPL", Resolution.FIVE_MINUTES, NOW, neutral=2)
+    dashboard.bucket("AAPL", Resolution.FIVE_MINUTES, NOW - dt.timedelta(hours=20), positive=1)  # beyond 12 h
+    dashboard.bucket("AAPL", Resolution.ONE_HOUR, NOW, positive=5)
+
+    body = dashboard.get("/api/v2/timeseries/AAPL", "resolution=5m").json()
+    assert body["ticker"] == "AAPL" and body["resolution"] == "5m"
+    assert body["buckets"] == [
+        {"bucket_start": iso_ms(Resolution.FIVE_MINUTES.bucket_start(NOW - dt.timedelta(hours=1))), "count": 4,
+         "avg_score": 0.25, "positive": 3, "neutral": 0, "negative": 1},
+        {"bucket_start": iso_ms(Resolution.FIVE_MINUTES.bucket_start(NOW)), "count": 2, "avg_score": 0.0,
+         "positive": 0, "neutral": 2, "negative": 0},
+    ]
+    assert dashboard.get("/api/v2/timeseries/MSFT", "resolution=24h").json()["buckets"] == []
+
+
+def test_alert_rules_are_created_listed_and_deleted_and_the_stream_token_is_stored_only_hashed(
+    dashboard: Dashboard, stack_resources: Resources
+) -> None:
+    rule = {"ticker": "AAPL", "direction": "below", "threshold": -0.5, "email": "trader@example.com"}
+    created = dashboard.request("POST", "/api/v2/alerts", body=json.dumps(rule),
+                                headers={"Content-Type": "application/json"})
+    assert created.status == 201, created.body
+    body = created.json()
+    token = body.pop("stream_token")
+    assert len(token) >= 40
+    assert body == {"alert_id": body["alert_id"], **rule}
+    assert created.header("Location") == f"/api/v2/alerts/{body['alert_id']}"
+
+    [row] = dashboard.alert_rows()
+    assert row["stream_token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in json.dumps(row, default=str)
+    from lib.alerts import AlertTable
+
+    alerts = AlertTable(stack_resources.tables["config"])
+    assert alerts.stream_token_matches(body["alert_id"], token) is True
+    assert alerts.stream_token_matches(body["alert_id"], token + "x") is False
+    assert alerts.stream_token_matches("0" * 32, token) is None
+
+    listed = dashboard.get("/api/v2/alerts").json()
+    assert listed == {"alerts": [body]}  # never the token nor its hash
+    deleted = dashboard.request("DELETE", f"/api/v2/alerts/{body['alert_id']}")
+    assert deleted.status == 204 and deleted.body == b""
+    again = dashboard.request("DELETE", f"/api/v2/alerts/{body['alert_id']}")
+    assert again.status == 404 and again.json()["error"] == "alert_not_found"
+    assert dashboard.get("/api/v2/alerts").json() == {"alerts": []}
+
+
+# CORS -----------------------------------------------------------------------------------------------
+
+BROWSER_HEADERS = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
+                   "X-SSE-Connection-Sequence", "Content-Type", "Authorization"]
+
+
+@pytest.mark.req("FR-015", "FR-082", "SC-037")
+def test_cors_preflight_allows_the_trace_and_sse_headers_and_responses_expose_the_trace_id(
+    dashboard: Dashboard
+) -> None:
+    preflight = dashboard.request("OPTIONS", "/api/v2/alerts", headers={
+        "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": ",".join(BROWSER_HEADERS).lower()})
+    assert preflight.status == 204
+    allowed = {name.strip().lower() for name in (preflight.header("Access-Control-Allow-Headers") or "").split(",")}
+    assert {name.lower() for name in BROWSER_HEADERS} <= allowed
+    assert {"GET", "POST", "DELETE"} <= set((preflight.header("Access-Control-Allow-Methods") or "").split(","))
+
+    response = dashboard.get("/api/v2/tickers")
+    assert response.header("Access-Control-Allow-Origin") in ("*", "http://localhost:5173")
+    exposed = {name.strip().lower() for name in (response.header("Access-Control-Expose-Headers") or "").split(",")}
+    assert "x-amzn-trace-id" in exposed
+    assert response.header("x-amzn-trace-id") == f"Root={response.trace_header.root}"
+
+
+# Bad input ------------------------------------------------------------------------------------------
+
+KB10 = "A" * 10 * 1024
+VALID_RULE = {"ticker": "AAPL", "direction": "above", "threshold": 0.5, "email": "trader@example.com"}
+UNKNOWN_ALERT = "0123456789abcdef0123456789abcdef"
+
+
+def rule(**changes: Any) -> str:
+    body = {**VALID_RULE, **changes}
+    return json.dumps({key: value for key, value in body.items() if value is not ...})
+
+
+# (method, path, query, body, status, error code)
+BAD_INPUTS: dict[str, tuple[str, str, str, str | None, int, str]] = {
+    "sentiment: tickers missing": ("GET", "/api/v2/sentiment", "", None, 400, "invalid_request"),
+    "sentiment: tickers empty": ("GET", "/api/v2/sentiment", "tickers=", None, 400, "invalid_request"),
+    "sentiment: empty entry": ("GET", "/api/v2/sentiment", "tickers=AAPL,,MSFT", None, 400, "invalid_request"),
+    "sentiment: lower case": ("GET", "/api/v2/sentiment", "tickers=aapl", None, 400, "invalid_request"),
+    "sentiment: 10 KB": ("GET", "/api/v2/sentiment", f"tickers={KB10}", None, 400, "invalid_request"),
+    "sentiment: 21 tickers": ("GET", "/api/v2/sentiment", "tickers=" + ",".join(f"T{n}" for n in range(21)), None,
+                              400, "invalid_request"),
+    "sentiment: unknown ticker": ("GET", "/api/v2/sentiment", "tickers=AAPL,ZZZZ", None, 404, "unknown_ticker"),
+    "items: ticker missing": ("GET", "/api/v2/items", "limit=5", None, 400, "invalid_request"),
+    "items: limit not a number": ("GET", "/api/v2/items", "ticker=AAPL&limit=abc", None, 400, "invalid_request"),
+    "items: limit fractional": ("GET", "/api/v2/items", "ticker=AAPL&limit=2.5", None, 400, "invalid_request"),
+    "items: limit zero": ("GET", "/api/v2/items", "ticker=AAPL&limit=0", None, 400, "invalid_request"),
+    "items: limit too large": ("GET", "/api/v2/items", "ticker=AAPL&limit=101", None, 400, "invalid_request"),
+    "items: ticker 10 KB": ("GET", "/api/v2/items", f"ticker={KB10}", None, 400, "invalid_request"),
+    "items: ticker with a quote": ("GET", "/api/v2/items", "ticker=AA'PL", None, 400, "invalid_request"),
+    "items: unknown ticker": ("GET", "/api/v2/items", "ticker=ZZZZ", None, 404, "unknown_ticker"),
+    "items: forged cursor": ("GET", "/api/v2/items", "ticker=AAPL&cursor=eyJpdGVtX2lkIjoiMSJ9", None, 400,
+                             "invalid_cursor"),
+    "items: cursor not base64": ("GET", "/api/v2/items", "ticker=AAPL&cursor=%%%", None, 400, "invalid_cursor"),
+    "items: cursor 10 KB": ("GET", "/api/v2/items", f"ticker=AAPL&cursor={KB10}", None, 400, "invalid_request"),
+    "timeseries: resolution missing": ("GET", "/api/v2/timeseries/AAPL", "", None, 400, "invalid_request"),
+    "timeseries: resolution unknown": ("GET", "/api/v2/timeseries/AAPL", "resolution=2m", None, 400,
+                                       "invalid_request"),
+    "timeseries: lower-case ticker": ("GET", "/api/v2/timeseries/aapl", "resolution=5m", None, 400,
+                                      "invalid_request"),
+    "timeseries: ticker 10 KB": ("GET", f"/api/v2/timeseries/{KB10}", "resolution=5m", None, 400, "invalid_request"),
+    "timeseries: unknown ticker": ("GET", "/api/v2/timeseries/ZZZZ", "resolution=5m", None, 404, "unknown_ticker"),
+    "alerts: body missing": ("POST", "/api/v2/alerts", "", None, 400, "invalid_request"),
+    "alerts: invalid JSON": ("POST", "/api/v2/alerts", "", '{"ticker": "AAPL",', 400, "invalid_json"),
+    "alerts: not an object": ("POST", "/api/v2/alerts", "", "[1, 2]", 400, "invalid_request"),
+    "alerts: field missing": ("POST", "/api/v2/alerts", "", rule(email=...), 400, "invalid_request"),
+    "alerts: unknown field": ("POST", "/api/v2/alerts", "", rule(admin=True), 400, "invalid_request"),
+    "alerts: threshold as string": ("POST", "/api/v2/alerts", "", rule(threshold="0.5"), 400, "invalid_request"),
+    "alerts: threshold as bool": ("POST", "/api/v2/alerts", "", rule(threshold=True), 400, "invalid_request"),
+    "alerts: threshold out of range": ("POST", "/api/v2/alerts", "", rule(threshold=1.5), 400, "invalid_request"),
+    "alerts: threshold NaN": ("POST", "/api/v2/alerts", "", rule().replace("0.5", "NaN"), 400, "invalid_request"),
+    "alerts: direction unknown": ("POST", "/api/v2/alerts", "", rule(direction="sideways"), 400, "invalid_request"),
+    "alerts: email invalid": ("POST", "/api/v2/alerts", "", rule(email="not-an-address"), 400, "invalid_request"),
+    "alerts: email 10 KB": ("POST", "/api/v2/alerts", "", rule(email=f"{KB10}@example.com"), 400, "invalid_request"),
+    "alerts: ticker 10 KB": ("POST", "/api/v2/alerts", "", rule(ticker=KB10), 400, "invalid_request"),
+    "alerts: ticker as number": ("POST", "/api/v2/alerts", "", rule(ticker=42), 400, "invalid_request"),
+    "alerts: unknown ticker": ("POST", "/api/v2/alerts", "", rule(ticker="ZZZZ"), 404, "unknown_ticker"),
+    "alerts: body over 16 KB": ("POST", "/api/v2/alerts", "", rule(email="a" * 17_000), 413, "payload_too_large"),
+    "alerts: invalid JSON over 16 KB": ("POST", "/api/v2/alerts", "", "{" * 17_000, 413, "payload_too_large"),
+    "delete: malformed id": ("DELETE", "/api/v2/alerts/not-an-id", "", None, 400, "invalid_request"),
+    "delete: unknown id": ("DELETE", f"/api/v2/alerts/{UNKNOWN_ALERT}", "", None, 404, "alert_not_found"),
+    "unknown route": ("GET", "/api/v2/nothing-here", "", None, 404, "not_found"),
+    "unknown version": ("GET", "/api/v3/tickers", "", None, 404, "not_found"),
+    "root": ("GET", "/", "", None, 404, "not_found"),
+    "POST tickers": ("POST", "/api/v2/tickers", "", "{}", 405, "method_not_allowed"),
+    "DELETE health": ("DELETE", "/api/v2/health", "", None, 405, "method_not_allowed"),
+    "PUT alerts": ("PUT", "/api/v2/alerts", "", rule(), 405, "method_not_allowed"),
+    "GET one alert": ("GET", f"/api/v2/alerts/{UNKNOWN_ALERT}", "", None, 405, "method_not_allowed"),
+    "PATCH items": ("PATCH", "/api/v2/items", "ticker=AAPL", None, 405, "method_not_allowed"),
+}
+
+
+@pytest.mark.req("FR-018")
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_the_right_4xx_with_a_json_error_and_changes_nothing(dashboard: Dashboard, case: str) -> None:
+    method, path, query, body, status, code = BAD_INPUTS[case]
+    response = dashboard.request(method, path, query, body, headers={"Content-Type": "application/json"})
+
+    assert response.status == status, response.body[:500]
+    error = response.json()
+    assert set(error) == {"error", "message"} and error["error"] == code
+    assert 0 < len(error["message"]) <= 1000 and KB10 not in error["message"]
+    assert response.header("x-amzn-trace-id") == f"Root={response.trace_header.root}"
+    assert response.header("Access-Control-Expose-Headers") == "x-amzn-trace-id"
+    if status == 405:
+        assert method not in (response.header("Allow") or "") and "OPTIONS" in (response.header("Allow") or "")
+    assert dashboard.alert_rows() == []
+
+
+@pytest.mark.req("FR-018", "FR-005")
+def test_a_validation_error_names_the_parameter_and_what_is_wrong(dashboard: Dashboard) -> None:
+    response = dashboard.get("/api/v2/items", "ticker=AAPL&limit=abc")
+    assert response.json()["message"] == "query parameter 'limit': Input should be a valid integer, unable to parse " \
+                                         "string as an integer"
+    invalid_json = dashboard.request("POST", "/api/v2/alerts", body='{"ticker": ')
+    assert invalid_json.json()["message"].startswith("request body is not valid JSON")
+    wrong = dashboard.request("POST", "/api/v2/alerts", body=rule(direction="up", threshold="x"))
+    message = wrong.json()["message"]
+    assert "body field 'direction'" in message and "body field 'threshold'" in message
+    tree = dashboard.tree(wrong, expect_at_least=4)
+    handler = tree.find("## lambda_handler")[0].document
+    assert handler["annotations"]["api_error"] == "invalid_request" and handler["annotations"]["http_status"] == 400
+    assert not handler.get("fault") and not handler.get("error")  # the client's mistake, not the function's
+    assert tree.roots[0].document["error"] is True  # the stage records the 4xx

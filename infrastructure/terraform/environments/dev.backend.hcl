@@ -1,0 +1,8 @@
+# terraform init -backend-config=environments/dev.backend.hcl
+# One state per environment; the bucket (versioned, encrypted) and the lock table are created once
+# per account outside this stack (see ../README.md, "Remote state").
+bucket         = "sentiment-analyzer-tfstate-dev"
+key            = "sentiment-analyzer/dev/terraform.tfstate"
+region         = "eu-west-1"
+dynamodb_table = "sentiment-analyzer-tflock"
+encrypt        = true

@@ -1,0 +1,181 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+}
+
+# One customer managed key per environment: tables, topics, queues, secrets and log groups.
+# Application roles get kms:Decrypt/GenerateDataKey through IAM, restricted with kms:ViaService.
+resource "aws_kms_key" "stack" {
+  description             = "${var.name_prefix}: DynamoDB, SNS, SQS, Secrets Manager and CloudWatch Logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+}
+
+resource "aws_kms_alias" "stack" {
+  name          = "alias/${var.name_prefix}"
+  target_key_id = aws_kms_key.stack.key_id
+}
+
+data "aws_iam_policy_document" "kms" {
+  # Lets IAM policies of this account grant use of the key (the account's administrators manage it).
+  statement {
+    sid       = "AccountRootManagesKeyAndEnablesIam"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsEncryptsLogGroups"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  # CloudWatch alarms publish to the encrypted alarms topic.
+  statement {
+    sid       = "CloudWatchAlarmsPublishToEncryptedTopics"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_dynamodb_table" "this" {
+  for_each = var.tables
+
+  name                        = "${var.name_prefix}-${each.key}"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = each.value.hash_key.name
+  range_key                   = each.value.range_key.name
+  deletion_protection_enabled = var.deletion_protection
+
+  # Every key attribute of the table and its indexes, once.
+  dynamic "attribute" {
+    for_each = merge(
+      { (each.value.hash_key.name) = each.value.hash_key.type, (each.value.range_key.name) = each.value.range_key.type },
+      merge([for g in values(each.value.global_secondary_indexes) : {
+        (g.hash_key.name) = g.hash_key.type, (g.range_key.name) = g.range_key.type
+      }]...)
+    )
+    content {
+      name = attribute.key
+      type = attribute.value
+    }
+  }
+
+  dynamic "global_secondary_index" {
+    for_each = each.value.global_secondary_indexes
+    content {
+      name            = global_secondary_index.key
+      hash_key        = global_secondary_index.value.hash_key.name
+      range_key       = global_secondary_index.value.range_key.name
+      projection_type = "ALL"
+    }
+  }
+
+  dynamic "ttl" {
+    for_each = each.value.ttl_attribute == null ? [] : [each.value.ttl_attribute]
+    content {
+      attribute_name = ttl.value
+      enabled        = true
+    }
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.stack.arn
+  }
+}
+
+resource "aws_sns_topic" "this" {
+  for_each = var.topics
+
+  name              = "${var.name_prefix}-${each.key}"
+  tracing_config    = each.value.tracing
+  kms_master_key_id = aws_kms_key.stack.arn
+}
+
+# Only this account may publish; CloudWatch alarms of this account may publish too.
+resource "aws_sns_topic_policy" "this" {
+  for_each = var.topics
+
+  arn    = aws_sns_topic.this[each.key].arn
+  policy = data.aws_iam_policy_document.topic[each.key].json
+}
+
+data "aws_iam_policy_document" "topic" {
+  for_each = var.topics
+
+  statement {
+    sid       = "AccountPrincipals"
+    actions   = ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"]
+    resources = [aws_sns_topic.this[each.key].arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchAlarms"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.this[each.key].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_sqs_queue" "this" {
+  for_each = var.queues
+
+  name                              = "${var.name_prefix}-${each.key}"
+  message_retention_seconds         = var.dlq_retention_seconds
+  kms_master_key_id                 = aws_kms_key.stack.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_secretsmanager_secret" "this" {
+  for_each = var.secrets
+
+  name                    = "${var.name_prefix}-${each.key}"
+  description             = each.value.description
+  kms_key_id              = aws_kms_key.stack.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}

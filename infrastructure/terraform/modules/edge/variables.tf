@@ -1,0 +1,123 @@
+variable "name_prefix" {
+  description = "Physical name prefix, <project>-<environment>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,40}$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and hyphens (3..41 chars)."
+  }
+}
+
+variable "dashboard_function_name" {
+  description = "Name of the dashboard Lambda behind /api/v2/{proxy+}."
+  type        = string
+}
+
+variable "dashboard_invoke_arn" {
+  description = "Invoke ARN of the dashboard Lambda (AWS_PROXY integration)."
+  type        = string
+}
+
+variable "sse_function_name" {
+  description = "Name of the SSE Lambda exposed through a RESPONSE_STREAM Function URL."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "API Gateway stage; CloudFront's origin path, and with the API name the X-Ray sampling service name <api>/<stage>."
+  type        = string
+  default     = "live"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_]{1,64}$", var.stage_name))
+    error_message = "stage_name must be letters, digits or underscores."
+  }
+}
+
+variable "cors_allow_origin" {
+  description = "Origin allowed by CORS (\"*\" or one scheme://host) on OPTIONS, gateway responses and the Function URL."
+  type        = string
+
+  validation {
+    condition     = var.cors_allow_origin == "*" || can(regex("^https?://[a-z0-9.-]+(:[0-9]+)?$", var.cors_allow_origin))
+    error_message = "cors_allow_origin must be \"*\" or one origin."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the API access log group."
+  type        = number
+
+  validation {
+    condition     = var.log_retention_days >= 1
+    error_message = "log_retention_days must be positive."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "The stack's customer managed key (access log group)."
+  type        = string
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Stage steady-state requests per second."
+  type        = number
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit must be positive."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Stage burst limit."
+  type        = number
+
+  validation {
+    condition     = var.api_throttling_burst_limit > 0
+    error_message = "api_throttling_burst_limit must be positive."
+  }
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set the account-level API Gateway CloudWatch Logs role (one environment per account)."
+  type        = bool
+}
+
+variable "price_class" {
+  description = "CloudFront price class."
+  type        = string
+
+  validation {
+    condition     = contains(["PriceClass_100", "PriceClass_200", "PriceClass_All"], var.price_class)
+    error_message = "price_class must be PriceClass_100, PriceClass_200 or PriceClass_All."
+  }
+}
+
+variable "acm_certificate_arn" {
+  description = "ACM certificate (us-east-1) for domain_aliases; null keeps *.cloudfront.net."
+  type        = string
+  default     = null
+}
+
+variable "domain_aliases" {
+  description = "Custom domain names on the distribution."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.domain_aliases : can(regex("^[a-z0-9.-]+$", d))])
+    error_message = "domain_aliases must be lowercase host names."
+  }
+}
+
+variable "sse_origin_read_timeout" {
+  description = "Seconds CloudFront waits between packets from the SSE origin; above the stream's heartbeat interval (15 s)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.sse_origin_read_timeout >= 20 && var.sse_origin_read_timeout <= 180
+    error_message = "sse_origin_read_timeout must be within 20..180 (above the 15 s heartbeat)."
+  }
+}

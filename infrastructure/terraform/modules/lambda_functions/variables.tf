@@ -1,0 +1,187 @@
+variable "project" {
+  description = "Project name; services are <project>-<function key> (POWERTOOLS_SERVICE_NAME, OTEL_SERVICE_NAME)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]+$", var.project))
+    error_message = "project must be lowercase letters, digits and hyphens."
+  }
+}
+
+variable "environment" {
+  description = "Environment name; replaces the literal $${env} in the stack map's env values."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "preprod", "prod"], var.environment)
+    error_message = "environment must be one of dev, preprod, prod."
+  }
+}
+
+variable "name_prefix" {
+  description = "Physical name prefix, <project>-<environment>; functions, roles, log groups and rules are <name_prefix>-<key>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,40}$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and hyphens (3..41 chars)."
+  }
+}
+
+variable "functions" {
+  description = "The stack map's functions: handler, package (zip|image), memory, timeout, trigger, env (with table:/topic:/queue:/secret: references), DLQ and IAM needs."
+  type = map(object({
+    handler   = string
+    package   = string
+    memory_mb = number
+    timeout_s = number
+    trigger = object({
+      type        = string
+      expression  = optional(string)
+      topic       = optional(string)
+      invoke_mode = optional(string)
+    })
+    dead_letter_queue = optional(string)
+    env               = map(string)
+    iam = object({
+      dynamodb = optional(map(object({
+        actions   = list(string)
+        resources = list(string)
+      })), {})
+      sns_publish      = optional(list(string), [])
+      secrets_read     = optional(list(string), [])
+      metric_namespace = optional(string)
+      xray_read        = optional(bool, false)
+      cloudwatch_read  = optional(bool, false)
+      ecr_pull         = optional(bool, false)
+    })
+  }))
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : can(regex("^lambdas\\.[a-z_]+\\.handler\\.lambda_handler$", f.handler))])
+    error_message = "handlers must be lambdas.<name>.handler.lambda_handler (code root src/)."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["zip", "image"], f.package)])
+    error_message = "package must be zip or image."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.memory_mb >= 128 && f.memory_mb <= 10240 && f.timeout_s >= 1 && f.timeout_s <= 900])
+    error_message = "memory_mb must be 128..10240 and timeout_s 1..900."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["schedule", "sns", "api_gateway", "function_url"], f.trigger.type)])
+    error_message = "trigger.type must be schedule, sns, api_gateway or function_url."
+  }
+
+  validation {
+    condition     = length([for f in values(var.functions) : f if f.package == "image"]) <= 1
+    error_message = "one image function at most: sse_image_digest names a single image."
+  }
+
+  validation {
+    condition = alltrue(flatten([for f in values(var.functions) : [
+      for t in values(f.iam.dynamodb) : [for r in t.resources : r == "table" || can(regex("^index/([A-Za-z0-9_.-]+|\\*)$", r))]
+    ]]))
+    error_message = "iam.dynamodb resources must be \"table\", \"index/<name>\" or \"index/*\"."
+  }
+}
+
+variable "metric_namespaces" {
+  description = "CloudWatch namespaces by stack key (app, canary); a function's iam.metric_namespace picks the only one it may write."
+  type        = map(string)
+}
+
+variable "package_dir" {
+  description = "Absolute directory with one <key>.zip per zip-packaged function."
+  type        = string
+}
+
+variable "runtime" {
+  description = "Runtime of zip-packaged functions."
+  type        = string
+
+  validation {
+    condition     = can(regex("^python3\\.1[1-3]$", var.runtime))
+    error_message = "runtime must be python3.11..python3.13."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of every function."
+  type        = string
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "sse_image_digest" {
+  description = "Digest of the image function's image in its ECR repository (sha256:<64 hex>)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^sha256:[0-9a-f]{64}$", var.sse_image_digest))
+    error_message = "sse_image_digest must be sha256:<64 lowercase hex>."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency by function key (-1 or absent: unreserved)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups."
+  type        = number
+
+  validation {
+    condition     = var.log_retention_days >= 1
+    error_message = "log_retention_days must be positive."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "The stack's customer managed key (log groups; data services through kms:ViaService)."
+  type        = string
+}
+
+variable "table_names" {
+  description = "Table name by stack key (table:<key> references)."
+  type        = map(string)
+}
+
+variable "table_arns" {
+  description = "Table ARN by stack key (IAM)."
+  type        = map(string)
+}
+
+variable "topic_arns" {
+  description = "SNS topic ARN by stack key (topic:<key> references, triggers, IAM)."
+  type        = map(string)
+}
+
+variable "queue_urls" {
+  description = "SQS queue URL by stack key (queue:<key> references)."
+  type        = map(string)
+}
+
+variable "queue_arns" {
+  description = "SQS queue ARN by stack key (dead-letter targets, IAM)."
+  type        = map(string)
+}
+
+variable "secret_names" {
+  description = "Secret name by stack key (secret:<key> references)."
+  type        = map(string)
+}
+
+variable "secret_arns" {
+  description = "Secret ARN by stack key (IAM)."
+  type        = map(string)
+}

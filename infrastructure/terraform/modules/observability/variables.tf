@@ -1,0 +1,146 @@
+variable "environment" {
+  description = "Environment name (short names of X-Ray rules and groups, which allow 32 characters)."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "preprod", "prod"], var.environment)
+    error_message = "environment must be one of dev, preprod, prod."
+  }
+}
+
+variable "name_prefix" {
+  description = "Physical name prefix, <project>-<environment>; alarm names are <name_prefix>-<alarm key>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,40}$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and hyphens (3..41 chars)."
+  }
+}
+
+variable "functions" {
+  description = "The stack map's functions (timeouts; an optional duration_alarm override with its reason)."
+  type = map(object({
+    timeout_s = number
+    duration_alarm = optional(object({
+      statistic    = string
+      threshold_ms = number
+      reason       = string
+    }))
+  }))
+
+  validation {
+    condition = alltrue([for f in values(var.functions) : f.duration_alarm == null ? true : (
+      f.duration_alarm.threshold_ms >= f.timeout_s * 800 && f.duration_alarm.threshold_ms < f.timeout_s * 1000 && length(f.duration_alarm.reason) > 20
+    )])
+    error_message = "a duration_alarm override must sit between 80 % and 100 % of the timeout and give its reason."
+  }
+}
+
+variable "function_names" {
+  description = "Physical function name by stack key (the FunctionName dimension of every alarm on a function)."
+  type        = map(string)
+}
+
+variable "metric_namespaces" {
+  description = "CloudWatch namespaces of the application metrics by stack key (app, canary)."
+  type        = map(string)
+
+  validation {
+    condition     = contains(keys(var.metric_namespaces), "app") && contains(keys(var.metric_namespaces), "canary")
+    error_message = "metric_namespaces must name app and canary."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies (the stack map's alarms topic)."
+  type        = string
+}
+
+variable "canary_alert_topic_arn" {
+  description = "The canary's out-of-band topic (subscribed by alarm_email_endpoints too)."
+  type        = string
+}
+
+variable "queue_names" {
+  description = "Dead-letter queue names by stack key (a message there is an alarm)."
+  type        = map(string)
+}
+
+variable "api_name" {
+  description = "REST API name (sampling service name <api>/<stage>, API alarms)."
+  type        = string
+}
+
+variable "api_stage_name" {
+  description = "REST API stage name."
+  type        = string
+}
+
+variable "sampling_rate" {
+  description = "X-Ray fixed rate (1.0 in dev and preprod, FR-034)."
+  type        = number
+
+  validation {
+    condition     = var.sampling_rate >= 0 && var.sampling_rate <= 1
+    error_message = "sampling_rate must be within 0..1."
+  }
+
+  validation {
+    condition     = var.environment == "prod" || var.sampling_rate == 1
+    error_message = "dev and preprod sample 100 %."
+  }
+}
+
+variable "sampling_reservoir" {
+  description = "X-Ray reservoir (traces per second before the fixed rate)."
+  type        = number
+
+  validation {
+    condition     = var.sampling_reservoir >= 1
+    error_message = "sampling_reservoir must be at least 1."
+  }
+}
+
+variable "alarm_email_endpoints" {
+  description = "E-mail addresses subscribed to the alarm, billing and canary alert topics."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_billing_alarms" {
+  description = "Create the X-Ray cost alarms (once per account)."
+  type        = bool
+}
+
+variable "billing_thresholds_usd" {
+  description = "X-Ray monthly estimated-charge thresholds in USD."
+  type        = list(number)
+
+  validation {
+    condition     = alltrue([for t in var.billing_thresholds_usd : t > 0])
+    error_message = "billing thresholds must be positive."
+  }
+}
+
+variable "duration_alarm_ratio" {
+  description = "Duration alarms fire at this share of each function's timeout (FR-041/FR-061: 80..90 %)."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.duration_alarm_ratio >= 0.8 && var.duration_alarm_ratio <= 0.9
+    error_message = "duration_alarm_ratio must be within 0.8..0.9."
+  }
+}
+
+variable "alarm_period_s" {
+  description = "Period of the function and error-count alarms."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_period_s >= 60 && var.alarm_period_s % 60 == 0
+    error_message = "alarm_period_s must be a multiple of 60."
+  }
+}

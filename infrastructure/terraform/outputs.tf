@@ -1,0 +1,49 @@
+output "function_names" {
+  description = "Physical Lambda names by stack key."
+  value       = module.lambda_functions.function_names
+}
+
+output "table_names" {
+  description = "Physical DynamoDB table names by stack key."
+  value       = module.data.table_names
+}
+
+output "topic_arns" {
+  description = "SNS topic ARNs by stack key."
+  value       = module.data.topic_arns
+}
+
+output "sse_ecr_repository_url" {
+  description = "Where `make deploy-sse` pushes the SSE image (then pass its digest as sse_image_digest)."
+  value       = module.lambda_functions.sse_ecr_repository_url
+}
+
+output "api_invoke_url" {
+  description = "API Gateway stage URL (the dashboard API lives under /api/v2/)."
+  value       = module.edge.api_invoke_url
+}
+
+output "sse_function_url" {
+  description = "SSE Function URL (RESPONSE_STREAM)."
+  value       = module.edge.sse_function_url
+}
+
+output "cloudfront_domain_name" {
+  description = "The public entry point: frontend, /api/v2/* and the SSE paths."
+  value       = module.edge.cloudfront_domain_name
+}
+
+output "frontend_bucket" {
+  description = "S3 bucket to upload frontend/dist to."
+  value       = module.edge.frontend_bucket
+}
+
+output "alarm_names" {
+  description = "Every CloudWatch alarm of the stack (the dashboard's alarm widget lists the same set)."
+  value       = module.observability.alarm_names
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard name."
+  value       = module.observability.dashboard_name
+}

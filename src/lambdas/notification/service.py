@@ -1,0 +1,170 @@
+"""Alert evaluation and email delivery for one `sentiment_scored` message.
+
+Trigger: the `sentiment_scored` SNS topic (stack.json), not a schedule. Analysis already publishes
+each new score there, so a rule fires within seconds of the score, with no table polling and no
+"what did I already look at" state, and SNS active tracing carries the analysis trace into this
+function (one trace from ingestion to the email, FR-013). Lambda invokes SNS subscribers
+asynchronously: a raised error is retried by Lambda (twice) and then lands in the function's
+dead-letter queue (`notification_dlq`), so a message whose emails could not be sent is kept, not
+lost. Delivery is therefore at least once: a retry re-sends the emails that did go out before the
+failure (SendGrid has no idempotency key).
+
+For each message: the ticker's rules (config table, `pk="alert"`) are read and those the score
+crosses fire (strictly above / below the threshold); each firing rule gets one email through
+SendGrid (`mailer`). Every firing rule is attempted even when an earlier one failed; failures are
+then counted (`NotificationDeliveryFailures`, one per undelivered email) and raised together as
+NotificationDeliveryError: the invocation faults, nothing is swallowed.
+
+Example:
+    >>> notify(NotificationSettings.from_env(), ScoredMessage(...), seconds_left=lambda: 50.0)  # doctest: +SKIP
+    Report(ticker='AAPL', rules=2, fired=1, sent=1)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parser import envelopes, parse
+from pydantic import BaseModel, ConfigDict, Field
+from sendgrid.helpers.mail import Mail
+
+from lambdas.notification.mailer import DeliveryError, RetryPolicy, SendGridMailer
+from lib.alerts import TICKER_PATTERN, AlertRule, AlertTable
+from lib.metrics import Metric, put_metric
+from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer
+
+tracer = lambda_tracer()
+logger = lambda_logger()
+
+SECRET_MAX_AGE_S = 300  # the API key is read once per 5 minutes per execution environment
+ISO_MS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+MAX_HEADLINE_CHARS = 2000
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment or secret is not what the stack map promises."""
+
+
+class MalformedSnsEventError(ValueError):
+    """An SNS delivery without a scored-item message."""
+
+
+class NotificationDeliveryError(RuntimeError):
+    """At least one alert email of the message was not delivered (the invocation fails: retry, then DLQ)."""
+
+
+class ScoredMessage(BaseModel):
+    """The `sentiment_scored` topic message (contracts: Messages)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    published_at: str = Field(pattern=ISO_MS_PATTERN)
+    ticker: str = Field(pattern=TICKER_PATTERN)
+    headline: str = Field(min_length=1, max_length=MAX_HEADLINE_CHARS)
+    label: Literal["positive", "neutral", "negative"]
+    score: float = Field(ge=-1, le=1, allow_inf_nan=False, strict=True)  # a number, not "0.5"
+    analyzed_at: str = Field(pattern=ISO_MS_PATTERN)
+
+
+def parse_event(event: Any) -> list[ScoredMessage]:
+    """The messages of an SNS → Lambda event; pydantic's ValidationError names what is wrong."""
+    messages = parse(event=event, model=ScoredMessage, envelope=envelopes.SnsEnvelope)
+    if not messages or not all(isinstance(message, ScoredMessage) for message in messages):
+        raise MalformedSnsEventError("SNS event carries no scored-item message")
+    return [message for message in messages if isinstance(message, ScoredMessage)]
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    config_table: str
+    secret_name: str
+    sendgrid_host: str
+    from_address: str
+    retry: RetryPolicy
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotificationSettings:
+        source = os.environ if env is None else env
+        names = ("CONFIG_TABLE", "SENDGRID_SECRET_NAME", "SENDGRID_HOST", "ALERT_FROM_ADDRESS",
+                 "SENDGRID_RETRY_DELAYS_S", "SENDGRID_TIMEOUT_S")
+        missing = [name for name in names if not source.get(name)]
+        if missing:
+            raise ConfigurationError(f"environment variables not set: {', '.join(missing)}")
+        return cls(source["CONFIG_TABLE"], source["SENDGRID_SECRET_NAME"], source["SENDGRID_HOST"],
+                   source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source))
+
+
+@dataclass(frozen=True)
+class Report:
+    ticker: str
+    rules: int
+    fired: int
+    sent: int
+
+
+def sendgrid_api_key(secret_name: str) -> str:
+    """The `sendgrid` secret's `api_key` (Powertools Parameters: cached for SECRET_MAX_AGE_S)."""
+    secret = parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_S)
+    key = secret.get("api_key") if isinstance(secret, dict) else None
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"secret {secret_name} has no api_key")
+    return key
+
+
+def alert_email(settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> Mail:
+    subject = (f"{message.ticker} sentiment {message.score:+.2f} ({message.label}) is {rule.direction} "
+               f"your threshold {rule.threshold:+.2f}")
+    text = "\n".join([
+        subject,
+        "",
+        f"Headline: {message.headline}",
+        f"Published: {message.published_at}",
+        f"Scored: {message.analyzed_at}",
+        "",
+        f"Alert rule {rule.alert_id}: {rule.ticker} {rule.direction} {rule.threshold:+.2f}.",
+    ])
+    return Mail(from_email=settings.from_address, to_emails=rule.email, subject=subject, plain_text_content=text)
+
+
+@tracer.capture_method(capture_response=False, capture_error=False)
+def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> None:
+    """One rule's email: its own subsegment, holding one `SendGrid` subsegment per attempt."""
+    annotate(tracer, alert_id=rule.alert_id, ticker=rule.ticker)
+    try:
+        status = mailer.send(alert_email(settings, rule, message))
+    finally:
+        annotate(tracer, attempts=mailer.attempts)
+    logger.info("alert email sent", extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "status": status,
+                                           "attempts": mailer.attempts})
+
+
+@tracer.capture_method(capture_response=False, capture_error=False)
+def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left: Callable[[], float]) -> Report:
+    rules = AlertTable(settings.config_table).all(ticker=message.ticker)
+    fired = [rule for rule in rules if rule.matches(message.score)]
+    annotate(tracer, ticker=message.ticker, rules=len(rules), fired=len(fired))
+    if not fired:
+        return Report(message.ticker, len(rules), 0, 0)
+    mailer = SendGridMailer(tracer, sendgrid_api_key(settings.secret_name), settings.sendgrid_host, settings.retry,
+                            seconds_left=seconds_left)
+    failures: list[tuple[AlertRule, DeliveryError]] = []
+    for rule in fired:
+        try:
+            deliver(mailer, settings, rule, message)
+        except DeliveryError as error:  # the other rules still get their email; all failures are raised below
+            failures.append((rule, error))
+            logger.warning("alert email not delivered", extra={"alert_id": rule.alert_id, "ticker": rule.ticker,
+                                                               "error_type": type(error).__name__, "error": str(error)})
+    annotate(tracer, sent=len(fired) - len(failures), failed=len(failures))
+    if failures:
+        put_metric(Metric.NOTIFICATION_DELIVERY_FAILURES, len(failures))
+        summary = "; ".join(f"alert {rule.alert_id}: {type(error).__name__}: {error}" for rule, error in failures)
+        raise NotificationDeliveryError(
+            f"{len(failures)} of {len(fired)} alert emails for item {message.item_id} not delivered: {summary}"
+        ) from failures[0][1]
+    return Report(message.ticker, len(rules), len(fired), len(fired))

@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ log = logging.getLogger("devstack.xray_daemon")
 HEADER = b'{"format":"json","version":1}'
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 MAX_DATAGRAM = 65535
+BARRIER = b"devstack-barrier:"  # wait_idle's marker; never a valid X-Ray datagram (no protocol header)
 
 
 @dataclass
@@ -53,7 +55,9 @@ class XRayDaemon:
         self._stopped = threading.Event()
         self._receiver = threading.Thread(target=self._receive, name="xray-daemon-recv", daemon=True)
         self._parser = threading.Thread(target=self._parse, name="xray-daemon-parse", daemon=True)
-        self._parsing = False
+        self._barriers: dict[int, threading.Event] = {}
+        self._barrier_lock = threading.Lock()
+        self._barrier_sequence = 0
         self.stats = DaemonStats()
 
     @property
@@ -79,15 +83,24 @@ class XRayDaemon:
         self._parser.join(timeout=2)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once every datagram received so far is parsed and handed to the sink, and sent."""
-        import time
+        """True once every datagram sent to the daemon before this call is parsed and stored.
 
+        A barrier datagram is sent through the same socket buffer: on loopback, `sendto` enqueues
+        at once, so when the parser reaches the barrier every earlier datagram has been handled,
+        even those still in the kernel buffer when this was called.
+        """
         end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if not self._datagrams and not self._parsing:
-                return self._sink.wait_idle(max(0.0, end - time.monotonic()))
-            time.sleep(0.01)
-        return False
+        with self._barrier_lock:
+            self._barrier_sequence += 1
+            token = self._barrier_sequence
+        reached = threading.Event()
+        self._barriers[token] = reached
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(BARRIER + str(token).encode(), self._socket.getsockname())
+        if not reached.wait(timeout_s):
+            self._barriers.pop(token, None)
+            return False
+        return self._sink.wait_idle(max(0.0, end - time.monotonic()))
 
     def _receive(self) -> None:
         recv = self._socket.recvfrom
@@ -105,11 +118,14 @@ class XRayDaemon:
             self._wake.wait(0.1)
             self._wake.clear()
             while self._datagrams:
-                self._parsing = True
                 self._handle(self._datagrams.popleft())
-            self._parsing = False
 
     def _handle(self, data: bytes) -> None:
+        if data.startswith(BARRIER):
+            reached = self._barriers.pop(int(data[len(BARRIER):]), None)
+            if reached is not None:
+                reached.set()
+            return
         self.stats.datagrams += 1
         header, sep, body = data.partition(b"\n")
         if not sep or header.strip() != HEADER:

@@ -123,6 +123,7 @@ variable "alarm_email_endpoints" {
 variable "create_billing_alarms" {
   description = "Create the X-Ray cost alarms ($10/$25/$50). Billing is per account: enable it in one environment per account."
   type        = bool
+  nullable    = false
   default     = true
 }
 
@@ -140,6 +141,7 @@ variable "xray_billing_thresholds_usd" {
 variable "dynamodb_deletion_protection" {
   description = "Deletion protection on every table (on in prod)."
   type        = bool
+  nullable    = false
   default     = true
 }
 
@@ -217,5 +219,6 @@ variable "domain_aliases" {
 variable "manage_api_gateway_account" {
   description = "Set the account-level API Gateway CloudWatch Logs role (a singleton per account and region: enable it in one environment of an account)."
   type        = bool
+  nullable    = false
   default     = true
 }

@@ -42,16 +42,27 @@ variable "topics" {
 variable "queues" {
   description = "The stack map's SQS queues (dead-letter queues of asynchronously invoked functions)."
   type        = map(any)
+
+  validation {
+    condition     = alltrue([for k in keys(var.queues) : can(regex("^[a-z][a-z0-9_]{0,40}$", k))])
+    error_message = "queue keys must be lowercase identifiers."
+  }
 }
 
 variable "secrets" {
   description = "The stack map's Secrets Manager secrets (created empty: values are set out of band)."
   type        = map(object({ description = string }))
+
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : length(trimspace(s.description)) > 0])
+    error_message = "every secret needs a description of its JSON shape."
+  }
 }
 
 variable "deletion_protection" {
   description = "Deletion protection on every DynamoDB table."
   type        = bool
+  nullable    = false
 }
 
 variable "dlq_retention_seconds" {

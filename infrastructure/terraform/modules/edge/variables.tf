@@ -11,16 +11,31 @@ variable "name_prefix" {
 variable "dashboard_function_name" {
   description = "Name of the dashboard Lambda behind /api/v2/{proxy+}."
   type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.dashboard_function_name))
+    error_message = "dashboard_function_name must be a Lambda function name."
+  }
 }
 
 variable "dashboard_invoke_arn" {
   description = "Invoke ARN of the dashboard Lambda (AWS_PROXY integration)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/", var.dashboard_invoke_arn))
+    error_message = "dashboard_invoke_arn must be a Lambda invoke ARN."
+  }
 }
 
 variable "sse_function_name" {
   description = "Name of the SSE Lambda exposed through a RESPONSE_STREAM Function URL."
   type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.sse_function_name))
+    error_message = "sse_function_name must be a Lambda function name."
+  }
 }
 
 variable "stage_name" {
@@ -57,6 +72,11 @@ variable "log_retention_days" {
 variable "kms_key_arn" {
   description = "The stack's customer managed key (access log group)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN."
+  }
 }
 
 variable "api_throttling_rate_limit" {
@@ -82,6 +102,7 @@ variable "api_throttling_burst_limit" {
 variable "manage_api_gateway_account" {
   description = "Set the account-level API Gateway CloudWatch Logs role (one environment per account)."
   type        = bool
+  nullable    = false
 }
 
 variable "price_class" {
@@ -98,6 +119,11 @@ variable "acm_certificate_arn" {
   description = "ACM certificate (us-east-1) for domain_aliases; null keeps *.cloudfront.net."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.acm_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:us-east-1:", var.acm_certificate_arn))
+    error_message = "acm_certificate_arn must be an ACM certificate in us-east-1."
+  }
 }
 
 variable "domain_aliases" {

@@ -32,8 +32,8 @@ locals {
       )
     }
   }
-  # Never OTEL_PROPAGATORS (FR-068: the code sets the propagator) nor AWS_LAMBDA_EXEC_WRAPPER (FR-046:
-  # no ADOT auto-instrumentation); tests/infra prove neither appears anywhere.
+  # No propagator variable (FR-068: the code sets the propagator) and no exec wrapper (FR-046: no ADOT
+  # auto-instrumentation): tests/infra prove neither name appears anywhere in the infrastructure.
   function_env = {
     for key, fn in var.functions : key => merge(
       local.resolved_env[key],

@@ -93,11 +93,21 @@ variable "functions" {
 variable "metric_namespaces" {
   description = "CloudWatch namespaces by stack key (app, canary); a function's iam.metric_namespace picks the only one it may write."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for n in values(var.metric_namespaces) : can(regex("^[A-Za-z0-9/_.#:-]{1,255}$", n)) && !startswith(n, "AWS/")])
+    error_message = "metric_namespaces must be custom CloudWatch namespaces (never AWS/...)."
+  }
 }
 
 variable "package_dir" {
   description = "Absolute directory with one <key>.zip per zip-packaged function."
   type        = string
+
+  validation {
+    condition     = startswith(var.package_dir, "/")
+    error_message = "package_dir must be absolute."
+  }
 }
 
 variable "runtime" {
@@ -134,6 +144,11 @@ variable "reserved_concurrency" {
   description = "Reserved concurrency by function key (-1 or absent: unreserved)."
   type        = map(number)
   default     = {}
+
+  validation {
+    condition     = alltrue([for v in values(var.reserved_concurrency) : v == -1 || (v >= 0 && v <= 1000)])
+    error_message = "reserved_concurrency values must be -1 or 0..1000."
+  }
 }
 
 variable "log_retention_days" {
@@ -149,39 +164,79 @@ variable "log_retention_days" {
 variable "kms_key_arn" {
   description = "The stack's customer managed key (log groups; data services through kms:ViaService)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN."
+  }
 }
 
 variable "table_names" {
   description = "Table name by stack key (table:<key> references)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for n in values(var.table_names) : can(regex("^[A-Za-z0-9_.-]{3,255}$", n))])
+    error_message = "table_names must be DynamoDB table names."
+  }
 }
 
 variable "table_arns" {
   description = "Table ARN by stack key (IAM)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for a in values(var.table_arns) : can(regex("^arn:aws[a-z-]*:dynamodb:", a))])
+    error_message = "table_arns must be DynamoDB table ARNs."
+  }
 }
 
 variable "topic_arns" {
   description = "SNS topic ARN by stack key (topic:<key> references, triggers, IAM)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for a in values(var.topic_arns) : can(regex("^arn:aws[a-z-]*:sns:", a))])
+    error_message = "topic_arns must be SNS topic ARNs."
+  }
 }
 
 variable "queue_urls" {
   description = "SQS queue URL by stack key (queue:<key> references)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for u in values(var.queue_urls) : startswith(u, "https://")])
+    error_message = "queue_urls must be SQS queue URLs."
+  }
 }
 
 variable "queue_arns" {
   description = "SQS queue ARN by stack key (dead-letter targets, IAM)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for a in values(var.queue_arns) : can(regex("^arn:aws[a-z-]*:sqs:", a))])
+    error_message = "queue_arns must be SQS queue ARNs."
+  }
 }
 
 variable "secret_names" {
   description = "Secret name by stack key (secret:<key> references)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for n in values(var.secret_names) : can(regex("^[A-Za-z0-9/_+=.@-]{1,512}$", n))])
+    error_message = "secret_names must be Secrets Manager names."
+  }
 }
 
 variable "secret_arns" {
   description = "Secret ARN by stack key (IAM)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for a in values(var.secret_arns) : can(regex("^arn:aws[a-z-]*:secretsmanager:", a))])
+    error_message = "secret_arns must be Secrets Manager ARNs."
+  }
 }

@@ -40,6 +40,11 @@ variable "functions" {
 variable "function_names" {
   description = "Physical function name by stack key (the FunctionName dimension of every alarm on a function)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for n in values(var.function_names) : can(regex("^[A-Za-z0-9_-]{1,64}$", n))])
+    error_message = "function_names must be Lambda function names."
+  }
 }
 
 variable "metric_namespaces" {
@@ -55,26 +60,51 @@ variable "metric_namespaces" {
 variable "alarm_topic_arn" {
   description = "SNS topic every alarm notifies (the stack map's alarms topic)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sns:", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN."
+  }
 }
 
 variable "canary_alert_topic_arn" {
   description = "The canary's out-of-band topic (subscribed by alarm_email_endpoints too)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sns:", var.canary_alert_topic_arn))
+    error_message = "canary_alert_topic_arn must be an SNS topic ARN."
+  }
 }
 
 variable "queue_names" {
   description = "Dead-letter queue names by stack key (a message there is an alarm)."
   type        = map(string)
+
+  validation {
+    condition     = alltrue([for n in values(var.queue_names) : can(regex("^[A-Za-z0-9_-]{1,80}$", n))])
+    error_message = "queue_names must be SQS queue names."
+  }
 }
 
 variable "api_name" {
   description = "REST API name (sampling service name <api>/<stage>, API alarms)."
   type        = string
+
+  validation {
+    condition     = length(var.api_name) > 0 && length(var.api_name) <= 1024
+    error_message = "api_name must not be empty."
+  }
 }
 
 variable "api_stage_name" {
   description = "REST API stage name."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_]{1,64}$", var.api_stage_name))
+    error_message = "api_stage_name must be letters, digits or underscores."
+  }
 }
 
 variable "sampling_rate" {
@@ -106,11 +136,17 @@ variable "alarm_email_endpoints" {
   description = "E-mail addresses subscribed to the alarm, billing and canary alert topics."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alarm_email_endpoints : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alarm_email_endpoints must be e-mail addresses."
+  }
 }
 
 variable "create_billing_alarms" {
   description = "Create the X-Ray cost alarms (once per account)."
   type        = bool
+  nullable    = false
 }
 
 variable "billing_thresholds_usd" {

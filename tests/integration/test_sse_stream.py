@@ -1,0 +1,648 @@
+"""The SSE Lambda as it runs in its image: the real `docker/sse/bootstrap` as a child process against
+the local Runtime API, moto, and the local trace pipeline (X-Ray daemon + OTLP receiver).
+
+Each `SseEnvironment` is one execution environment: a Runtime API and one bootstrap process. The
+module's shared one stays warm across tests, as Lambda keeps an environment; tests that need other
+settings (collector down, connection limits, a fresh process) start their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.aws import MotoServer, Resources
+from devstack.collector_config import load_indexed_attributes
+from devstack.lambda_service import lambda_environment
+from devstack.otlp_receiver import OtlpReceiver
+from devstack.pipeline import TracePipeline
+from devstack.runtime_api import (
+    PRELUDE_DELIMITER,
+    RuntimeApi,
+    RuntimeProcess,
+    StreamingResponse,
+    function_url_event,
+)
+from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
+from devstack.trace_reader import TraceTree, document_problems
+from lib.news.model import iso_ms
+from lib.tracing.header import TraceHeader, new_entity_id
+from lib.tracing.otel import EXPORT_TIMEOUT_S
+
+BOOTSTRAP = REPO_ROOT / "docker" / "sse" / "bootstrap"
+SPEC = load_stack().function("sse_streaming")
+FAST = {"SSE_POLL_INTERVAL_S": "0.2", "SSE_HEARTBEAT_INTERVAL_S": "0.5", "SSE_DEADLINE_MARGIN_S": "0.4",
+        "SSE_INDEX_SETTLE_MS": "100", "SSE_RETRY_MS": "1500"}
+FRAME_LINE = re.compile(r"^(retry|id|event|data): (.*)$")
+# Attributes of the OTel semantic conventions (FR-067): metadata by design. Everything else our
+# spans carry must be indexed (an annotation), or operators could not filter on it.
+CONVENTION_ATTRIBUTES = {"rpc.system", "rpc.service", "rpc.method", "db.system", "db.operation",
+                         "aws.dynamodb.table_names"}
+
+
+# -- the local stack around the function ------------------------------------------------------------
+class RecordingSink:
+    """Forwards documents to the pipeline's sink, remembering what arrived for which trace, and when."""
+
+    def __init__(self, sink: Any):
+        self._sink = sink
+        self._lock = threading.Lock()
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+
+    def submit(self, raw_document: str) -> None:
+        with self._lock:
+            self.arrivals.append((time.monotonic(), json.loads(raw_document)))
+        self._sink.submit(raw_document)
+
+    def documents(self, trace_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [doc for _, doc in self.arrivals if doc["trace_id"] == trace_id]
+
+
+@dataclass
+class Collector:
+    receiver: OtlpReceiver
+    sink: RecordingSink
+
+
+@pytest.fixture(scope="module")
+def collector(trace_pipeline: TracePipeline) -> Iterator[Collector]:
+    """This module's stand-in for the collector extension, indexing what the image's config indexes."""
+    sink = RecordingSink(trace_pipeline.sink)
+    receiver = OtlpReceiver(sink, load_indexed_attributes()).start()  # type: ignore[arg-type]
+    yield Collector(receiver, sink)
+    receiver.stop()
+
+
+class SseEnvironment:
+    """One execution environment of the SSE function: a local Runtime API and the real bootstrap."""
+
+    def __init__(self, pipeline: TracePipeline, moto: MotoServer, resources: Resources, traces_endpoint: str,
+                 overrides: Mapping[str, str]):
+        self.runtime = RuntimeApi(SPEC, pipeline.daemon.address)
+        resolved = {name: resources.resolve(value) for name, value in SPEC.env.items()}
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), **moto.environment(),
+            **lambda_environment(SPEC, {**resolved, **FAST, **overrides}, pipeline.daemon.address),
+            "PYTHONPATH": str(SRC_ROOT), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
+        }
+        self.process = RuntimeProcess(self.runtime, [sys.executable, str(BOOTSTRAP)], environment)
+
+    def start(self) -> SseEnvironment:
+        self.runtime.start()
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+        self.runtime.stop()
+
+    def open(self, path: str = "/api/v2/stream", headers: Mapping[str, str] | None = None,
+             upstream: TraceHeader | None = None, timeout_s: float = 2.5, method: str = "GET") -> StreamingResponse:
+        return self.runtime.invoke(function_url_event(method, path, headers), upstream=upstream, timeout_s=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def start_environment(trace_pipeline: TracePipeline, moto_server: MotoServer, stack_resources: Resources,
+                      collector: Collector) -> Iterator[Callable[..., Any]]:
+    started: list[SseEnvironment] = []
+
+    @contextmanager
+    def start(overrides: Mapping[str, str] | None = None, traces_endpoint: str | None = None
+              ) -> Iterator[SseEnvironment]:
+        environment = SseEnvironment(trace_pipeline, moto_server, stack_resources,
+                                     traces_endpoint or collector.receiver.endpoint, overrides or {}).start()
+        started.append(environment)
+        try:
+            yield environment
+        finally:
+            environment.stop()
+
+    yield start
+    for environment in started:
+        environment.stop()
+
+
+@pytest.fixture(scope="module")
+def sse(start_environment: Callable[..., Any]) -> Iterator[SseEnvironment]:
+    """The module's warm execution environment."""
+    with start_environment() as environment:
+        yield environment
+
+
+@pytest.fixture(scope="module")
+def news_table(stack_resources: Resources) -> Any:
+    return boto3.resource("dynamodb").Table(stack_resources.tables["news"])
+
+
+# -- data and frames --------------------------------------------------------------------------------
+def seed(table: Any, ticker: str, label: str = "positive", score: float = 0.5) -> dict[str, Any]:
+    """One analysed item, as the analysis Lambda leaves it (status changed now)."""
+    now = dt.datetime.now(dt.UTC)
+    stamp = iso_ms(now)
+    item = {"item_id": secrets.token_hex(16), "published_at": iso_ms(now - dt.timedelta(minutes=3)),
+            "ticker": ticker, "headline": f"{ticker} news {secrets.token_hex(3)} \u2014 \"quoted\"",
+            "summary": "s", "source": "tiingo", "url": "https://example.invalid/a", "status": "analyzed",
+            "status_changed_at": stamp, "ingested_at": stamp, "analyzed_at": stamp,
+            "sentiment_label": label, "sentiment_score": Decimal(str(score)), "expires_at": 0}
+    table.put_item(Item=item)
+    return item
+
+
+def expected_frame(item: Mapping[str, Any]) -> bytes:
+    """specs/contracts.md: a sentiment_update frame, built here independently of the function's code."""
+    data = {"item_id": item["item_id"], "ticker": item["ticker"], "headline": item["headline"],
+            "label": item["sentiment_label"], "score": float(item["sentiment_score"]),
+            "published_at": item["published_at"], "analyzed_at": item["analyzed_at"]}
+    return (f"id: {item['status_changed_at']}/{item['item_id']}\nevent: sentiment_update\n"
+            f"data: {json.dumps(data, separators=(',', ':'))}\n\n").encode()
+
+
+def parse_frames(body: bytes) -> list[dict[str, str]]:
+    """Strictly: every frame is `field: value` lines ending in a blank line; nothing else."""
+    text = body.decode()
+    assert text.endswith("\n\n"), text[-80:]
+    frames = []
+    for block in text[:-2].split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            match = FRAME_LINE.match(line)
+            assert match is not None and match[1] not in fields, f"bad frame line {line!r}"
+            fields[match[1]] = match[2]
+        assert fields.keys() >= {"id", "event", "data"}, block
+        frames.append(fields)
+    return frames
+
+
+def items_of(frames: list[dict[str, str]], ticker: str | None = None) -> list[str]:
+    return [json.loads(frame["data"])["item_id"] for frame in frames if frame["event"] == "sentiment_update"
+            and (ticker is None or json.loads(frame["data"])["ticker"] == ticker)]
+
+
+def read_until(call: StreamingResponse, done: Callable[[bytes], bool]) -> bytes:
+    """Body bytes as they arrive, until `done(body so far)` or the end of the stream."""
+    body = b""
+    for chunk in call.chunks():
+        body += chunk
+        if done(body):
+            break
+    return body
+
+
+def stream_documents(tree: TraceTree) -> list[dict[str, Any]]:
+    """The streaming phase's documents (OTel spans), not the facade or the handler's subsegments."""
+    return [doc for doc in tree.documents if doc.get("origin") is None and not str(doc["name"]).startswith("##")]
+
+
+def upstream_header() -> TraceHeader:
+    return TraceHeader.new_root().with_parent(new_entity_id(), sampled=None)
+
+
+# -- the stream ------------------------------------------------------------------------------------
+@pytest.mark.req("FR-001", "FR-088", "FR-006", "FR-007", "FR-008", "FR-009", "FR-048", "SC-005", "SC-020")
+def test_a_stream_of_several_poll_cycles_reaches_the_client_byte_exact(
+    sse: SseEnvironment, news_table: Any
+) -> None:
+    previous_trace = TraceHeader.new_root().root
+    call = sse.open(headers={"X-SSE-Session-Id": "4b0c1c8e-0e0f-4d7e-9a43-2d6f5e3b9a11",
+                             "X-SSE-Previous-Trace-Id": previous_trace, "X-SSE-Connection-Sequence": "3"},
+                    upstream=upstream_header(), timeout_s=3.0)
+    status, headers = call.prelude()
+    assert status == 200
+    assert dict(headers)["content-type"].startswith("text/event-stream")
+    assert dict(headers)["x-amzn-trace-id"] == f"Root={call.invocation.trace_header.root}"
+    first = [seed(news_table, "BYTE", "positive", 0.61), seed(news_table, "BYTE", "negative", -0.4)]
+    second: list[dict[str, Any]] = []
+
+    def seen(body: bytes) -> bool:
+        if not second and all(expected_frame(item) in body for item in first):
+            second.append(seed(news_table, "BYTE", "neutral", 0.0))  # a later poll cycle
+        return False
+
+    read_until(call, seen)
+    assert call.wait() and call.error is None
+
+    raw = b"".join(call.raw_chunks())
+    prelude_end = raw.index(PRELUDE_DELIMITER)
+    assert json.loads(raw[:prelude_end]) == {"statusCode": 200, "headers": dict(headers), "cookies": []}
+    body = raw[prelude_end + len(PRELUDE_DELIMITER):]
+    assert body == b"".join(call.chunks())
+    frames = parse_frames(body)
+    assert frames[0]["retry"] == "1500" and all("retry" not in frame for frame in frames[1:])  # FR-088
+    assert [f["event"] for f in frames[:1]] == ["heartbeat"] and frames[-1]["event"] == "deadline"
+    assert json.loads(frames[-1]["data"]) == {"reconnect_after_ms": 1500}
+    ids = [f["id"] for f in frames]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # monotonic per stream
+    ordered = sorted(first + second, key=lambda item: (item["status_changed_at"], item["item_id"]))
+    assert items_of(frames, "BYTE") == [item["item_id"] for item in ordered]
+    for item in ordered:
+        assert body.count(expected_frame(item)) == 1
+    metrics = [json.loads(f["data"]) for f in frames if f["event"] == "metrics"]
+    assert metrics[-1] == {"counts": {"positive": 1, "neutral": 1, "negative": 1}, "connections": 1}
+    assert all(set(json.loads(f["data"])) == {"ts"} for f in frames if f["event"] == "heartbeat")
+
+
+@pytest.mark.req("FR-001", "FR-026", "FR-027", "FR-059", "FR-060", "FR-067", "SC-023", "SC-010", "SC-005", "SC-028")
+def test_stream_spans_share_the_invocation_trace_under_its_facade(
+    sse: SseEnvironment, news_table: Any, trace_pipeline: TracePipeline
+) -> None:
+    previous_trace = TraceHeader.new_root().root
+    call = sse.open(headers={"X-SSE-Session-Id": "tab-7", "X-SSE-Previous-Trace-Id": previous_trace,
+                             "X-SSE-Connection-Sequence": "2"}, upstream=upstream_header())
+    call.prelude()
+    item = seed(news_table, "SPAN", "negative", -0.7)
+    read_until(call, lambda body: False)
+    assert call.error is None
+    invocation = call.invocation
+    root = invocation.trace_header.root
+    tree = trace_pipeline.tree(root, expect_at_least=12)
+    assert document_problems(tree) == []
+    assert {doc["trace_id"] for doc in tree.documents} == {root}
+
+    handler = tree.find("## lambda_handler")[0].document  # the handler phase: Powertools
+    assert handler["parent_id"] == invocation.function_segment_id
+    assert handler["annotations"]["route"] == "global"
+
+    stream = tree.find("sse.global_stream")[0].document
+    assert stream["parent_id"] == invocation.function_segment_id  # SC-023: under the facade
+    annotations = stream["annotations"]
+    assert annotations["session_id"] == "tab-7" and annotations["previous_trace_id"] == previous_trace
+    assert annotations["connection_sequence"] == 2 and annotations["stream_type"] == "global"
+    assert annotations["connection_id"] == invocation.request_id and annotations["max_connections"] == 100
+    assert annotations["end_reason"] == "deadline" and annotations["resumed"] is False
+
+    polls = tree.find("sse.poll")
+    assert len(polls) >= 3 and all(p.document["parent_id"] == stream["id"] for p in polls)
+    for poll in polls:
+        assert {"cache_hit", "trigger", "cache_hit_rate", "cache_entry_count", "cache_max_entries", "is_cold_start",
+                "item_count", "changed_count", "poll_duration_ms", "sentiment_type"} <= poll.document["annotations"].keys()
+    delivering = [p for p in polls if p.document["annotations"]["changed_count"] == 1]
+    assert len(delivering) == 1 and delivering[0].document["annotations"]["sentiment_type"] == "negative"
+    queries = [node for poll in polls for node in poll.children if node.document["name"] == "DynamoDB"]
+    assert queries, "a poll cycle queried DynamoDB"
+    for query in queries:  # FR-067: a typed DynamoDB node
+        assert query.document["namespace"] == "aws" and query.document["aws"]["operation"] == "Query"
+        assert query.document["aws"]["table_name"] == news_table.name
+    [put] = [doc for doc in tree.documents if doc["name"] == "CloudWatch"][:1]
+    assert put["namespace"] == "aws" and put["aws"]["operation"] == "PutMetricData"
+
+    dispatches = [node.document for node in tree.find("sse.dispatch")]
+    [update] = [d for d in dispatches if d["annotations"]["event_type"] == "sentiment_update"]
+    assert update["annotations"]["latency_ms"] >= 0 and update["annotations"]["is_clock_skew"] is False
+    assert update["annotations"]["connection_count"] == 1
+    assert {d["annotations"]["event_type"] for d in dispatches} == {"heartbeat", "sentiment_update", "metrics",
+                                                                    "deadline"}
+    release = tree.find("sse.connection.release")[0].document
+    assert release["annotations"]["current_count"] == 0 and release["parent_id"] == stream["id"]
+    # every attribute of ours is indexed by the collector config: nothing but conventions in metadata
+    for doc in stream_documents(tree):
+        assert set(doc.get("metadata", {}).get("default", {})) <= CONVENTION_ATTRIBUTES, doc["name"]
+    assert item["item_id"] in b"".join(call.chunks()).decode()
+
+
+@pytest.mark.req("FR-042", "FR-006")
+def test_event_latency_and_poll_duration_are_really_emitted(
+    sse: SseEnvironment, news_table: Any, trace_pipeline: TracePipeline
+) -> None:
+    cloudwatch = trace_pipeline.client("cloudwatch")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+
+    def samples(metric: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="SentimentAnalyzer", MetricName=metric, StartTime=since,
+            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["SampleCount"],
+            Dimensions=[{"Name": "FunctionName", "Value": SPEC.name}])["Datapoints"]
+        return sum(point["SampleCount"] for point in points)
+
+    before = samples("EventLatencyMs"), samples("PollDurationMs")
+    call = sse.open()
+    call.prelude()
+    seed(news_table, "METR")
+    seed(news_table, "METR")
+    read_until(call, lambda body: False)
+    assert call.error is None
+    assert samples("EventLatencyMs") - before[0] == 2
+    assert samples("PollDurationMs") - before[1] >= 1
+
+
+@pytest.mark.req("FR-059", "SC-026", "FR-065", "SC-027")
+def test_a_warm_second_invocation_carries_its_own_trace_id(
+    sse: SseEnvironment, trace_pipeline: TracePipeline
+) -> None:
+    first = sse.open(timeout_s=1.5)
+    read_until(first, lambda body: False)
+    second = sse.open(timeout_s=1.5)
+    read_until(second, lambda body: False)
+    first_root, second_root = first.invocation.trace_header.root, second.invocation.trace_header.root
+    assert first_root != second_root
+    tree = trace_pipeline.tree(second_root, expect_at_least=8)
+    assert {doc["trace_id"] for doc in tree.documents} == {second_root}
+    stream = tree.find("sse.global_stream")[0].document
+    assert stream["parent_id"] == second.invocation.function_segment_id
+    assert stream["annotations"]["is_cold_start"] is False  # the environment stayed warm
+    assert document_problems(tree) == []
+
+
+@pytest.mark.req("FR-056")
+def test_sampled_zero_from_the_runtime_means_no_spans_and_the_stream_still_serves(
+    sse: SseEnvironment, news_table: Any, collector: Collector, trace_pipeline: TracePipeline
+) -> None:
+    spans_before = collector.receiver.stats.spans
+    upstream = TraceHeader.new_root().with_parent(new_entity_id(), sampled=False)
+    call = sse.open(upstream=upstream, timeout_s=1.5)
+    call.prelude()
+    item = seed(news_table, "UNSAMPLED")
+    body = read_until(call, lambda body: False)
+    assert expected_frame(item) in body and call.error is None
+    assert collector.receiver.stats.spans == spans_before
+    assert trace_pipeline.documents(call.invocation.trace_header.root) == []
+
+
+# -- disconnects, collector failures -----------------------------------------------------------------
+@pytest.mark.req("FR-085", "FR-055", "SC-024", "SC-031")
+def test_a_client_disconnect_marks_the_spans_flushes_and_leaves_the_next_invocation_clean(
+    sse: SseEnvironment, news_table: Any, collector: Collector, trace_pipeline: TracePipeline
+) -> None:
+    call = sse.open(upstream=upstream_header(), timeout_s=5.0)
+    call.prelude()
+    item = seed(news_table, "GONE")
+    read_until(call, lambda body: expected_frame(item) in body)
+    call.close()  # the browser tab went away mid-stream
+    assert call.wait(2.0) and call.disconnected and call.error is None
+    gone_root = call.invocation.trace_header.root
+
+    following = sse.open(upstream=upstream_header(), timeout_s=1.2)
+    following.prelude()
+    # The bootstrap took the next invocation only after the disconnected stream's `finally`
+    # flushed: its spans are all at the collector already, with the disconnect marked.
+    arrived = collector.sink.documents(gone_root)
+    stream = next(doc for doc in arrived if doc["name"] == "sse.global_stream")
+    assert stream["annotations"]["client_disconnected"] is True
+    assert stream["annotations"]["end_reason"] == "client_disconnected"
+    assert any(doc["name"] == "sse.dispatch" and doc.get("annotations", {}).get("client_disconnected")
+               for doc in arrived)
+    assert "fault" not in stream and "error" not in stream  # a gone client is not a server failure
+    assert [doc["name"] for doc in arrived if doc["name"] == "sse.connection.release"] == ["sse.connection.release"]
+    read_until(following, lambda body: False)
+    assert following.error is None
+    # SC-024: nothing of the disconnected invocation arrives later, nothing of it lands in the next trace
+    assert collector.sink.documents(gone_root) == arrived
+    next_tree = trace_pipeline.tree(following.invocation.trace_header.root, expect_at_least=6)
+    assert {doc["trace_id"] for doc in next_tree.documents} == {following.invocation.trace_header.root}
+    assert document_problems(next_tree) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _final_flush_s(call: StreamingResponse) -> float:
+    """From the last frame (the deadline event) to the end of the response: the `finally`'s flush."""
+    assert call.completed_at is not None
+    return call.completed_at - call.chunk_times[-1]
+
+
+@pytest.mark.req("FR-055", "FR-066", "SC-031")
+def test_with_the_collector_down_the_stream_serves_every_event_and_the_flush_is_bounded(
+    start_environment: Callable[..., Any], news_table: Any
+) -> None:
+    with start_environment(traces_endpoint=f"http://127.0.0.1:{_free_port()}/v1/traces") as environment:
+        call = environment.open(upstream=upstream_header(), timeout_s=2.5)
+        call.prelude(10)
+        items = [seed(news_table, "DOWN"), seed(news_table, "DOWN")]
+        body = read_until(call, lambda body: False)
+    assert call.error is None
+    assert all(expected_frame(item) in body for item in items)
+    assert parse_frames(body)[-1]["event"] == "deadline"
+    assert _final_flush_s(call) < EXPORT_TIMEOUT_S + 1.5
+
+
+@pytest.mark.req("FR-055", "SC-031")
+def test_with_the_collector_hanging_the_stream_serves_every_event_and_the_flush_is_bounded(
+    sse: SseEnvironment, news_table: Any, collector: Collector
+) -> None:
+    collector.receiver.hang.set()
+    try:
+        call = sse.open(upstream=upstream_header(), timeout_s=2.5)
+        call.prelude()
+        items = [seed(news_table, "HANG"), seed(news_table, "HANG")]
+        body = read_until(call, lambda body: False)
+    finally:
+        collector.receiver.hang.clear()
+    assert call.error is None
+    assert all(expected_frame(item) in body for item in items)
+    assert parse_frames(body)[-1]["event"] == "deadline"
+    assert _final_flush_s(call) < EXPORT_TIMEOUT_S + 1.5
+
+
+# -- resume ---------------------------------------------------------------------------------------
+@pytest.mark.req("FR-081", "SC-036")
+def test_last_event_id_resumes_on_a_fresh_environment_without_duplicate_or_gap(
+    sse: SseEnvironment, start_environment: Callable[..., Any], news_table: Any
+) -> None:
+    call = sse.open(timeout_s=5.0)
+    call.prelude()
+    delivered = [seed(news_table, "RESUME"), seed(news_table, "RESUME")]
+    body = read_until(call, lambda body: all(expected_frame(item) in body for item in delivered))
+    call.close()
+    last_id = parse_frames(body)[-1]["id"]  # what the browser remembers
+    missed = [seed(news_table, "RESUME"), seed(news_table, "RESUME"), seed(news_table, "RESUME")]
+
+    with start_environment() as fresh:  # the reconnect lands on another execution environment
+        resumed = fresh.open(headers={"Last-Event-ID": last_id}, timeout_s=2.5)
+        assert resumed.prelude(10)[0] == 200
+        later = []
+
+        def more(body: bytes) -> bool:
+            if not later and all(expected_frame(item) in body for item in missed):
+                later.append(seed(news_table, "RESUME"))
+            return False
+
+        resumed_body = read_until(resumed, more)
+    assert resumed.error is None
+    frames = parse_frames(resumed_body)
+    expected = sorted(missed + later, key=lambda item: (item["status_changed_at"], item["item_id"]))
+    assert items_of(frames, "RESUME") == [item["item_id"] for item in expected]  # no gap, no duplicate
+    assert all(frame["id"] > last_id for frame in frames)  # never at or below the given id
+    assert len(items_of(frames)) == len(set(items_of(frames)))
+
+
+@pytest.mark.req("FR-081", "SC-036")
+def test_resuming_from_an_item_id_skips_exactly_that_item_and_those_before(
+    sse: SseEnvironment, news_table: Any
+) -> None:
+    items = [seed(news_table, "FROMITEM") for _ in range(3)]
+    items.sort(key=lambda item: (item["status_changed_at"], item["item_id"]))
+    time.sleep(0.15)  # past the index settle time: readable by any poll
+    since = f"{items[0]['status_changed_at']}/{items[0]['item_id']}"
+    call = sse.open(headers={"Last-Event-ID": since}, timeout_s=1.5)
+    frames = parse_frames(read_until(call, lambda body: False))
+    assert items_of(frames, "FROMITEM") == [item["item_id"] for item in items[1:]]
+
+
+# -- requests the function refuses -----------------------------------------------------------------
+@pytest.mark.req("FR-048", "FR-081", "FR-018")
+@pytest.mark.parametrize(("header", "value"), [
+    ("X-SSE-Session-Id", "has spaces and ;"),
+    ("X-SSE-Session-Id", "x" * 65),
+    ("X-SSE-Previous-Trace-Id", "1-zzzzzzzz-000000000000000000000000"),
+    ("X-SSE-Connection-Sequence", "0"),
+    ("X-SSE-Connection-Sequence", "-3"),
+    ("X-SSE-Connection-Sequence", "1e9"),
+    ("Last-Event-ID", "42"),
+    ("Last-Event-ID", "2026-11-25T08:00:00.123Z/not-an-item"),
+    ("Last-Event-ID", "2026-11-25T08:00:00.123Z/" + "a" * 32 + "/1"),
+])
+def test_bad_headers_are_a_400_not_a_crash(sse: SseEnvironment, header: str, value: str) -> None:
+    call = sse.open(headers={header: value}, timeout_s=2.0)
+    status, headers = call.prelude()
+    assert status == 400 and call.wait() and call.error is None
+    assert json.loads(b"".join(call.chunks()))["error"] == "bad_request"
+    assert dict(headers)["content-type"] == "application/json"
+
+
+@pytest.mark.req("FR-018")
+def test_unknown_routes_and_methods_are_refused(sse: SseEnvironment) -> None:
+    assert sse.open("/api/v2/streams").prelude()[0] == 404
+    assert sse.open("/api/v2/configurations/a%2Fb/stream").prelude()[0] == 404
+    refused = sse.open(method="POST")
+    assert refused.prelude()[0] == 405 and dict(refused.prelude()[1])["allow"] == "GET"
+
+
+@pytest.mark.req("FR-018")
+def test_a_malformed_event_fails_the_invocation_with_a_typed_error(sse: SseEnvironment) -> None:
+    call = sse.runtime.invoke({"rawPath": "/api/v2/stream"}, timeout_s=2.0)
+    assert call.prelude()[0] == 502
+    assert call.error is not None and call.error.error_type == "ValidationError"
+    assert sse.open(timeout_s=0.8).prelude()[0] == 200  # the environment goes on
+
+
+def _seed_alert(stack_resources: Resources, ticker: str, token: str) -> str:
+    alert_id = secrets.token_hex(8)
+    boto3.resource("dynamodb").Table(stack_resources.tables["config"]).put_item(Item={
+        "pk": "alert", "sk": alert_id, "ticker": ticker, "direction": "above", "threshold": Decimal("0.5"),
+        "email": "ops@example.invalid", "stream_token_sha256": hashlib.sha256(token.encode()).hexdigest()})
+    return alert_id
+
+
+@pytest.mark.req("FR-001", "FR-018")
+def test_a_config_stream_needs_its_token_and_carries_only_its_ticker(
+    sse: SseEnvironment, news_table: Any, stack_resources: Resources, trace_pipeline: TracePipeline
+) -> None:
+    token = secrets.token_urlsafe(24)
+    alert_id = _seed_alert(stack_resources, "CFG", token)
+    path = f"/api/v2/configurations/{alert_id}/stream"
+    missing = sse.open(path)
+    assert missing.prelude()[0] == 401 and dict(missing.prelude()[1])["www-authenticate"].startswith("Bearer")
+    assert sse.open(path, {"Authorization": "Bearer wrong-token"}).prelude()[0] == 401
+    assert sse.open(path, {"Authorization": f"Basic {token}"}).prelude()[0] == 401
+    unknown = sse.open("/api/v2/configurations/nosuchalert/stream", {"Authorization": f"Bearer {token}"})
+    assert unknown.prelude()[0] == 404
+
+    call = sse.open(path, {"Authorization": f"Bearer {token}"}, upstream=upstream_header())
+    assert call.prelude()[0] == 200
+    mine, other = seed(news_table, "CFG"), seed(news_table, "NOTCFG")
+    frames = parse_frames(read_until(call, lambda body: False))
+    assert items_of(frames) == [mine["item_id"]] and other["item_id"] not in items_of(frames)
+    tree = trace_pipeline.tree(call.invocation.trace_header.root, expect_at_least=8)
+    assert tree.find("sse.config_stream")[0].document["annotations"]["stream_type"] == "config"
+    [authorize] = tree.find("## lambdas.sse_streaming.service.authorize")
+    assert authorize.document["annotations"]["auth_outcome"] == "ok"
+    assert authorize.children == []  # FR-060: the handler phase's GetItem is not patched into a subsegment
+
+
+# -- connections -----------------------------------------------------------------------------------
+@pytest.mark.req("FR-008", "FR-042")
+def test_over_the_connection_limit_a_503_with_retry_after_and_a_counted_failure(
+    start_environment: Callable[..., Any], trace_pipeline: TracePipeline
+) -> None:
+    cloudwatch = trace_pipeline.client("cloudwatch")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+
+    def failures() -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="SentimentAnalyzer", MetricName="ConnectionAcquireFailures", StartTime=since,
+            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
+            Dimensions=[{"Name": "FunctionName", "Value": SPEC.name}])["Datapoints"]
+        return sum(point["Sum"] for point in points)
+
+    before = failures()
+    with start_environment({"AWS_LAMBDA_MAX_CONCURRENCY": "4", "SSE_MAX_CONNECTIONS": "2"}) as environment:
+        streams = [environment.open(timeout_s=2.0) for _ in range(2)]
+        assert [call.prelude(10)[0] for call in streams] == [200, 200]
+        refused = environment.open(upstream=upstream_header())
+        status, headers = refused.prelude()
+        assert status == 503 and int(dict(headers)["retry-after"]) > 0
+        assert json.loads(b"".join(refused.chunks()))["error"] == "too_many_connections"
+        status_call = environment.open("/api/v2/stream/status")
+        assert status_call.prelude()[0] == 200
+        assert json.loads(b"".join(status_call.chunks())) == {"connections": 2, "limit": 2, "poll_interval_s": 0.2}
+        for call in streams:
+            read_until(call, lambda body: False)
+        assert environment.open(timeout_s=0.8).prelude()[0] == 200  # released slots are free again
+    assert failures() - before == 1
+    tree = trace_pipeline.tree(refused.invocation.trace_header.root, expect_at_least=3)
+    acquire = tree.find("## lambdas.sse_streaming.service.acquire")[0].document
+    assert acquire["fault"] is True and acquire["annotations"]["current_count"] == 2
+    assert acquire["cause"]["exceptions"][0]["type"] == "ConnectionLimitError"
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.req("FR-001", "FR-008", "FR-025", "SC-023")
+def test_one_hundred_concurrent_streams_each_get_every_event(
+    start_environment: Callable[..., Any], news_table: Any, trace_pipeline: TracePipeline
+) -> None:
+    overrides = {"AWS_LAMBDA_MAX_CONCURRENCY": "100", "SSE_MAX_CONNECTIONS": "100", "SSE_POLL_INTERVAL_S": "0.25",
+                 "SSE_HEARTBEAT_INTERVAL_S": "1"}
+    with start_environment(overrides) as environment:
+        assert environment.open("/api/v2/stream/status").prelude(15)[0] == 200  # warm: imports done
+        pid = environment.process.pid
+        assert pid is not None
+        rss_before = _rss_mb(pid)
+        sampled = [upstream_header() for _ in range(10)]
+        unsampled = [TraceHeader.new_root().with_parent(new_entity_id(), sampled=False) for _ in range(90)]
+        calls = [environment.open(upstream=upstream, timeout_s=6.0) for upstream in sampled + unsampled]
+        statuses = [call.prelude(10)[0] for call in calls]
+        assert statuses == [200] * 100, [(s, c.error, list(environment.process.output)[-5:]) for s, c in zip(statuses, calls) if s != 200][:3]
+        items = [seed(news_table, "CROWD") for _ in range(3)]
+        time.sleep(0.6)
+        items += [seed(news_table, "CROWD") for _ in range(2)]
+        assert all(call.wait(10) for call in calls)
+        rss_after = _rss_mb(pid)
+    expected = [item["item_id"] for item in sorted(items, key=lambda i: (i["status_changed_at"], i["item_id"]))]
+    for call in calls:
+        assert call.error is None
+        frames = parse_frames(b"".join(call.chunks()))
+        assert items_of(frames, "CROWD") == expected and frames[-1]["event"] == "deadline"
+    # Memory: a hundred streams share one poll window; what grows is the threads' own state.
+    assert rss_after - rss_before < 150, (rss_before, rss_after)
+    # Concurrent streams never mix their traces (the OTel context is per worker thread).
+    for call in calls[:10]:
+        root = call.invocation.trace_header.root
+        tree = trace_pipeline.tree(root, expect_at_least=8)
+        assert {doc["trace_id"] for doc in tree.documents} == {root}
+        assert tree.find("sse.global_stream")[0].document["parent_id"] == call.invocation.function_segment_id
+        assert document_problems(tree) == []

@@ -378,6 +378,9 @@ def _read_chunked(stream: BinaryIO, on_chunk: Any, limit: int) -> dict[str, str]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Every worker of a multi-concurrency runtime connects at once; socketserver's default backlog
+    # of 5 drops the rest's SYNs, and their retransmits cost seconds.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A connection cut on purpose (a vanished client, a timeout) fails its handler's last flush.

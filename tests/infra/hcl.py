@@ -69,7 +69,18 @@ def block(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 
 def is_expression(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+    """`${...}` as a whole (an expression attribute), not a template such as `${a}-${b}`."""
+    if not (isinstance(value, str) and value.startswith("${") and value.endswith("}")):
+        return False
+    depth = 0
+    for index, char in enumerate(value):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index == len(value) - 1
+    return False
 
 
 def expression(value: Any) -> str:

@@ -67,6 +67,31 @@ def bound_document(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _bound_causes(document: dict[str, Any]) -> None:
+    if isinstance(document.get("cause"), dict):
+        _bound_cause(document["cause"])
+    for child in document.get("subsegments", []):
+        _bound_causes(child)
+
+
+def serialize_bounded(document: dict[str, Any]) -> str:
+    """`bound_document`, serialised compactly: one `json.dumps` when the document fits (the usual case).
+
+    Causes are always bounded; only a document over budget takes `bound_document`'s slower path.
+    The output is ASCII (`ensure_ascii`), so its length is its size in bytes.
+
+    Example:
+        >>> document = {"name": "x", "cause": {"exceptions": [{"message": "m" * 5000}]}}
+        >>> len(json.loads(serialize_bounded(document))["cause"]["exceptions"][0]["message"])
+        2048
+    """
+    _bound_causes(document)
+    payload = json.dumps(document, separators=(",", ":"), default=str)
+    if len(payload) <= DOCUMENT_BUDGET_BYTES:
+        return payload
+    return json.dumps(bound_document(document), separators=(",", ":"), default=str)
+
+
 def bound_attribute(value: str) -> str:
     """An OTel attribute value, bounded like an X-Ray message."""
     return truncate_message(value)

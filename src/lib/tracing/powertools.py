@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -31,12 +30,13 @@ from typing import Any, Literal, ParamSpec, TypeVar
 import aws_xray_sdk.core
 from aws_lambda_powertools import Logger, Tracer
 from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER, UDPEmitter
+from aws_xray_sdk.core.lambda_launcher import LambdaContext
 from aws_xray_sdk.core.models.throwable import Throwable
 from botocore.exceptions import ClientError
 
 from lib.metrics import Metric, put_metric
 from lib.tracing.annotations import AnnotationValue, validate_annotations
-from lib.tracing.bounds import MAX_STACK_FRAMES, bound_document, truncate_message
+from lib.tracing.bounds import MAX_STACK_FRAMES, serialize_bounded, truncate_message
 from lib.tracing.header import TraceHeader
 
 # FR-030: exactly one patching mechanism. The Tracer patches these and nothing else patches.
@@ -54,8 +54,26 @@ class BoundedUDPEmitter(UDPEmitter):  # type: ignore[misc]
     """
 
     def send_entity(self, entity: Any) -> None:
-        payload = json.dumps(bound_document(entity.to_dict()), default=str)
-        self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{payload}")
+        # Serialised once (bounding needs the size; the stock emitter would serialise again).
+        self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{serialize_bounded(entity.to_dict())}")
+
+
+class HeaderCachingLambdaContext(LambdaContext):  # type: ignore[misc]
+    """The SDK's Lambda context, re-reading `_X_AMZN_TRACE_ID` only when something changed.
+
+    The SDK parses the header on every entity lookup (about six per subsegment: a third of what a
+    traced AWS call costs the function). Its verdict depends only on the header and the thread's
+    segment, so it is kept while both are the very same as at the last full refresh; a new
+    invocation's header, `set_trace_entity` or `clear_trace_entities` all refresh as before.
+    """
+
+    def _refresh_context(self) -> None:
+        local = self._local
+        checked = (os.environ.get("_X_AMZN_TRACE_ID"), getattr(local, "segment", None))
+        if checked[0] is not None and checked[1] is not None and getattr(local, "checked", None) == checked:
+            return
+        super()._refresh_context()
+        local.checked = (checked[0], getattr(local, "segment", None))
 
 
 def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tracer:
@@ -70,10 +88,13 @@ def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tra
         patch_modules=PATCHED_MODULES if auto_patch else None,
     )
     if not tracer.disabled:
-        aws_xray_sdk.core.xray_recorder.configure(
+        recorder = aws_xray_sdk.core.xray_recorder
+        recorder.configure(
             emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS")),
             max_trace_back=MAX_STACK_FRAMES,
         )
+        if not isinstance(recorder.context, HeaderCachingLambdaContext):
+            recorder.configure(context=HeaderCachingLambdaContext())
     return tracer
 
 

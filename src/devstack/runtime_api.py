@@ -183,6 +183,7 @@ class StreamingResponse:
                 return False
             self.completed, self.completed_at, self._connection = True, time.monotonic(), None
             self.error = error
+            self._runtime._count_end(error)
             if error is None and self.mode == "buffered":
                 self._prelude_from_buffered_response()
             self._cv.notify_all()
@@ -645,12 +646,18 @@ class RuntimeApi:
             self._end(call, FunctionError(self.function.name, "Runtime.ExitError",
                                           "the runtime's response connection ended early", call.invocation))
 
-    def _end(self, call: StreamingResponse, error: FunctionError | None) -> None:
-        if call._finish(error):
+    def _count_end(self, error: FunctionError | None) -> None:
+        """Called by an invocation as it ends, before its caller is woken."""
+        with self._lock:
             if error is None:
                 self.stats.responses += 1
+            elif error.error_type == "Sandbox.Timedout":
+                self.stats.timeouts += 1
             else:
                 self.stats.errors += 1
+
+    def _end(self, call: StreamingResponse, error: FunctionError | None) -> None:
+        call._finish(error)
         with self._lock:
             self._calls.pop(call.invocation.request_id, None)
 
@@ -665,9 +672,7 @@ class RuntimeApi:
                 with self._lock:
                     self._calls.pop(call.invocation.request_id, None)
                 connection = call._connection
-                if call._finish(FunctionError(self.function.name, "Sandbox.Timedout",
-                                              "Task timed out", call.invocation)):
-                    self.stats.timeouts += 1
+                call._finish(FunctionError(self.function.name, "Sandbox.Timedout", "Task timed out", call.invocation))
                 if connection is not None:
                     _reset(connection)
 

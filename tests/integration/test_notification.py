@@ -340,3 +340,18 @@ def test_the_secret_must_hold_an_api_key(notifications: Notifications, stack_res
         notifications.sink.store_api_key(name)
         parameters.clear_caches()
     assert notifications.sink.statuses == []
+
+
+@pytest.mark.req("FR-030", "FR-028", "SC-012")
+def test_one_patching_mechanism_and_urllib_stays_unpatched(notifications: Notifications) -> None:
+    from aws_xray_sdk.core.patcher import _PATCHED_MODULES
+
+    from lib.tracing.powertools import PATCHED_MODULES
+
+    notifications.rule("AAPL", Direction.ABOVE, 0.1)
+    upstream = TraceHeader.new_root()
+    notifications.run(notifications.event(notifications.message(0.5)), upstream)
+    assert set(_PATCHED_MODULES) == set(PATCHED_MODULES) and "httplib" not in _PATCHED_MODULES
+    # so the one SendGrid document is ours, not a second one from an http.client patch
+    tree = notifications.pipeline.tree(upstream.root, expect_at_least=8)
+    assert [n.document["name"] for n in tree.nodes() if n.document.get("namespace") == "remote"] == ["SendGrid"]

@@ -16,7 +16,8 @@ DASHBOARD = ["Query", "GetItem", "PutItem", "DeleteItem"]
 # What each function's code calls (the issue's least-privilege table), in the map's terms.
 EXPECTED = {
     "ingestion": {
-        "dynamodb": {t: {"actions": READ_WRITE, "resources": ["table", "index/*"]} for t in ("news", "state", "config")},
+        "dynamodb": {t: {"actions": READ_WRITE, "resources": ["table", "index/*"]}
+                     for t in ("news", "state", "config")},
         "sns_publish": ["news_items"], "secrets_read": ["news_api"], "metric_namespace": "app",
     },
     "analysis": {
@@ -25,7 +26,8 @@ EXPECTED = {
         "sns_publish": ["sentiment_scored"], "metric_namespace": "app",
     },
     "dashboard": {
-        "dynamodb": {t: {"actions": DASHBOARD, "resources": ["table", "index/*"]} for t in ("news", "timeseries", "config")},
+        "dynamodb": {t: {"actions": DASHBOARD, "resources": ["table", "index/*"]}
+                     for t in ("news", "timeseries", "config")},
     },
     "notification": {
         "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
@@ -95,7 +97,8 @@ def test_every_role_in_the_whole_stack_is_a_function_role_or_a_service_role():
     """Any other role (API Gateway's log role) is not assumable by Lambda."""
     for name in ("root", "data", "edge", "observability"):
         for role_name, body in module(name).of_type("aws_iam_role").items():
-            assume = module(name).data[("aws_iam_policy_document", expression(body["assume_role_policy"]).split(".")[2])]
+            document = expression(body["assume_role_policy"]).split(".")[2]
+            assume = module(name).data[("aws_iam_policy_document", document)]
             assert "lambda.amazonaws.com" not in str(assume), f"{name}.{role_name}: a Lambda role outside the for_each"
 
 
@@ -116,7 +119,8 @@ def test_least_privilege_map_is_what_the_code_calls():
             assert all("*" not in action for action in grant["actions"]), f"{key}: wildcard DynamoDB action"
             for resource in grant["resources"]:
                 index = resource.removeprefix("index/")
-                assert resource == "table" or index == "*" or index in stack()["tables"][table]["global_secondary_indexes"]
+                indexes = stack()["tables"][table]["global_secondary_indexes"]
+                assert resource == "table" or index == "*" or index in indexes
         assert set(iam.get("sns_publish", [])) <= set(stack()["topics"])
         assert set(iam.get("secrets_read", [])) <= set(stack()["secrets"])
 
@@ -150,7 +154,8 @@ def test_policy_statements_follow_the_map():
 @pytest.mark.req("FR-017")
 def test_no_wildcard_actions_on_function_roles():
     mod = module(LAMBDA)
-    actions = [*mod.locals["xray_write_actions"], *mod.locals["xray_read_actions"], *mod.locals["cloudwatch_read_actions"]]
+    actions = [action for name in ("xray_write_actions", "xray_read_actions", "cloudwatch_read_actions")
+               for action in mod.locals[name]]
     for statement in [*static_statements().values(), *(d["content"][0] for d in dynamic_statements())]:
         if isinstance(statement["actions"], list):
             actions.extend(statement["actions"])
@@ -193,7 +198,8 @@ def test_every_emitter_may_write_its_metrics_namespace():
 def test_canary_is_apart_from_the_application():
     functions = stack()["functions"]
     canary = functions["canary"]["iam"]
-    assert canary["metric_namespace"] == "canary" and stack()["metric_namespaces"]["canary"] == "SentimentAnalyzer/Canary"
+    assert canary["metric_namespace"] == "canary"
+    assert stack()["metric_namespaces"]["canary"] == "SentimentAnalyzer/Canary"
     for key, spec in functions.items():
         if key == "canary":
             continue

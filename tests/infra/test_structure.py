@@ -77,7 +77,8 @@ def test_module_calls_match_module_interfaces():
     for call, body in root.module_calls.items():
         target = module(str(body["source"]).removeprefix("./modules/"))
         arguments = set(body) - meta
-        assert arguments <= set(target.variables), f"module {call}: unknown arguments {arguments - set(target.variables)}"
+        unknown = arguments - set(target.variables)
+        assert not unknown, f"module {call}: unknown arguments {unknown}"
         required = {v for v, spec in target.variables.items() if "default" not in spec}
         assert required <= arguments, f"module {call}: missing {required - arguments}"
     for mod in modules().values():

@@ -1,0 +1,123 @@
+"""The edge: API Gateway (X-Ray, access logs, CORS), the SSE Function URL (streaming, CORS),
+CloudFront with the Sampled-stripping function in front of both (FR-035)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.infra.hcl import MODULES, block, expression, module
+
+EDGE = "edge"
+FUNCTIONS_DIR = MODULES / "edge" / "functions"
+ALLOW = {"X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
+         "X-SSE-Connection-Sequence", "Authorization", "Content-Type"}
+
+
+def resources(rtype):
+    return module(EDGE).of_type(rtype)
+
+
+@pytest.mark.req("FR-017", "SC-001")
+def test_stage_traces_with_xray_and_writes_access_logs():
+    stage = resources("aws_api_gateway_stage")["api"]
+    assert stage["xray_tracing_enabled"] is True
+    logs = block(stage, "access_log_settings")[0]
+    assert expression(logs["destination_arn"]) == "aws_cloudwatch_log_group.api_access.arn"
+    assert "$context.xrayTraceId" in str(logs["format"])
+    retention = resources("aws_cloudwatch_log_group")["api_access"]["retention_in_days"]
+    assert expression(retention) == "var.log_retention_days"
+
+
+@pytest.mark.req("SC-001")
+def test_api_v2_proxy_goes_to_the_dashboard_lambda():
+    res = resources("aws_api_gateway_resource")
+    assert [res[k]["path_part"] for k in ("api", "v2", "proxy")] == ["api", "v2", "{proxy+}"]
+    assert expression(res["v2"]["parent_id"]) == "aws_api_gateway_resource.api.id"
+    assert expression(res["proxy"]["parent_id"]) == "aws_api_gateway_resource.v2.id"
+    method = resources("aws_api_gateway_method")["proxy_any"]
+    assert method["http_method"] == "ANY"
+    integration = resources("aws_api_gateway_integration")["proxy_any"]
+    assert integration["type"] == "AWS_PROXY" and integration["integration_http_method"] == "POST"
+    assert expression(integration["uri"]) == "var.dashboard_invoke_arn"
+    permission = resources("aws_lambda_permission")["api"]
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert "/*/*/api/v2/*" in permission["source_arn"]
+
+
+@pytest.mark.req("FR-015", "FR-082", "SC-037")
+def test_cors_allows_the_trace_and_sse_headers_and_exposes_the_trace_id():
+    locals_ = module(EDGE).locals
+    assert set(locals_["cors_allow_headers"]) == ALLOW
+    assert "x-amzn-trace-id" in [h.lower() for h in locals_["cors_expose_headers"]]
+    headers = str(locals_["cors_api_headers"])
+    for name, source in [("Access-Control-Allow-Headers", "local.cors_allow_headers"),
+                         ("Access-Control-Expose-Headers", "local.cors_expose_headers")]:
+        assert name in headers and source in headers
+
+
+@pytest.mark.req("FR-015", "FR-082")
+def test_options_and_gateway_responses_carry_the_cors_headers():
+    options = resources("aws_api_gateway_integration")["proxy_options"]
+    assert options["type"] == "MOCK"
+    assert resources("aws_api_gateway_method")["proxy_options"]["http_method"] == "OPTIONS"
+    response = resources("aws_api_gateway_integration_response")["proxy_options"]
+    assert "local.cors_api_headers" in str(response["response_parameters"])
+    assert "method.response.header." in str(response["response_parameters"])
+    gateway = resources("aws_api_gateway_gateway_response")["cors"]
+    assert "DEFAULT_4XX" in str(gateway["for_each"]) and "DEFAULT_5XX" in str(gateway["for_each"])
+    assert "local.cors_api_headers" in str(gateway["response_parameters"])
+    assert "gatewayresponse.header." in str(gateway["response_parameters"])
+
+
+@pytest.mark.req("FR-015", "FR-082", "SC-037")
+def test_sse_function_url_streams_with_the_same_cors():
+    url = resources("aws_lambda_function_url")["sse"]
+    assert url["invoke_mode"] == "RESPONSE_STREAM"
+    cors = block(url, "cors")[0]
+    assert expression(cors["allow_headers"]) == "local.cors_allow_headers"
+    assert expression(cors["expose_headers"]) == "local.cors_expose_headers"
+    assert expression(url["function_name"]) == "var.sse_function_name"
+
+
+@pytest.mark.req("FR-035")
+def test_cloudfront_function_strips_sampling_in_front_of_api_and_sse():
+    function = resources("aws_cloudfront_function")["strip_sampling"]
+    assert function["runtime"] == "cloudfront-js-2.0"
+    assert function["publish"] is True
+    assert expression(function["code"]) == 'file("${path.module}/functions/strip_sampling.js")'
+    assert (FUNCTIONS_DIR / "strip_sampling.js").is_file()
+    behaviours = module(EDGE).locals["dynamic_behaviors"]
+    origins = {b["origin"] for b in behaviours}
+    assert origins == {"${local.sse_origin_id}", "${local.api_origin_id}"}
+    assert {"/api/v2/*", "/api/v2/stream*", "/api/v2/configurations/*/stream"} == {b["path"] for b in behaviours}
+    distribution = resources("aws_cloudfront_distribution")["edge"]
+    ordered = next(d["ordered_cache_behavior"] for d in block(distribution, "dynamic") if "ordered_cache_behavior" in d)
+    assert expression(ordered["for_each"]) == "local.dynamic_behaviors"
+    association = block(ordered["content"][0], "function_association")[0]
+    assert association["event_type"] == "viewer-request"
+    assert expression(association["function_arn"]) == "aws_cloudfront_function.strip_sampling.arn"
+    origin_ids = {expression(o["origin_id"]) for o in block(distribution, "origin")}
+    assert {"local.api_origin_id", "local.sse_origin_id", "local.frontend_origin_id"} == origin_ids
+
+
+@pytest.mark.req("FR-035")
+def test_strip_sampling_function_behaves_under_node():
+    """The CloudFront Function's own tests (node --test), so `make test` runs them."""
+    node = shutil.which("node")
+    assert node, "node is needed (the frontend's tests need it too)"
+    result = subprocess.run([node, "--test", str(FUNCTIONS_DIR / "strip_sampling.test.js")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# fail 0" in result.stdout and "# pass 0" not in result.stdout
+
+
+@pytest.mark.req("FR-035")
+def test_the_frontend_bucket_is_private_behind_cloudfront():
+    block_public = resources("aws_s3_bucket_public_access_block")["frontend"]
+    assert all(block_public[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                                  "restrict_public_buckets"))
+    policy = str(module(EDGE).data[("aws_iam_policy_document", "frontend")])
+    assert "cloudfront.amazonaws.com" in policy and "aws_cloudfront_distribution.edge.arn" in policy

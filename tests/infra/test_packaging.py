@@ -1,0 +1,42 @@
+"""The zip packages Terraform deploys: code root src/, the map's handler importable, reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import zipfile
+
+import pytest
+
+from tests.infra.hcl import REPO, module, stack
+
+_spec = importlib.util.spec_from_file_location("package_lambdas", REPO / "infrastructure/scripts/package_lambdas.py")
+assert _spec and _spec.loader
+package_lambdas = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(package_lambdas)
+
+
+def test_terraform_reads_one_zip_per_zip_function_from_the_package_dir():
+    mod = module("lambda_functions")
+    assert 'filebase64sha256("${var.package_dir}/${key}.zip")' in str(mod.locals["zip_hashes"])
+    body = mod.of_type("aws_lambda_function")["this"]
+    assert '"${var.package_dir}/${each.key}.zip"' in str(body["filename"])
+    assert set(package_lambdas.zip_functions()) == {k for k, f in stack()["functions"].items() if f["package"] == "zip"}
+
+
+@pytest.mark.parametrize("key", ["ingestion", "analysis", "canary"])
+def test_package_holds_the_handler_under_the_code_root_and_is_reproducible(key, tmp_path):
+    first = package_lambdas.package(key, tmp_path / "a", skip_deps=True, python_version="3.12", architecture="x86_64")
+    second = package_lambdas.package(key, tmp_path / "b", skip_deps=True, python_version="3.12", architecture="x86_64")
+    names = zipfile.ZipFile(first).namelist()
+    handler = stack()["functions"][key]["handler"].rsplit(".", 1)[0].replace(".", "/") + ".py"
+    assert handler in names
+    assert "lambdas/__init__.py" in names and "lib/metrics.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+
+
+def test_dependencies_are_the_base_plus_the_function_extra():
+    assert any(r.startswith("vaderSentiment") for r in package_lambdas.requirements("analysis"))
+    assert any(r.startswith("boto3") for r in package_lambdas.requirements("metrics"))
+    assert not any(r.startswith("vaderSentiment") for r in package_lambdas.requirements("ingestion"))

@@ -49,7 +49,7 @@ class Dashboard:
                 headers: dict[str, str] | None = None, trace: TraceHeader | None = None) -> GatewayResponse:
         sent = {"X-Amzn-Trace-Id": (trace or browser_header()).format(), "Origin": "http://localhost:5173",
                 **(headers or {})}
-        raw = body.encode() if isinstance(body, str) else body or b""
+        raw = body.encode() if isinstance(body, str) else body or b""  # bytes go as they are
         return self.gateway.handle(GatewayRequest(method, path, query, sent, raw))
 
     def get(self, path: str, query: str = "", **kwargs: Any) -> GatewayResponse:
@@ -444,3 +444,12 @@ def test_a_validation_error_names_the_parameter_and_what_is_wrong(dashboard: Das
     assert handler["annotations"]["api_error"] == "invalid_request" and handler["annotations"]["http_status"] == 400
     assert not handler.get("fault") and not handler.get("error")  # the client's mistake, not the function's
     assert tree.roots[0].document["error"] is True  # the stage records the 4xx
+
+
+@pytest.mark.req("FR-018")
+@pytest.mark.parametrize(("body", "status", "code"), [(b"\xff\xfe\x00{", 400, "invalid_json"),
+                                                      (b"\xff" * 17_000, 413, "payload_too_large")])
+def test_a_binary_body_is_a_4xx_too(dashboard: Dashboard, body: bytes, status: int, code: str) -> None:
+    response = dashboard.request("POST", "/api/v2/alerts", body=body)  # reaches the function base64-encoded
+    assert (response.status, response.json()["error"]) == (status, code)
+    assert dashboard.alert_rows() == []

@@ -19,7 +19,7 @@ Example:
 # No `from __future__ import annotations` here: the resolver reads the routes' annotations at
 # runtime (through the Tracer's wrappers), and string annotations would not resolve there.
 
-import base64
+import binascii
 import datetime as dt
 import os
 import re
@@ -248,16 +248,21 @@ def delete_alert(alert_id: Annotated[str, Path(pattern=ALERT_ID_PATTERN)]) -> Re
 # Errors ---------------------------------------------------------------------------------------------
 
 def request_body_bytes(event: APIGatewayProxyEvent) -> int:
+    """The body's size in bytes; for a base64 body, from its length (decoding could fail: not a 5xx)."""
     body = event.body or ""
     if event.is_base64_encoded:
-        return len(base64.b64decode(body, validate=False))
+        return len(body) * 3 // 4
     return len(body.encode())
+
+
+def payload_too_large() -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
 
 
 def reject_large_bodies(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
     """413 for a body over 16 KB on any route (the validation errors' handler checks it first too)."""
     if request_body_bytes(resolver.current_event) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+        raise payload_too_large()
     return next_middleware(resolver)
 
 
@@ -298,11 +303,19 @@ def describe_validation_error(error: dict[str, Any]) -> str:
 def handle_invalid_request(error: RequestValidationError) -> Response[dict[str, str]]:
     # Validation runs before the middlewares: an oversized body is reported as such, not as its content.
     if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
-        return error_response(ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes"))
+        return error_response(payload_too_large())
     errors = list(error.errors())
     code = "invalid_json" if any(e.get("type") == "json_invalid" for e in errors) else "invalid_request"
     message = "; ".join(describe_validation_error(e) for e in errors[:MAX_ERRORS_REPORTED])
     return error_response(ApiError(400, code, truncate_message(message, 1000)))
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])  # type: ignore[untyped-decorator]
+def handle_unreadable_body(_: ValueError) -> Response[dict[str, str]]:
+    """The resolver decodes the body before validating it: bytes that are not UTF-8 are the client's error."""
+    if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
+        return error_response(payload_too_large())
+    return error_response(ApiError(400, "invalid_json", "request body is not UTF-8 encoded JSON"))
 
 
 @app.not_found

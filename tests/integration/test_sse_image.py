@@ -267,7 +267,7 @@ def test_deploy_pin_records_the_sha_aws_vouches_for(tmp_path: Path, layer: tuple
 
 @pytest.mark.req("FR-070")
 def test_deploy_refuses_a_download_aws_does_not_vouch_for(tmp_path: Path, layer: tuple[Path, str]) -> None:
-    zip_file, sha = layer
+    zip_file, _ = layer
     cloud = FakeCloud(tmp_path, zip_file, hashlib.sha256(b"something else").digest())
     lock = _lock(tmp_path / "collector-layer.lock")
     result = cloud.run(lock, "pin")

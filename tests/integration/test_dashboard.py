@@ -447,9 +447,17 @@ def test_a_validation_error_names_the_parameter_and_what_is_wrong(dashboard: Das
 
 
 @pytest.mark.req("FR-018")
-@pytest.mark.parametrize(("body", "status", "code"), [(b"\xff\xfe\x00{", 400, "invalid_json"),
-                                                      (b"\xff" * 17_000, 413, "payload_too_large")])
-def test_a_binary_body_is_a_4xx_too(dashboard: Dashboard, body: bytes, status: int, code: str) -> None:
-    response = dashboard.request("POST", "/api/v2/alerts", body=body)  # reaches the function base64-encoded
-    assert (response.status, response.json()["error"]) == (status, code)
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
+    (b"\xff\xfe\x00{", None, 400, "invalid_json"),                 # reaches the function base64-encoded
+    (b"\xff" * 17_000, None, 413, "payload_too_large"),
+    (json.dumps(VALID_RULE).encode(), "text/plain", 400, "invalid_request"),
+    (json.dumps(VALID_RULE).encode(), "application/xml", 400, "invalid_request"),
+    (b"ticker=AAPL&direction=above", "application/x-www-form-urlencoded", 400, "invalid_request"),
+])
+def test_a_body_the_api_cannot_read_is_a_4xx_too(dashboard: Dashboard, body: bytes, content_type: str | None,
+                                                 status: int, code: str) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = dashboard.request("POST", "/api/v2/alerts", body=body, headers=headers)
+    assert (response.status, response.json()["error"]) == (status, code), response.body
+    assert set(response.json()) == {"error", "message"}
     assert dashboard.alert_rows() == []

@@ -29,7 +29,10 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ConfigDict, Field
@@ -316,6 +319,15 @@ def handle_unreadable_body(_: ValueError) -> Response[dict[str, str]]:
     if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
         return error_response(payload_too_large())
     return error_response(ApiError(400, "invalid_json", "request body is not UTF-8 encoded JSON"))
+
+
+@app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+def handle_unsupported_content_type(_: RequestUnsupportedContentType) -> Response[dict[str, str]]:
+    # 400, not 415: the contract's error statuses are 400/404/405/413.
+    if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
+        return error_response(payload_too_large())
+    message = "request body must be JSON (Content-Type: application/json)"
+    return error_response(ApiError(400, "invalid_request", message))
 
 
 @app.not_found

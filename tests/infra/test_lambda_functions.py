@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.infra.hcl import TERRAFORM, block, expression, module, stack
+from tests.infra.hcl import REPO, TERRAFORM, block, expression, module, stack
 
 LAMBDA = "lambda_functions"
 
@@ -171,3 +171,23 @@ def test_every_trigger_of_the_map_is_wired():
     assert expression(module("root").module_calls["edge"]["sse_function_name"]) == \
         'module.lambda_functions.function_names["sse_streaming"]'
 
+
+
+@pytest.mark.req("FR-062", "FR-070")
+def test_image_repository_and_architecture_match_the_sse_build():
+    """docker/sse/deploy.sh pushes to the repository Terraform creates; the collector it embeds is
+    built for the architecture the function runs on."""
+    deploy = (REPO / "docker" / "sse" / "deploy.sh").read_text()
+    default = re.search(r"ECR_REPOSITORY:-([^}]+)\}", deploy)
+    assert default, "deploy.sh: no default ECR_REPOSITORY"
+    repo = module(LAMBDA).of_type("aws_ecr_repository")["image"]
+    assert repo["name"] == "${var.name_prefix}-sse"
+    assert default[1].replace("$environment", "${var.environment}") == \
+        repo["name"].replace("${var.name_prefix}", "sentiment-analyzer-${var.environment}")
+    lock = (REPO / "docker" / "sse" / "collector-layer.lock").read_text()
+    layer_arch = re.search(r"aws-otel-collector-(amd64|arm64)", lock)[1]
+    architecture = module("root").variables["lambda_architecture"]["default"]
+    assert {"amd64": "x86_64", "arm64": "arm64"}[layer_arch] == architecture
+    body = functions_resource()["this"]
+    command = next(d["image_config"] for d in block(body, "dynamic") if "image_config" in d)
+    assert "each.value.handler" in str(command["for_each"]), "the image's bootstrap reads _HANDLER from the command"

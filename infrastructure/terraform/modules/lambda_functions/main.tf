@@ -55,7 +55,8 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_ecr_repository" "image" {
   for_each = local.image_functions
 
-  name                 = local.function_names[each.key]
+  # docker/sse/deploy.sh pushes to sentiment-analyzer-<env>-sse (one image function at most).
+  name                 = "${var.name_prefix}-sse"
   image_tag_mutability = "IMMUTABLE"
 
   image_scanning_configuration {

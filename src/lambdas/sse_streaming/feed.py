@@ -175,22 +175,27 @@ class AnalysedFeed:
             if trigger == "behind_window":
                 result = self._query(table_name, cursor, until_ts, self.max_entries)
                 return self._answer(result.items, result.horizon, trigger, result)
+            entries = self._entries
             if trigger == "cold_start":
                 result = self._query(table_name, cursor, until_ts, self.max_entries)
-                self._floor, self._horizon = cursor, result.horizon
-                self._store(result.items)
+                self._floor, entries = cursor, result.items
             elif trigger == "ttl_expired":
                 assert self._horizon is not None
                 result = self._query(table_name, self._horizon, until_ts, self.max_entries)
-                self._horizon = result.horizon
-                self._store(self._entries + result.items)
+                entries = self._entries + result.items
             if result is not None:
-                self._refreshed_at = self._clock()
+                self._horizon, self._refreshed_at = result.horizon, self._clock()
             assert self._horizon is not None
-            start = bisect.bisect_right(self._positions, cursor)
-            return self._answer(self._entries[start:], self._horizon, trigger, result)
+            # The asking stream is answered from everything read, before the window evicts any of it.
+            positions = self._positions if entries is self._entries else [item.position for item in entries]
+            start = bisect.bisect_right(positions, cursor)
+            answer = entries[start:]
+            if entries is not self._entries:
+                self._store(entries)
+            return self._answer(answer, self._horizon, trigger, result)
 
     def _store(self, entries: list[FeedItem]) -> None:
+        """Keep the newest `max_entries`; the floor rises past what is evicted (`behind_window` then)."""
         dropped = len(entries) - self.max_entries
         if dropped > 0:
             self._floor = entries[dropped - 1].position

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +36,14 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from lambdas.sse_streaming.events import AFTER_ALL, Position
-from lib.news.model import ItemStatus
+from lib.news.model import ItemStatus, iso_ms, parse_iso
 from lib.news.store import dynamodb
 from lib.tracing.otel import aws_call_span, set_annotations
 
 CACHE_MAX_ENTRIES = 1000
 QUERY_PAGE_SIZE = 200
 STATUS_INDEX = "status-index"
+MILLISECOND = dt.timedelta(milliseconds=1)  # the data model's timestamp resolution
 
 
 class MalformedItemError(ValueError):
@@ -111,10 +113,13 @@ def _query_pages(table_name: str, condition: Any, limit: int | None) -> tuple[li
 def query_analysed(table_name: str, after: Position, until_ts: str, limit: int) -> QueryResult:
     """Analysed items with `after < position <= (until_ts, ~)`, at most about `limit` of them."""
     started = time.monotonic()
-    if after.ts > until_ts:
-        return QueryResult([], after, 0.0)
+    # Past a whole instant (`~`), start at the next millisecond: that instant's rows would only use up
+    # the limit (the key condition's bounds are inclusive).
+    lower = iso_ms(parse_iso(after.ts) + MILLISECOND) if after.item == AFTER_ALL else after.ts
+    if lower > until_ts:
+        return QueryResult([], max(after, Position(until_ts, AFTER_ALL)), 0.0)
     status = Key("status").eq(str(ItemStatus.ANALYZED))
-    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(after.ts, until_ts), limit)
+    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(lower, until_ts), limit)
     horizon = Position(until_ts, AFTER_ALL)
     if more and rows:
         # Cut at a timestamp boundary: the last instant is read whole, by its own query.

@@ -9,8 +9,8 @@ import pytest
 
 from devstack.stack import REPO_ROOT, SRC_ROOT
 
-SSE_SOURCES = sorted((SRC_ROOT / "lambdas" / "sse_streaming").glob("*.py")) + [
-    REPO_ROOT / "docker" / "sse" / "bootstrap", SRC_ROOT / "lib" / "tracing" / "otel.py"]
+SSE_SOURCES = [*sorted((SRC_ROOT / "lambdas" / "sse_streaming").glob("*.py")),
+               REPO_ROOT / "docker" / "sse" / "bootstrap", SRC_ROOT / "lib" / "tracing" / "otel.py"]
 
 
 def _trees() -> list[tuple[Path, ast.Module]]:
@@ -61,11 +61,8 @@ def test_no_generator_is_wrapped_in_a_decorator() -> None:
 
 
 def _inside_nested_function(outer: ast.AST, target: ast.AST) -> bool:
-    for node in ast.walk(outer):
-        if node is not outer and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            if any(child is target for child in ast.walk(node)):
-                return True
-    return False
+    return any(node is not outer and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+               and any(child is target for child in ast.walk(node)) for node in ast.walk(outer))
 
 
 @pytest.mark.req("FR-060")

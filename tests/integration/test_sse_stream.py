@@ -376,7 +376,7 @@ def test_sampled_zero_from_the_runtime_means_no_spans_and_the_stream_still_serve
 
 
 # -- disconnects, collector failures -----------------------------------------------------------------
-@pytest.mark.req("FR-085", "FR-055", "SC-024", "SC-031")
+@pytest.mark.req("FR-085", "FR-055", "SC-024", "SC-031", "FR-012")
 def test_a_client_disconnect_marks_the_spans_flushes_and_leaves_the_next_invocation_clean(
     sse: SseEnvironment, news_table: Any, collector: Collector, trace_pipeline: TracePipeline
 ) -> None:
@@ -402,6 +402,8 @@ def test_a_client_disconnect_marks_the_spans_flushes_and_leaves_the_next_invocat
     assert [doc["name"] for doc in arrived if doc["name"] == "sse.connection.release"] == ["sse.connection.release"]
     read_until(following, lambda body: False)
     assert following.error is None
+    logged = [json.loads(line) for line in list(sse.process.output) if '"client went away"' in line]
+    assert logged and logged[-1]["xray_trace_id"] == gone_root  # FR-012: the runtime's lines carry it too
     # SC-024: nothing of the disconnected invocation arrives later, nothing of it lands in the next trace
     assert collector.sink.documents(gone_root) == arrived
     next_tree = trace_pipeline.tree(following.invocation.trace_header.root, expect_at_least=6)

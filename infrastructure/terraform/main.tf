@@ -30,7 +30,7 @@ module "lambda_functions" {
   name_prefix          = local.name_prefix
   functions            = local.stack.functions
   metric_namespaces    = local.stack.metric_namespaces
-  package_dir          = abspath("${path.module}/${var.lambda_package_dir}")
+  package_dir          = startswith(var.lambda_package_dir, "/") ? var.lambda_package_dir : abspath("${path.module}/${var.lambda_package_dir}")
   runtime              = var.lambda_runtime
   architecture         = var.lambda_architecture
   sse_image_digest     = var.sse_image_digest

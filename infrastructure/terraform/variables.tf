@@ -19,7 +19,7 @@ variable "aws_region" {
 }
 
 variable "lambda_package_dir" {
-  description = "Directory holding one <function key>.zip per zip-packaged function (built by infrastructure/scripts/package_lambdas.py from src/)."
+  description = "Directory holding one <function key>.zip per zip-packaged function (built by infrastructure/scripts/package_lambdas.py from src/); relative to this directory unless absolute."
   type        = string
   default     = "../../build/lambda"
 

@@ -27,3 +27,8 @@ output "sse_ecr_repository_url" {
   description = "Repository URL of the image function (null if the map has none)."
   value       = try(one([for r in aws_ecr_repository.image : r.repository_url]), null)
 }
+
+output "environments" {
+  description = "Each function's environment as deployed (references resolved, service names added); no secret values."
+  value       = { for k, f in aws_lambda_function.this : k => f.environment[0].variables }
+}

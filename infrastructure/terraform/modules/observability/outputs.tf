@@ -25,3 +25,33 @@ output "sampling_rule_names" {
   description = "X-Ray sampling rule name by key."
   value       = { for k, r in aws_xray_sampling_rule.this : k => r.rule_name }
 }
+
+output "alarms" {
+  description = "Every regional alarm by name: what it watches and how it decides."
+  value = {
+    for a in aws_cloudwatch_metric_alarm.this : a.alarm_name => {
+      namespace          = a.namespace
+      metric_name        = a.metric_name
+      dimensions         = a.dimensions
+      statistic          = coalesce(a.statistic, a.extended_statistic)
+      comparison         = a.comparison_operator
+      threshold          = a.threshold
+      evaluation_periods = a.evaluation_periods
+      datapoints         = a.datapoints_to_alarm
+      treat_missing_data = a.treat_missing_data
+      alarm_actions      = a.alarm_actions
+    }
+  }
+}
+
+output "sampling_rules" {
+  description = "X-Ray sampling rules by name: rate, reservoir and what they match."
+  value = {
+    for r in aws_xray_sampling_rule.this : r.rule_name => {
+      fixed_rate     = r.fixed_rate
+      reservoir_size = r.reservoir_size
+      service_name   = r.service_name
+      service_type   = r.service_type
+    }
+  }
+}

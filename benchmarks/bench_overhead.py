@@ -1,17 +1,19 @@
 """Benchmark 1: warm-invocation overhead of tracing, per batch Lambda, traced vs tracing disabled.
 
-Each measurement runs in its own worker process (the Tracer decides at construction and the
-X-Ray SDK's disable switch is process-global), playing one Lambda execution environment. The
-worker imports the handler, warms it up, then times N warm invocations through
-`devstack.lambda_service.invoke_in_process` on realistic work: everything the function talks to
-(moto, the X-Ray daemon, the fake news sources) lives in this parent process, so the worker's
-CPU time is the function's own work (handler, botocore, tracing) and nothing else.
+Two worker processes play two execution environments of one function, one traced and one with
+`POWERTOOLS_TRACE_DISABLED=true` (the Tracer decides at construction, and the X-Ray SDK's
+disable switch is process-global, so the modes cannot share a process). Each imports the handler
+and warms it up; then the parent has them take turns, one warm invocation at a time in ABBA order,
+through `devstack.lambda_service.invoke_in_process` on realistic work. Taking turns puts both
+modes under the same background load, which on this shared 2-core machine swings by tens of
+percent within a minute; separate runs could not resolve 5 %.
 
-Two figures per function, traced / disabled:
-- wall time per invocation (what Lambda bills): dominated by moto answering on loopback;
-- worker CPU time per invocation: the cost tracing adds, without moto's share.
-Rounds alternate the two modes so drift on this shared machine hits both alike; medians of
-all invocations. µs per subsegment = (traced - disabled) / subsegments sent per invocation.
+Everything the function talks to (moto, the fake news sources, the SendGrid sink) lives in this
+parent process; the X-Ray daemon is a counting UDP receiver in a third process. So:
+- wall time per invocation is what Lambda bills: mostly moto answering on loopback;
+- the worker's CPU time per invocation is the function's own work (handler, botocore, tracing);
+- a no-I/O figure (`micro`) isolates the SDK's CPU cost per subsegment, and the expected ratio
+  follows from it: 1 + subsegments x cost / untraced wall time.
 
     python benchmarks/run.py --only overhead
 """
@@ -30,26 +32,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 if __package__ in (None, ""):  # run as a worker script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, Row, median
+from benchmarks.common import ROOT, Row, median, percentile
 
-ROUNDS = 3
-INVOCATIONS = {"ingestion": 30, "analysis": 60, "dashboard": 60, "notification": 60, "metrics": 60}
+INVOCATIONS = {"ingestion": 80, "analysis": 160, "dashboard": 160, "notification": 160, "metrics": 160}
 WARMUP = 3
+MICRO_ROUNDS = 4
 TARGET_RATIO = 1.05
 WORLD_ENV = "BENCH_WORLD"  # JSON handed from the parent to each worker: endpoints the world listens on
-
-
-@dataclass
-class Sample:
-    wall_us: list[float]
-    cpu_us: list[float]
 
 
 # --- worker side: one execution environment -----------------------------------------------------------
@@ -106,9 +102,41 @@ class Scenario:
                                   str(uuid.uuid4()), None, time.time())
         return SnsDelivery(self.stack, self.resources, "127.0.0.1:2000").event(publication)
 
+    def _dashboard(self, index: int) -> Any:
+        # The dashboard's busiest call: the latest sentiment and counts of two tickers.
+        from devstack.api_gateway import ApiGateway, GatewayRequest
+        from lib.tracing.header import TraceHeader, new_entity_id
 
-def worker(key: str, mode: str, invocations: int, out: Path) -> None:
-    """Run in a fresh process: time `invocations` warm invocations of `key` in `mode`."""
+        request = GatewayRequest("GET", "/api/v2/sentiment", "tickers=AAPL,MSFT",
+                                 {"Origin": "http://localhost:5173", "Accept": "application/json"})
+        forwarded = TraceHeader.new_root().with_parent(new_entity_id(), True)
+        return ApiGateway(lambda *a, **k: None, "127.0.0.1:2000").proxy_event(  # type: ignore[arg-type, return-value]
+            request, forwarded, str(uuid.uuid4()), time.time())
+
+    def _notification(self, index: int) -> Any:
+        # A score that crosses one of the ticker's three rules: one email through the SendGrid sink.
+        from devstack.sns_delivery import Publication, SnsDelivery
+        from lib.news.model import iso_ms
+
+        now = dt.datetime.now(dt.UTC)
+        message = {"item_id": uuid.uuid4().hex, "published_at": iso_ms(now - dt.timedelta(minutes=3)),
+                   "ticker": "AAPL", "headline": "Shares rally as revenue beats estimates", "label": "positive",
+                   "score": 0.62, "analyzed_at": iso_ms(now)}
+        publication = Publication(self.resources.topics["sentiment_scored"], json.dumps(message), None,
+                                  str(uuid.uuid4()), None, time.time())
+        return SnsDelivery(self.stack, self.resources, "127.0.0.1:2000").event(publication)
+
+    def _metrics(self, index: int) -> Any:
+        from devstack.functions import scheduled_event
+
+        return scheduled_event(self.stack.function("metrics"))
+
+
+def serve(key: str, mode: str, results_fd: int) -> None:
+    """Run in a fresh process: warm up, then one timed warm invocation per line read on stdin.
+
+    Timings go to `results_fd` (stdout belongs to the handler's log lines), one JSON per invocation.
+    """
     if mode == "disabled":
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
     world = json.loads(os.environ[WORLD_ENV])
@@ -117,17 +145,16 @@ def worker(key: str, mode: str, invocations: int, out: Path) -> None:
 
     scenario = Scenario(key, world)
     spec = scenario.stack.function(key)
-    wall: list[float] = []
-    cpu: list[float] = []
-    for index in range(WARMUP + invocations):
-        event = scenario.event(index)
-        started_cpu, started = time.process_time(), time.perf_counter()
-        invoke_in_process(spec, event, scenario.env, world["daemon_address"])
-        elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
-        if index >= WARMUP:
-            wall.append(elapsed * 1e6)
-            cpu.append(elapsed_cpu * 1e6)
-    out.write_text(json.dumps({"wall_us": wall, "cpu_us": cpu}))
+    with os.fdopen(results_fd, "w", buffering=1) as results:
+        for index in range(WARMUP):
+            invoke_in_process(spec, scenario.event(index), scenario.env, world["daemon_address"])
+        results.write("ready\n")
+        for index, _ in enumerate(sys.stdin, start=WARMUP):
+            event = scenario.event(index)
+            started_cpu, started = time.process_time(), time.perf_counter()
+            invoke_in_process(spec, event, scenario.env, world["daemon_address"])
+            elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+            results.write(json.dumps({"wall_us": elapsed * 1e6, "cpu_us": elapsed_cpu * 1e6}) + "\n")
 
 
 def micro(mode: str, daemon_address: str, out: Path) -> None:
@@ -185,26 +212,7 @@ def micro(mode: str, daemon_address: str, out: Path) -> None:
     out.write_text(json.dumps(handler({}, Context())))
 
 
-def micro_rows(daemon_address: str) -> list[Row]:
-    results: dict[str, list[dict[str, float]]] = {"traced": [], "disabled": []}
-    for round_index in range(ROUNDS):
-        for mode in ("traced", "disabled") if round_index % 2 == 0 else ("disabled", "traced"):
-            with tempfile.TemporaryDirectory() as scratch:
-                out = Path(scratch) / "micro.json"
-                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--micro", mode,
-                                "--daemon", daemon_address, "--out", str(out)],
-                               env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, check=True, timeout=300)
-                results[mode].append(json.loads(out.read_text()))
-    rows = []
-    for figure, label in (("method_us", "capture_method subsegment"), ("aws_call_us", "AWS call subsegment")):
-        traced = median([r[figure] for r in results["traced"]])
-        disabled = median([r[figure] for r in results["disabled"]])
-        rows.append(Row("1 overhead", f"CPU per {label}, no I/O (traced - disabled)",
-                        f"{traced - disabled:.0f} µs ({traced:.0f} vs {disabled:.0f})", "-", None))
-    return rows
-
-
-# --- parent side: the world, the rounds, the figures ---------------------------------------------------
+# --- parent side: the world, the turns, the figures ----------------------------------------------------
 
 def _available(key: str) -> bool:
     from devstack.functions import code_present
@@ -213,57 +221,131 @@ def _available(key: str) -> bool:
     return code_present(load_stack().function(key))
 
 
-def _run_worker(key: str, mode: str, world: dict[str, Any]) -> Sample:
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "result.json"
+class Worker:
+    """One `serve` process, driven one invocation at a time."""
+
+    def __init__(self, key: str, mode: str, world: dict[str, Any]):
+        read_fd, write_fd = os.pipe()
         env = {**os.environ, WORLD_ENV: json.dumps(world), "PYTHONPATH": str(ROOT)}
         env.pop("POWERTOOLS_TRACE_DISABLED", None)
-        subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--mode", mode,
-             "--invocations", str(INVOCATIONS[key]), "--out", str(out)],
-            env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=900,
-        )
-        data = json.loads(out.read_text())
-    return Sample(data["wall_us"], data["cpu_us"])
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", key, "--mode", mode,
+             "--results-fd", str(write_fd)],
+            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, pass_fds=(write_fd,))
+        os.close(write_fd)
+        self.results: IO[str] = os.fdopen(read_fd)
+
+    def ready(self) -> None:
+        if self.results.readline().strip() != "ready":
+            raise RuntimeError(f"worker failed to start (exit {self.process.wait()})")
+
+    def invoke(self) -> dict[str, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        line = self.results.readline()
+        if not line:
+            raise RuntimeError(f"worker died (exit {self.process.wait()})")
+        return dict(json.loads(line))
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self.results.close()
 
 
-def measure(key: str, world: dict[str, Any], daemon: Any, rounds: int = ROUNDS) -> tuple[Sample, Sample, float]:
-    """(traced, disabled, subsegments per traced invocation), rounds alternating the modes."""
-    traced, disabled = Sample([], []), Sample([], [])
-    documents = 0
-    for round_index in range(rounds):
-        order = ("traced", "disabled") if round_index % 2 == 0 else ("disabled", "traced")
-        for mode in order:
-            daemon.settle()
-            before = daemon.datagrams
-            sample = _run_worker(key, mode, world)
-            daemon.settle()
-            target = traced if mode == "traced" else disabled
-            target.wall_us += sample.wall_us
-            target.cpu_us += sample.cpu_us
-            if mode == "traced":
-                documents += daemon.datagrams - before
-    invocations = rounds * (WARMUP + INVOCATIONS[key])
-    # The Lambda service's two facade segments per invocation are sent in both modes: not tracing cost.
-    subsegments = documents / invocations - 2
-    return traced, disabled, subsegments
+@dataclass
+class Measurement:
+    wall_us: dict[str, list[float]] = field(default_factory=lambda: {"traced": [], "disabled": []})
+    cpu_us: dict[str, list[float]] = field(default_factory=lambda: {"traced": [], "disabled": []})
+    subsegments: float = 0.0  # per traced invocation
+
+    def ratio(self, figure: str) -> float:
+        values = getattr(self, figure)
+        return median(values["traced"]) / median(values["disabled"])
+
+    def pair_ratios(self, figure: str) -> list[float]:
+        """traced / disabled of each turn's two invocations (run back to back)."""
+        values = getattr(self, figure)
+        return [t / d for t, d in zip(values["traced"], values["disabled"], strict=True)]
 
 
-def rows_for(key: str, traced: Sample, disabled: Sample, subsegments: float) -> list[Row]:
-    wall_t, wall_d = median(traced.wall_us), median(disabled.wall_us)
-    cpu_t, cpu_d = median(traced.cpu_us), median(disabled.cpu_us)
-    wall_ratio, cpu_ratio = wall_t / wall_d, cpu_t / cpu_d
-    per_sub_wall = (wall_t - wall_d) / subsegments if subsegments > 0 else float("nan")
-    per_sub_cpu = (cpu_t - cpu_d) / subsegments if subsegments > 0 else float("nan")
+def measure(key: str, world: dict[str, Any], daemon: Any, invocations: int) -> Measurement:
+    measurement = Measurement()
+    before = daemon.datagrams
+    workers = {mode: Worker(key, mode, world) for mode in ("traced", "disabled")}
+    try:
+        for worker in workers.values():
+            worker.ready()
+        for turn in range(invocations):
+            # ABBA: neither mode always runs first (the first of a pair may find moto warmer or colder).
+            for mode in ("traced", "disabled") if turn % 4 in (0, 3) else ("disabled", "traced"):
+                result = workers[mode].invoke()
+                measurement.wall_us[mode].append(result["wall_us"])
+                measurement.cpu_us[mode].append(result["cpu_us"])
+    finally:
+        for worker in workers.values():
+            worker.close()
+    daemon.settle()
+    per_mode = WARMUP + invocations
+    # Both modes' invocations send the Lambda service's two facade segments: not tracing cost.
+    measurement.subsegments = (daemon.datagrams - before - 2 * 2 * per_mode) / per_mode
+    return measurement
+
+
+def rows_for(key: str, measured: Measurement, aws_call_cost_us: float) -> list[Row]:
+    wall_pairs, cpu_pairs = measured.pair_ratios("wall_us"), measured.pair_ratios("cpu_us")
+    wall_ratio, cpu_ratio = measured.ratio("wall_us"), measured.ratio("cpu_us")
+    wall_t, wall_d = median(measured.wall_us["traced"]), median(measured.wall_us["disabled"])
+    cpu_t, cpu_d = median(measured.cpu_us["traced"]), median(measured.cpu_us["disabled"])
+    expected = 1 + measured.subsegments * aws_call_cost_us / wall_d
+    n = len(measured.wall_us["traced"])
+
+    def spread(pairs: list[float]) -> str:
+        return f"pairs p25-p75 {percentile(pairs, .25):.2f}-{percentile(pairs, .75):.2f}"
+
     return [
-        Row("1 overhead", f"{key}: wall per warm invocation, traced / disabled (n={len(traced.wall_us)})",
-            f"{wall_t / 1000:.1f} / {wall_d / 1000:.1f} ms = x{wall_ratio:.3f}", f"ratio <= {TARGET_RATIO}",
+        Row("1 overhead", f"{key}: wall per warm invocation, traced / disabled (n={n} each, {spread(wall_pairs)})",
+            f"{wall_t / 1000:.1f} / {wall_d / 1000:.1f} ms, x{wall_ratio:.3f}", f"ratio <= {TARGET_RATIO}",
             wall_ratio <= TARGET_RATIO),
-        Row("1 overhead", f"{key}: function CPU per warm invocation, traced / disabled",
-            f"{cpu_t / 1000:.1f} / {cpu_d / 1000:.1f} ms = x{cpu_ratio:.3f}", "-", None),
-        Row("1 overhead", f"{key}: per subsegment ({subsegments:.1f} per invocation), wall / CPU",
-            f"{per_sub_wall:.0f} / {per_sub_cpu:.0f} µs", "-", None),
+        Row("1 overhead", f"{key}: function CPU per warm invocation, traced / disabled ({spread(cpu_pairs)})",
+            f"{cpu_t / 1000:.1f} / {cpu_d / 1000:.1f} ms, x{cpu_ratio:.3f}", "-", None),
+        Row("1 overhead", f"{key}: {measured.subsegments:.1f} subsegments per invocation; ratio expected from the "
+            "no-I/O cost", f"x{expected:.3f}", f"<= {TARGET_RATIO}", expected <= TARGET_RATIO),
     ]
+
+
+def micro_rows(daemon_address: str) -> tuple[list[Row], float]:
+    """Rows, and the CPU cost of one traced AWS call subsegment (µs)."""
+    results: dict[str, list[dict[str, float]]] = {"traced": [], "disabled": []}
+    for round_index in range(MICRO_ROUNDS):
+        for mode in ("traced", "disabled") if round_index % 2 == 0 else ("disabled", "traced"):
+            with tempfile.TemporaryDirectory() as scratch:
+                out = Path(scratch) / "micro.json"
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--micro", mode,
+                                "--daemon", daemon_address, "--out", str(out)],
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, check=True, timeout=300)
+                results[mode].append(json.loads(out.read_text()))
+    rows, costs = [], {}
+    for figure, label in (("method_us", "capture_method subsegment"), ("aws_call_us", "AWS call subsegment")):
+        traced = median([r[figure] for r in results["traced"]])
+        disabled = median([r[figure] for r in results["disabled"]])
+        costs[figure] = traced - disabled
+        rows.append(Row("1 overhead", f"CPU per {label}, no I/O (traced - disabled)",
+                        f"{traced - disabled:.0f} µs ({traced:.0f} vs {disabled:.0f})", "-", None))
+    return rows, costs["aws_call_us"]
+
+
+def _seed_alert_rules(config_table: str) -> None:
+    """Three AAPL rules: the notification scenario's score (+0.62) crosses one of them."""
+    from lib.alerts import AlertTable, Direction
+
+    alerts = AlertTable(config_table)
+    now = dt.datetime.now(dt.UTC)
+    alerts.create("AAPL", Direction.ABOVE, 0.3, "portfolio.manager@example.com", now)
+    alerts.create("AAPL", Direction.BELOW, -0.3, "risk.desk@example.com", now)
+    alerts.create("AAPL", Direction.ABOVE, 0.9, "trader@example.com", now)
 
 
 class CountingDaemon:
@@ -329,35 +411,40 @@ def run() -> list[Row]:
     from devstack.aws import MotoServer, create_resources
     from devstack.news_sources import FakeNewsServer, seed_ingestion
     from devstack.pipeline import TracePipeline
+    from devstack.sendgrid_sink import SendGridSink
     from devstack.stack import load_stack
 
     rows: list[Row] = []
     moto = MotoServer().start()
     try:
-        with FakeNewsServer() as news_server:
+        with FakeNewsServer() as news_server, SendGridSink() as sendgrid:
             os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
             boto3.setup_default_session()
             resources = create_resources(load_stack())
             seed_ingestion(news_server, resources.secrets["news_api"], resources.tables["config"])
-            world = {"aws_endpoint": moto.endpoint, "env_overrides": {"ingestion": news_server.environment()}}
+            sendgrid.store_api_key(resources.secrets["sendgrid"])
+            _seed_alert_rules(resources.tables["config"])
+            world: dict[str, Any] = {
+                "aws_endpoint": moto.endpoint,
+                "env_overrides": {"ingestion": news_server.environment(), "notification": sendgrid.environment()}}
             with CountingDaemon() as daemon:
                 world["daemon_address"] = daemon.address
-                rows.extend(micro_rows(daemon.address))
-                for key in INVOCATIONS:
-                    if not hasattr(Scenario, f"_{key}") or not _available(key):
+                micro, aws_call_cost = micro_rows(daemon.address)
+                rows.extend(micro)
+                for key, invocations in INVOCATIONS.items():
+                    if not _available(key):
                         rows.append(Row("1 overhead", f"{key}: not measured (handler not landed yet)", "-", "-", None))
                         continue
-                    traced, disabled, subsegments = measure(key, world, daemon)
-                    rows.extend(rows_for(key, traced, disabled, subsegments))
+                    rows.extend(rows_for(key, measure(key, world, daemon, invocations), aws_call_cost))
             # The same, with the devstack's whole trace pipeline (daemon -> sink -> moto's X-Ray) in
             # moto's process: what a local run feels like, not what the function pays.
             with TracePipeline(moto=moto) as pipeline:
                 world["daemon_address"] = pipeline.daemon.address
-                traced, disabled, subsegments = measure("analysis", world, _PipelineCounter(pipeline), rounds=2)
-                wall_ratio = median(traced.wall_us) / median(disabled.wall_us)
-                rows.append(Row("1 overhead", "analysis with the full local trace pipeline in moto's process",
-                                f"{median(traced.wall_us) / 1000:.1f} / {median(disabled.wall_us) / 1000:.1f} ms"
-                                f" = x{wall_ratio:.3f}", "- (devstack cost)", None))
+                full = measure("analysis", world, _PipelineCounter(pipeline), INVOCATIONS["analysis"] // 2)
+                rows.append(Row("1 overhead", "analysis, daemon = the whole local trace pipeline in moto's process",
+                                f"{median(full.wall_us['traced']) / 1000:.1f} / "
+                                f"{median(full.wall_us['disabled']) / 1000:.1f} ms, x{full.ratio('wall_us'):.3f}",
+                                "- (devstack cost)", None))
     finally:
         moto.stop()
     return rows
@@ -382,9 +469,9 @@ if __name__ == "__main__":
     parser.add_argument("--count-udp", action="store_true")
     parser.add_argument("--micro", choices=("traced", "disabled"))
     parser.add_argument("--daemon")
-    parser.add_argument("--worker")
+    parser.add_argument("--serve")
     parser.add_argument("--mode", choices=("traced", "disabled"))
-    parser.add_argument("--invocations", type=int)
+    parser.add_argument("--results-fd", type=int)
     parser.add_argument("--out", type=Path)
     arguments = parser.parse_args()
     if arguments.count_udp:
@@ -392,4 +479,4 @@ if __name__ == "__main__":
     elif arguments.micro:
         micro(arguments.micro, arguments.daemon, arguments.out)
     else:
-        worker(arguments.worker, arguments.mode, arguments.invocations, arguments.out)
+        serve(arguments.serve, arguments.mode, arguments.results_fd)

@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from botocore.exceptions import ClientError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -289,7 +290,8 @@ def bounded_span(
 def aws_call_span(service: str, operation: str, table_names: Sequence[str] = ()) -> Iterator[Span]:
     """A CLIENT span around one AWS API call, with the conventions the awsxray exporter maps to a
     typed node (FR-067): `rpc.*` always, plus `db.system="dynamodb"` and the table names for
-    DynamoDB. A failing call is recorded bounded (FR-058) and re-raised.
+    DynamoDB. A failing call is recorded bounded (FR-058), with the HTTP status of a ClientError,
+    and re-raised.
 
     Example:
         >>> with aws_call_span("DynamoDB", "Query", [table_name]) as span:          # doctest: +SKIP
@@ -304,4 +306,10 @@ def aws_call_span(service: str, operation: str, table_names: Sequence[str] = ())
         attributes.update({"db.system": "dynamodb", "db.operation": operation,
                            "aws.dynamodb.table_names": list(table_names)})
     with bounded_span(f"{service}.{operation}", SpanKind.CLIENT, attributes) as span:
-        yield span
+        try:
+            yield span
+        except ClientError as error:  # its HTTP status lets X-Ray tell error (4xx), throttle (429) and fault
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(status, int):
+                span.set_attribute("http.response.status_code", status)
+            raise

@@ -649,3 +649,41 @@ def test_one_hundred_concurrent_streams_each_get_every_event(
         assert {doc["trace_id"] for doc in tree.documents} == {root}
         assert tree.find("sse.global_stream")[0].document["parent_id"] == call.invocation.function_segment_id
         assert document_problems(tree) == []
+
+
+# -- failures of the function itself ------------------------------------------------------------------
+@pytest.mark.req("FR-005", "FR-018", "FR-058", "FR-067", "SC-028")
+def test_a_failing_poll_ends_the_stream_with_an_error_in_the_trailers(
+    start_environment: Callable[..., Any], trace_pipeline: TracePipeline
+) -> None:
+    """Fault at the AWS boundary: the table the poll reads does not exist (moto answers 400)."""
+    with start_environment({"NEWS_TABLE": "sentiment-analyzer-local-no-such-table"}) as environment:
+        call = environment.open(upstream=upstream_header(), timeout_s=3.0)
+        assert call.prelude(10)[0] == 200  # the stream had begun: the error can only go in the trailers
+        body = read_until(call, lambda body: False)
+        # the runtime took the next invocation: the failed stream released its slot and flushed
+        status_call = environment.open("/api/v2/stream/status")
+        assert json.loads(b"".join(status_call.chunks()))["connections"] == 0
+    assert parse_frames(body)[0]["event"] == "heartbeat"
+    assert call.error is not None and call.error.error_type == "ResourceNotFoundException"
+    tree = trace_pipeline.tree(call.invocation.trace_header.root, expect_at_least=6)
+    [query] = [doc for doc in tree.documents if doc["name"] == "DynamoDB" and doc.get("origin") is None]
+    assert query["error"] is True and "fault" not in query  # a 400 from DynamoDB: X-Ray's "error"
+    assert query["http"]["response"]["status"] == 400
+    assert query["cause"]["exceptions"][0]["type"].endswith("ResourceNotFoundException")
+    stream = tree.find("sse.global_stream")[0].document
+    assert stream["annotations"]["end_reason"] == "error" and stream["fault"] is True
+    assert len(stream["cause"]["exceptions"][0]["message"]) <= 2048
+    function_segment = next(doc for doc in tree.documents if doc.get("origin") == "AWS::Lambda::Function")
+    assert function_segment["fault"] is True  # the invocation failed, as Lambda records it
+    assert document_problems(tree) == []
+
+
+@pytest.mark.req("FR-018")
+def test_a_handler_that_cannot_be_imported_is_an_init_error(start_environment: Callable[..., Any]) -> None:
+    with start_environment({"_HANDLER": "lambdas.sse_streaming.missing.lambda_handler"}) as environment:
+        call = environment.open(timeout_s=10)
+        assert call.wait(15) and call.error is not None and call.error.error_type == "Runtime.InitError"
+        assert environment.runtime.init_error is not None
+        assert environment.runtime.init_error.error_type == "Runtime.ImportModuleError"
+        assert environment.process.exit_code(10) == 1

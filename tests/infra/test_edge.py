@@ -3,12 +3,15 @@ CloudFront with the Sampled-stripping function in front of both (FR-035)."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.infra.hcl import MODULES, block, expression, module
+from tests.infra.hcl import MODULES, REPO, block, expression, module, stack
 
 EDGE = "edge"
 FUNCTIONS_DIR = MODULES / "edge" / "functions"
@@ -121,3 +124,24 @@ def test_the_frontend_bucket_is_private_behind_cloudfront():
                                                   "restrict_public_buckets"))
     policy = str(module(EDGE).data[("aws_iam_policy_document", "frontend")])
     assert "cloudfront.amazonaws.com" in policy and "aws_cloudfront_distribution.edge.arn" in policy
+
+
+def _module_constants(path: Path) -> dict[str, object]:
+    constants: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            with contextlib.suppress(ValueError):
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+    return constants
+
+
+@pytest.mark.req("FR-015", "FR-082", "SC-037")
+def test_gateway_cors_agrees_with_the_dashboard_resolver():
+    """OPTIONS and gateway errors answer what the dashboard Lambda itself answers."""
+    api = _module_constants(REPO / "src" / "lambdas" / "dashboard" / "api.py")
+    locals_ = module(EDGE).locals
+    assert set(api["CORS_ALLOW_HEADERS"]) == set(locals_["cors_allow_headers"])
+    assert str(api["TRACE_RESPONSE_HEADER"]).lower() in [h.lower() for h in locals_["cors_expose_headers"]]
+    assert api["CORS_MAX_AGE_S"] == locals_["cors_max_age_s"]
+    assert stack()["functions"]["dashboard"]["env"]["CORS_ALLOW_ORIGINS"] == \
+        module("root").variables["cors_allow_origin"]["default"]

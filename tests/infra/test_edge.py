@@ -145,3 +145,19 @@ def test_gateway_cors_agrees_with_the_dashboard_resolver():
     assert api["CORS_MAX_AGE_S"] == locals_["cors_max_age_s"]
     assert stack()["functions"]["dashboard"]["env"]["CORS_ALLOW_ORIGINS"] == \
         module("root").variables["cors_allow_origin"]["default"]
+
+
+@pytest.mark.req("FR-015")
+def test_function_url_is_invocable_only_through_the_url():
+    """InvokeFunctionUrl for auth type NONE, and InvokeFunction only via the URL (the 2025 model)."""
+    url_permission = resources("aws_lambda_permission")["sse_url"]
+    assert url_permission["action"] == "lambda:InvokeFunctionUrl"
+    assert url_permission["function_url_auth_type"] == "NONE"
+    invoke = resources("aws_cloudcontrolapi_resource")["sse_url_invoke"]
+    assert invoke["type_name"] == "AWS::Lambda::Permission"
+    state = expression(invoke["desired_state"])
+    assert 'Action = "lambda:InvokeFunction"' in state and "InvokedViaFunctionUrl = true" in state
+    for mod_name in ("root", "data", "lambda_functions", "edge", "observability"):
+        for name, body in module(mod_name).of_type("aws_lambda_permission").items():
+            if body.get("principal") == "*":
+                assert body["action"] == "lambda:InvokeFunctionUrl", f"{mod_name}.{name}: public InvokeFunction"

@@ -245,12 +245,27 @@ resource "aws_lambda_function_url" "sse" {
   }
 }
 
+# Since October 2025 a Function URL needs two statements: lambda:InvokeFunctionUrl (auth type NONE)
+# and lambda:InvokeFunction limited to invocations through the URL (lambda:InvokedViaFunctionUrl).
 resource "aws_lambda_permission" "sse_url" {
-  statement_id           = "AllowPublicFunctionUrl"
+  statement_id           = "FunctionURLAllowPublicAccess"
   action                 = "lambda:InvokeFunctionUrl"
   function_name          = var.sse_function_name
   principal              = "*"
   function_url_auth_type = "NONE"
+}
+
+# aws_lambda_permission gained invoked_via_function_url only in provider 6.29; on 5.x the statement
+# goes through Cloud Control (AWS::Lambda::Permission, InvokedViaFunctionUrl). Never a bare public
+# lambda:InvokeFunction: that would let any AWS principal invoke the function directly.
+resource "aws_cloudcontrolapi_resource" "sse_url_invoke" {
+  type_name = "AWS::Lambda::Permission"
+  desired_state = jsonencode({
+    FunctionName          = var.sse_function_name
+    Action                = "lambda:InvokeFunction"
+    Principal             = "*"
+    InvokedViaFunctionUrl = true
+  })
 }
 
 # ---------------------------------------------------------------- frontend bucket

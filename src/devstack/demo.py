@@ -55,7 +55,11 @@ SSE_WAIT_S = 45.0
 
 
 class StepFailed(AssertionError):
-    """A check of a demo step did not hold."""
+    """A demo step cannot go on (a wait timed out, a run failed)."""
+
+
+class CheckFailed(StepFailed):
+    """A check did not hold (already recorded in the step's report)."""
 
 
 @dataclass
@@ -64,6 +68,8 @@ class StepReport:
     checks: list[tuple[bool, str]] = field(default_factory=list)
     traces: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered tree)
     error: str | None = None
+    functions: tuple[str, ...] = ()  # whose runtime output to show when the step fails
+    logs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +78,7 @@ class StepReport:
     def check(self, condition: bool, text: str) -> None:
         self.checks.append((bool(condition), text))
         if not condition:
-            raise StepFailed(text)
+            raise CheckFailed(text)
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Summary:
     faults: int = 0
     errors: int = 0
     orphans: int = 0
+    client_linked: int = 0  # stage segments whose parent is the browser's Parent (a client writes no segment)
     largest_document: int = 0
     problems: list[str] = field(default_factory=list)
     recorded_lines: int = 0
@@ -90,6 +97,14 @@ class Summary:
     def ok(self) -> bool:
         return self.traces > 0 and self.orphans == 0 and not self.problems and \
             self.largest_document <= MAX_DOCUMENT_BYTES
+
+
+def trace_problems(tree: TraceTree, client_parents: set[str]) -> list[str]:
+    """`document_problems`, except the one link X-Ray expects to dangle: a stage segment's parent that is
+    the `Parent` a client sent (the browser is the trace's client; it writes no segment)."""
+    linked = {f"orphan {doc['name']}/{doc['id']} -> {doc['parent_id']}" for doc in tree.orphans
+              if doc["parent_id"] in client_parents and doc.get("origin") == "AWS::ApiGateway::Stage"}
+    return [problem for problem in document_problems(tree) if problem not in linked]
 
 
 def browser_header() -> TraceHeader:
@@ -136,21 +151,24 @@ class SseSession:
             headers["X-SSE-Previous-Trace-Id"] = self.previous_trace_id
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
+        self.events = queue.Queue()  # this connection's events only
         self.response = requests.get(self.base_url + path, headers=headers, stream=True, timeout=(5, SSE_WAIT_S))
         returned = TraceHeader.parse(self.response.headers["x-amzn-trace-id"]).root \
             if "x-amzn-trace-id" in self.response.headers else header.root
         self.trace_id = returned
         if self.response.status_code == 200:
-            threading.Thread(target=self._read, args=(self.response,), daemon=True, name="sse-reader").start()
+            threading.Thread(target=self._read, args=(self.response, self.events), daemon=True,
+                             name="sse-reader").start()
         return self.response.status_code
 
-    def _read(self, response: requests.Response) -> None:
+    @staticmethod
+    def _read(response: requests.Response, events: queue.Queue[Any]) -> None:
         try:
             for event in sseclient.SSEClient(response.iter_content(chunk_size=None)).events():
-                self.events.put(event)
+                events.put(event)
         except (requests.RequestException, OSError, AttributeError):
             pass  # the demo cut the connection: the reader ends with it
-        self.events.put(None)
+        events.put(None)
 
     def next_event(self, accept: Callable[[Any], bool], timeout_s: float = SSE_WAIT_S) -> tuple[Any, list[Any]]:
         """The first event `accept`s, and every event seen before it (ids remembered, as the browser does)."""
@@ -190,23 +208,28 @@ class Demo:
 
     # helpers ---------------------------------------------------------------------------------------
     @contextmanager
-    def step(self, title: str) -> Iterator[StepReport]:
-        report = StepReport(title)
+    def step(self, title: str, functions: tuple[str, ...] = ()) -> Iterator[StepReport]:
+        report = StepReport(title, functions=functions)
         self.reports.append(report)
         self.console.line(f"\n▶ {title}")
         try:
             yield report
-        except StepFailed:
-            pass  # the failed check is already in the report
+        except CheckFailed:
+            pass  # already in the report
+        except StepFailed as error:
+            report.error = str(error)
         except (FunctionError, FunctionUnavailableError, requests.RequestException, TimeoutError,
-                AssertionError, KeyError) as error:
+                AssertionError, KeyError, ValueError) as error:
             report.error = f"{type(error).__name__}: {error}"
+        if not report.ok:
+            for key in report.functions:
+                report.logs += [f"[{key}] {line}" for line in self.stack.functions.output(key, 8)]
         self.console.line(f"  {'ok' if report.ok else 'FAILED'}: {title}")
 
     def tree(self, report: StepReport, label: str, trace_id: str, expect_at_least: int = 1) -> TraceTree:
         tree = self.stack.pipeline.tree(trace_id, expect_at_least=expect_at_least, timeout_s=20)
         report.traces.append((label, render(tree, max_siblings=TREE_SIBLINGS)))
-        problems = document_problems(tree)
+        problems = trace_problems(tree, self.stack.gateway.client_parents)
         report.check(not problems, f"{label}: every document valid, no orphan" +
                      (f" ({'; '.join(problems[:3])})" if problems else ""))
         return tree
@@ -227,8 +250,9 @@ class Demo:
 
     # steps -------------------------------------------------------------------------------------------
     def pipeline(self) -> None:
-        with self.step("1. news pipeline: ingestion → SNS → analysis → SNS → notification → email") as report:
-            emails_before = self._emails()
+        with self.step("1. news pipeline: ingestion → SNS → analysis → SNS → notification → email",
+                       ("ingestion", "analysis", "notification")) as report:
+            emails_before = len(self._emails())
             result, trace_id = self.ingest()
             new_items = int(result["new_items"])
             report.check(new_items > 0, f"ingestion stored {new_items} new items from the fake sources "
@@ -237,20 +261,22 @@ class Demo:
             report.check(len(analysed) >= new_items and all(r.outcome == "ok" for r in analysed),
                          f"{len(analysed)} analysis invocations in the ingestion's trace, all ok")
             notified = self.records("notification", trace_id)
+            self.stack.functions.require("notification")
             report.check(len(notified) >= 1 and all(r.outcome == "ok" for r in notified),
                          f"{len(notified)} notification invocations in the same trace, all ok")
-            emails = self._emails()[len(emails_before):]
-            alert = self.stack.seeded.alert
-            report.check(len(emails) >= 1, f"{len(emails)} email(s) in the SendGrid sink for the rule "
-                                           f"{alert.ticker} {alert.direction} {alert.threshold}")
             tree = self.tree(report, "ingestion → analysis → notification", trace_id,
                              expect_at_least=4 + 2 * new_items)
             origins = {str(node.document.get("origin")) for node in tree.nodes()}
             report.check({"AWS::SNS", "AWS::Lambda::Function"} <= origins,
                          "one trace id across SNS: SNS segments and every function segment in it (SC-008)")
+            emails = self._emails()[emails_before:]
+            alert = self.stack.seeded.alert
+            report.check(len(emails) >= 1, f"{len(emails)} email(s) in the SendGrid sink for the rule "
+                                           f"{alert.ticker} {alert.direction} {alert.threshold}")
 
     def dashboard(self) -> None:
-        with self.step("2. dashboard: browser-style request → API Gateway → dashboard → DynamoDB") as report:
+        with self.step("2. dashboard: browser-style request → API Gateway → dashboard → DynamoDB",
+                       ("dashboard",)) as report:
             header = browser_header()
             tickers = ",".join(self.stack.seeded.tickers)
             response = requests.get(f"{self.stack.url}/api/v2/sentiment?tickers={tickers}",
@@ -272,7 +298,8 @@ class Demo:
             report.check(len(dynamo) >= 1, f"{len(dynamo)} DynamoDB subsegments under the function (SC-001)")
 
     def live_stream(self) -> None:
-        with self.step("3. live stream: SSE update, cut, reconnect with Last-Event-ID, nothing missed") as report:
+        with self.step("3. live stream: SSE update, cut, reconnect with Last-Event-ID, nothing missed",
+                       ("sse_streaming",)) as report:
             session = SseSession(self.stack.url)
             status = session.connect()
             report.check(status == 200, f"connection 1 → {status} (trace {session.trace_id})")
@@ -309,7 +336,7 @@ class Demo:
                          "the reconnect's spans carry session_id and previous_trace_id (FR-048, SC-020)")
 
     def metrics(self) -> None:
-        with self.step("4. metrics run (EventBridge): stuck items → StuckItems") as report:
+        with self.step("4. metrics run (EventBridge): stuck items → StuckItems", ("metrics",)) as report:
             result, trace_id = self._scheduled("metrics")
             report.check(True, f"metrics result: {json.dumps(result)[:160]}")
             tree = self.tree(report, "metrics", trace_id, expect_at_least=4)
@@ -318,7 +345,7 @@ class Demo:
                          "DynamoDB and CloudWatch calls are subsegments (FR-003, FR-004)")
 
     def canary(self) -> None:
-        with self.step("5. canary run: X-Ray and CloudWatch round trips") as report:
+        with self.step("5. canary run: X-Ray and CloudWatch round trips", ("canary",)) as report:
             result, trace_id = self._scheduled("canary")
             report.check(result.get("health") == "healthy",
                          f"canary health {result.get('health')}, failed checks {result.get('failed_checks')}")
@@ -347,7 +374,8 @@ class Demo:
              "TransactWriteItems on the timeseries table"),
         ]
         for number, (path, function_name, rule, where) in enumerate(cases, start=1):
-            with self.step(f"6.{number} silent failure path {path.subsegment_name}: {where}") as report:
+            with self.step(f"6.{number} silent failure path {path.subsegment_name}: {where}",
+                           ("ingestion", "analysis")) as report:
                 header = TraceHeader.new_root()
                 before = metric_sum(path.metric.value, function_name, self.started)
                 armed = self.stack.gate.arm(rule, trace_root=header.root) if rule else None
@@ -361,7 +389,8 @@ class Demo:
                     if armed is not None:
                         self.stack.gate.disarm(armed)
                 if armed is not None:
-                    report.check(armed.hits == 1, f"the gate answered exactly one call with {armed.code}")
+                    report.check(armed.hits == 1, f"the gate answered {armed.hits} call(s) with {armed.code} "
+                                                  "(expected exactly one)")
                 tree = self.tree(report, path.subsegment_name, header.root, expect_at_least=4)
                 failed = silent_failures(tree)
                 report.check(failed == [path.subsegment_name],
@@ -403,10 +432,7 @@ class Demo:
         return headline
 
     def _emails(self) -> list[Any]:
-        sink = self.stack.sendgrid
-        if sink is None:
-            raise FunctionUnavailableError("devstack.sendgrid_sink is not in this checkout")
-        return list(sink.emails)
+        return self.stack.sendgrid.sent()
 
     # summary --------------------------------------------------------------------------------------------
     def summary(self) -> Summary:
@@ -419,9 +445,11 @@ class Demo:
             summary.documents += len(tree.documents)
             summary.faults += sum(1 for doc in tree.documents if doc.get("fault"))
             summary.errors += sum(1 for doc in tree.documents if doc.get("error"))
-            summary.orphans += len(tree.orphans)
+            clients = self.stack.gateway.client_parents
+            summary.client_linked += sum(1 for doc in tree.orphans if doc["parent_id"] in clients)
+            summary.orphans += sum(1 for doc in tree.orphans if doc["parent_id"] not in clients)
             summary.largest_document = max([summary.largest_document, *tree.raw_sizes])
-            summary.problems += [f"{tree.trace_id}: {problem}" for problem in document_problems(tree)]
+            summary.problems += [f"{tree.trace_id}: {problem}" for problem in trace_problems(tree, clients)]
         record = self.stack.directory / "traces" / "segments.jsonl"
         summary.recorded_lines = sum(1 for _ in record.open()) if record.is_file() else 0
         return summary
@@ -435,6 +463,9 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
             lines.append(f"   {'✓' if ok else '✗'} {text}")
         if report.error:
             lines.append(f"   ✗ {report.error}")
+        if report.logs:
+            lines.append("   last runtime output:")
+            lines.extend(f"     {line[:160]}" for line in report.logs)
         for label, rendered in report.traces:
             lines.append(f"   {label}:")
             lines.extend(f"     {line}" for line in rendered.splitlines())
@@ -446,7 +477,8 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
         f"traces (X-Ray API)          {summary.traces}",
         f"segment documents           {summary.documents}   (segments.jsonl lines: {summary.recorded_lines})",
         f"documents with fault/error  {summary.faults} / {summary.errors}",
-        f"orphans                     {summary.orphans}",
+        f"orphans                     {summary.orphans}   (stage segments linked to the browser's Parent: "
+        f"{summary.client_linked})",
         f"largest document            {summary.largest_document} bytes (limit {MAX_DOCUMENT_BYTES})",
         f"document problems           {len(summary.problems)}",
     ]

@@ -56,9 +56,13 @@ class AwsRequest:
     json_protocol: bool
 
     @property
-    def table(self) -> str | None:
-        name = self.params.get("TableName")
-        return str(name) if name is not None else None
+    def tables(self) -> set[str]:
+        """Every table the call touches: `TableName`, each transaction item's, each batch's `RequestItems` key."""
+        found = {str(self.params["TableName"])} if "TableName" in self.params else set()
+        for item in self.params.get("TransactItems") or []:
+            found.update(str(op["TableName"]) for op in item.values() if isinstance(op, Mapping) and "TableName" in op)
+        found.update(str(name) for name in (self.params.get("RequestItems") or {}))
+        return found
 
     def attribute_values(self) -> list[Any]:
         """Every DynamoDB value in the call (key, item and expression values), unwrapped: `{"S": "x"}` → "x"."""
@@ -96,7 +100,7 @@ class FaultRule:
         """A DynamoDB fault on `table` (and only calls carrying `value` / using `index`, when given)."""
 
         def when(request: AwsRequest) -> bool:
-            return (request.table == table
+            return (table in request.tables
                     and (value is None or value in request.attribute_values())
                     and (index is None or request.params.get("IndexName") == index))
 
@@ -136,6 +140,9 @@ class AwsGate:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
         self._publish_listeners: list[Callable[[Publication], None]] = []
+        # moto's backends are not thread-safe (a TransactWriteItems deep-copies a table another request is
+        # writing: "dictionary changed size during iteration"), so the gate lets one call in at a time.
+        self._moto_lock = threading.Lock()
 
     # rules ------------------------------------------------------------------------------------
     def arm(self, rule: FaultRule, trace_root: str | None = None) -> FaultRule:
@@ -172,37 +179,35 @@ class AwsGate:
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
             request = _describe(environ, body)
-            if request is None:
-                return app(environ, start_response)
-            rule = self._fault_for(request)
-            if rule is not None:
+            rule = self._fault_for(request) if request is not None else None
+            if request is not None and rule is not None:
                 return _error_response(request, rule, start_response)
-            if request.service == "sns" and request.operation == "Publish" and self._publish_listeners:
-                return self._tap_publish(app, environ, start_response, request)
-            return app(environ, start_response)
+            with self._moto_lock:
+                status_line: list[str] = []
+
+                def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                    status_line.append(status)
+                    return start_response(status, headers, exc_info)
+
+                chunks = list(app(environ, capture))
+            if (request is not None and request.service == "sns" and request.operation == "Publish"
+                    and status_line and status_line[0].startswith("200")):
+                self._tapped_publish(request, b"".join(chunks))
+            return chunks
 
         return gated
 
-    def _tap_publish(self, app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any],
-                     request: AwsRequest) -> Iterable[bytes]:
-        status_line: list[str] = []
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status_line.append(status)
-            return start_response(status, headers, exc_info)
-
-        chunks = list(app(environ, capture))
-        payload = b"".join(chunks).decode(errors="replace")
-        found = _MESSAGE_ID.search(payload)
-        if status_line and status_line[0].startswith("200") and found:
-            publication = Publication(
-                topic_arn=str(request.params["TopicArn"]), message=str(request.params.get("Message", "")),
-                subject=request.params.get("Subject"), message_id=found.group(1),
-                trace_header=request.trace_header, published_at=time.time(),
-            )
-            for listener in self._publish_listeners:
-                listener(publication)
-        return chunks
+    def _tapped_publish(self, request: AwsRequest, response: bytes) -> None:
+        found = _MESSAGE_ID.search(response.decode(errors="replace"))
+        if found is None:
+            return
+        publication = Publication(
+            topic_arn=str(request.params["TopicArn"]), message=str(request.params.get("Message", "")),
+            subject=request.params.get("Subject"), message_id=found.group(1),
+            trace_header=request.trace_header, published_at=time.time(),
+        )
+        for listener in self._publish_listeners:
+            listener(publication)
 
 
 def _describe(environ: Mapping[str, Any], body: bytes) -> AwsRequest | None:

@@ -146,6 +146,9 @@ class Gateway:
         self.static_dir = static_dir.resolve() if static_dir is not None else None
         self.console = console or Console(quiet=True)
         self.open_streams = 0
+        # The `Parent` ids clients sent: API Gateway links its stage segment to the client's Parent, and a
+        # browser writes no segment of its own, so these are the only parent ids a trace may lack.
+        self.client_parents: set[str] = set()
         self._lock = threading.Lock()
         try:
             self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
@@ -173,9 +176,10 @@ class Gateway:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: only when it runs
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()
-        self._thread.join(timeout=5)
 
     # routing -------------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -217,6 +221,9 @@ class Gateway:
             headers.append((TRACE_HEADER, upstream.format()))
         request = EdgeRequest(handler.command, url.path, url.query, headers, body,
                               str(handler.client_address[0]), upstream)
+        if upstream is not None and upstream.parent is not None:
+            with self._lock:
+                self.client_parents.add(upstream.parent)
         if STREAM_PATH.match(url.path):
             self._function_url(handler, request)
         else:

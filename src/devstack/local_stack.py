@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from devstack.gateway import EdgeRequest, EdgeResponse, Gateway, function_url_ev
 from devstack.news_sources import FakeNewsServer
 from devstack.pipeline import TracePipeline, devstack_dir
 from devstack.seed import Seeded, seed_stack
+from devstack.sendgrid_sink import SendGridSink
 from devstack.sns_delivery import Publication, SnsDelivery
 from devstack.stack import REPO_ROOT, Stack, load_stack
 
@@ -137,12 +139,9 @@ class LocalStack:
         self._exit.callback(self.news.stop)
         if options.feed_interval_s > 0:
             self.news.start_feed(options.feed_interval_s)
-        self.sendgrid = _start_sendgrid_sink(options.host)
-        if self.sendgrid is not None:
-            self._exit.callback(self.sendgrid.stop)
-        else:
-            self.notes.append("devstack.sendgrid_sink is not in this checkout: notification emails go nowhere")
-        self.seeded: Seeded = seed_stack(self.resources, self.news)
+        self.sendgrid = SendGridSink(options.host).start()
+        self._exit.callback(self.sendgrid.stop)
+        self.seeded: Seeded = seed_stack(self.resources, self.news, sendgrid_api_key=self.sendgrid.api_key)
 
         overrides = self._env_overrides(collector_port)
         worker_env = {"DEVSTACK_DIR": str(directory)}
@@ -163,6 +162,10 @@ class LocalStack:
 
         self.scheduler = Scheduler(self.functions, options.schedules_s).start()
         self._exit.callback(self.scheduler.stop)
+        self._watching = threading.Event()
+        watcher = threading.Thread(target=self._watch_emails, name="email-watch", daemon=True)
+        watcher.start()
+        self._exit.callback(lambda: (self._watching.set(), watcher.join(timeout=2)))
 
         self.gateway.api = _api_backend(self)
         if self.gateway.api is None:
@@ -191,8 +194,7 @@ class LocalStack:
     def _env_overrides(self, collector_port: int) -> dict[str, dict[str, str]]:
         overrides: dict[str, dict[str, str]] = {key: dict(value) for key, value in self.options.env_overrides.items()}
         overrides.setdefault("ingestion", {}).update(self.news.environment())
-        if self.sendgrid is not None:
-            overrides.setdefault("notification", {})["SENDGRID_HOST"] = self.sendgrid.url
+        overrides.setdefault("notification", {}).update(self.sendgrid.environment())
         # The canary reads traces back after 30 s and 60 s in AWS; the local pipeline stores at once.
         overrides.setdefault("canary", {}).setdefault("CANARY_READBACK_DELAYS_S", "1,2")
         if collector_port != COLLECTOR_PORT:
@@ -209,6 +211,16 @@ class LocalStack:
                                detail=(publication.subject or publication.message)[:80])
             return
         self.functions.submit(lambda: self.delivery.deliver(publication, self.functions.invoke_event))
+
+    def _watch_emails(self) -> None:
+        """One console line per email the SendGrid sink accepted (the address masked)."""
+        seen = 0
+        while not self._watching.wait(0.5):
+            sent = self.sendgrid.sent()
+            for email in sent[seen:]:
+                masked = ", ".join(f"{to[:1]}***@{to.partition('@')[2]}" for to in email.to)
+                self.console.event("email", "sendgrid", detail=f"to {masked}: {email.subject[:70]}")
+            seen = len(sent)
 
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "gateway": self.gateway.url, "aws_endpoint": self.moto.endpoint,
@@ -232,12 +244,6 @@ def running_stack(directory: Path | None = None) -> dict[str, Any] | None:
     except PermissionError:  # alive, someone else's
         pass
     return state
-
-
-def _start_sendgrid_sink(host: str) -> Any | None:
-    if not _module_present("devstack.sendgrid_sink"):
-        return None
-    raise NotImplementedError("wire devstack.sendgrid_sink here once it lands")
 
 
 class ApiGatewayBackend:

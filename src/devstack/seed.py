@@ -4,8 +4,8 @@
   sources' keys);
 - the `sendgrid` secret: `{"api_key": ...}`, the key the local SendGrid sink accepts;
 - one alert rule that fires on the shipped news: NVDA above 0.5 (the fixtures carry NVDA headlines
-  VADER scores 0.70 and 0.94), stored as the data model says (`config`, `pk="alert"`), with the
-  SHA-256 of its stream token (the token itself is returned once, for the per-alert SSE stream).
+  VADER scores 0.70 and 0.94), created as the dashboard creates rules (`lib.alerts.AlertTable`);
+  its stream token is returned once, for the per-alert SSE stream (the table keeps its SHA-256).
 
 Example:
     >>> seeded = seed_stack(resources, news_server, sendgrid_api_key="local-sendgrid-key")  # doctest: +SKIP
@@ -15,18 +15,16 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import json
-import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 
 import boto3
 
 from devstack.aws import Resources
 from devstack.news_sources import DEFAULT_TICKERS, FakeNewsServer, seed_ingestion
-
-DEFAULT_SENDGRID_API_KEY = "SG.local-devstack-key"
+from devstack.sendgrid_sink import DEFAULT_API_KEY as DEFAULT_SENDGRID_API_KEY
+from lib.alerts import AlertTable, Direction
 
 
 @dataclass(frozen=True)
@@ -46,10 +44,7 @@ class Seeded:
     sendgrid_api_key: str
 
 
-DEMO_ALERT = SeededAlert(
-    alert_id="demo-nvda-above-0-5", ticker="NVDA", direction="above", threshold=0.5,
-    email="analyst@example.com", stream_token="",
-)
+DEMO_ALERT = ("NVDA", "above", 0.5, "analyst@example.com")  # ticker, direction, threshold, email
 
 
 def seed_stack(resources: Resources, news_server: FakeNewsServer,
@@ -58,12 +53,8 @@ def seed_stack(resources: Resources, news_server: FakeNewsServer,
     seed_ingestion(news_server, resources.secrets["news_api"], resources.tables["config"])
     boto3.client("secretsmanager").put_secret_value(
         SecretId=resources.secrets["sendgrid"], SecretString=json.dumps({"api_key": sendgrid_api_key}))
-    token = secrets.token_urlsafe(24)
-    alert = SeededAlert(**{**DEMO_ALERT.__dict__, "stream_token": token})
-    boto3.resource("dynamodb").Table(resources.tables["config"]).put_item(Item={
-        "pk": "alert", "sk": alert.alert_id, "alert_id": alert.alert_id, "ticker": alert.ticker,
-        "direction": alert.direction, "threshold": Decimal(str(alert.threshold)), "email": alert.email,
-        "stream_token_sha256": hashlib.sha256(token.encode()).hexdigest(),
-    })
-    return Seeded(tickers=tuple(ticker for ticker, _ in DEFAULT_TICKERS), alert=alert,
-                  sendgrid_api_key=sendgrid_api_key)
+    ticker, direction, threshold, email = DEMO_ALERT
+    rule, token = AlertTable(resources.tables["config"]).create(ticker, Direction(direction), threshold, email,
+                                                                 dt.datetime.now(dt.UTC))
+    alert = SeededAlert(rule.alert_id, rule.ticker, str(rule.direction), rule.threshold, rule.email, token)
+    return Seeded(tickers=tuple(t for t, _ in DEFAULT_TICKERS), alert=alert, sendgrid_api_key=sendgrid_api_key)

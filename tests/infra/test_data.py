@@ -76,3 +76,23 @@ def test_the_stack_key_rotates_and_lets_alarms_and_logs_use_it():
     assert key["enable_key_rotation"] is True
     policy = str(module(DATA).data[("aws_iam_policy_document", "kms")])
     assert "cloudwatch.amazonaws.com" in policy and "logs.${local.region}.amazonaws.com" in policy
+
+
+@pytest.mark.req("FR-017")
+def test_devstack_tables_agree_with_terraform():
+    """The devstack creates its tables from the same map, the way this module does."""
+    from devstack.aws import table_definition
+    from devstack.stack import physical_name
+
+    body = table()
+    gsi_projection = next(d["global_secondary_index"] for d in block(body, "dynamic")
+                          if "global_secondary_index" in d)["content"][0]["projection_type"]
+    for key, spec in stack()["tables"].items():
+        local = table_definition(key, spec)
+        assert local["BillingMode"] == body["billing_mode"]
+        terraform_name = body["name"].replace("${var.name_prefix}", "sentiment-analyzer-local")
+        terraform_name = terraform_name.replace("${each.key}", key)
+        assert local["TableName"] == physical_name(key) == terraform_name
+        indexes = local.get("GlobalSecondaryIndexes", [])
+        assert {i["Projection"]["ProjectionType"] for i in indexes} <= {gsi_projection}
+        assert {i["IndexName"] for i in indexes} == set(spec["global_secondary_indexes"])

@@ -125,8 +125,10 @@ def _post(endpoint: str, body: bytes, headers: dict[str, str] | None = None) -> 
 
 
 @pytest.mark.req("FR-064", "FR-067", "SC-028")
-def test_receiver_converts_spans_as_the_awsxray_exporter_does(trace_pipeline: TracePipeline) -> None:
-    trace_pipeline.receiver.indexed_attributes = frozenset({"session_id", "cache_hit"})
+def test_receiver_converts_spans_as_the_awsxray_exporter_does(
+    trace_pipeline: TracePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trace_pipeline.receiver, "indexed_attributes", frozenset({"session_id", "cache_hit"}))
     trace_bytes, facade, stream_id, poll_id, put_id = bytes.fromhex("6b0697aa" + "ab" * 12), "cd" * 8, "01" * 8, \
         "02" * 8, "03" * 8
     now = time.time_ns()

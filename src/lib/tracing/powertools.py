@@ -29,7 +29,12 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import aws_xray_sdk.core
 from aws_lambda_powertools import Logger, Tracer
-from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER, UDPEmitter
+from aws_xray_sdk.core.emitters.udp_emitter import (
+    DEFAULT_DAEMON_ADDRESS,
+    PROTOCOL_DELIMITER,
+    PROTOCOL_HEADER,
+    UDPEmitter,
+)
 from aws_xray_sdk.core.lambda_launcher import LambdaContext
 from aws_xray_sdk.core.models.throwable import Throwable
 from botocore.exceptions import ClientError
@@ -90,7 +95,8 @@ def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tra
     if not tracer.disabled:
         recorder = aws_xray_sdk.core.xray_recorder
         recorder.configure(
-            emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS")),
+            # Lambda always sets the daemon address; the SDK's default applies when it is absent.
+            emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS", DEFAULT_DAEMON_ADDRESS)),
             max_trace_back=MAX_STACK_FRAMES,
         )
         if not isinstance(recorder.context, HeaderCachingLambdaContext):

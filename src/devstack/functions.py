@@ -144,6 +144,7 @@ class LambdaService:
         self._pending = 0
         self._pending_cv = threading.Condition()
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
+        self._streams: set[StreamingResponse] = set()
         limits = {**DEFAULT_MAX_ENVIRONMENTS, **(max_environments or {})}
         self.available: dict[str, bool] = {}
         self._pools: dict[str, _Pool] = {}
@@ -282,12 +283,28 @@ class LambdaService:
         cold = self._acquire(pool)
         started = time.monotonic()
         call = pool.runtime.invoke(event, upstream=upstream)
+        with self._records_lock:
+            self._streams.add(call)
 
         def finished(outcome: str, error_type: str | None) -> None:
             self._release(pool)
+            with self._records_lock:
+                self._streams.discard(call)
             self._record(pool, call, started, outcome, error_type, 1, cold)
 
         return StreamingCall(call, finished)
+
+    def wait_streams(self, timeout_s: float = 30.0) -> bool:
+        """True once every stream has ended (its facade segments written): before reading its trace."""
+        end = time.monotonic() + timeout_s
+        while True:
+            with self._records_lock:
+                open_calls = list(self._streams)
+            if not open_calls:
+                return True
+            if time.monotonic() >= end or not open_calls[0].wait(max(0.0, end - time.monotonic())):
+                return False
+            time.sleep(0.05)  # let `finished` run
 
     # environments --------------------------------------------------------------------------------
     def _acquire(self, pool: _Pool) -> bool:
@@ -353,6 +370,7 @@ class StreamingCall:
         self._call = call
         self._finished = finished
         self._done = False
+        self._lock = threading.Lock()
         self.invocation: Invocation = call.invocation
         try:
             self.status, self.headers = call.prelude()
@@ -364,11 +382,22 @@ class StreamingCall:
         yield from self._call.chunks()
 
     def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        error_type = self._call.close()
-        self._finished("streamed" if error_type is None else "error", error_type)
+        """The client is gone (or the relay is done): cut the function's response; it notices on its next write."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._call.close()
+        threading.Thread(target=self._settle, name="stream-settle", daemon=True).start()
+
+    def _settle(self) -> None:
+        """Record the invocation once it really ended (the function saw the disconnect, or its deadline)."""
+        self._call.wait()
+        error = self._call.error
+        self._finished("streamed" if error is None else "error", None if error is None else error.error_type)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._call.wait(timeout_s)
 
 
 class Scheduler:

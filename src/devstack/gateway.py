@@ -22,6 +22,8 @@ import errno
 import json
 import mimetypes
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -266,6 +268,8 @@ class Gateway:
                                   f"seq={request.header('X-SSE-Connection-Sequence') or '-'} "
                                   f"last-event-id={request.header('Last-Event-ID') or '-'}")
         sent, outcome = 0, "ended"
+        watcher = threading.Thread(target=self._watch_client, args=(handler, reply), name="sse-client-watch",
+                                   daemon=True)
         try:
             handler.send_response(reply.status)
             for key, value in headers:
@@ -273,6 +277,7 @@ class Gateway:
             handler.send_header("Transfer-Encoding", "chunked")
             handler.send_header("Cache-Control", "no-cache")
             handler.end_headers()
+            watcher.start()
             for chunk in reply.chunks():
                 if not chunk:
                     continue
@@ -290,6 +295,24 @@ class Gateway:
                 self.open_streams -= 1
             self.console.event("sse", "close", trace=trace_id, ms=(time.monotonic() - started) * 1000,
                                outcome=outcome, detail=f"{sent} bytes")
+
+    @staticmethod
+    def _watch_client(handler: BaseHTTPRequestHandler, reply: StreamingReply) -> None:
+        """Close the reply as soon as the client hangs up, not at the next chunk (a heartbeat may be far off):
+        the function then meets a closed connection on its next write, as behind a Function URL."""
+        connection = handler.connection
+        try:
+            while True:
+                readable, _, _ = select.select([connection], [], [], 1.0)
+                if getattr(handler.wfile, "closed", False) or connection.fileno() < 0:
+                    return
+                if readable:
+                    if connection.recv(1, socket.MSG_PEEK):
+                        return  # the client sent something (not a hang-up): nothing to watch for any more
+                    break
+        except (OSError, ValueError):
+            pass  # the socket is gone: that is a hang-up too
+        reply.close()
 
     def _static(self, handler: BaseHTTPRequestHandler, path: str) -> None:
         if handler.command not in ("GET", "HEAD"):

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities import parameters
 from devstack.aws import Resources
 from devstack.news_sources import FailureMode
 from devstack.trace_reader import document_problems, render
-from lambdas.ingestion.service import ConfigurationError
+from lib.config import ConfigurationError
 from lib.news.model import item_id
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)

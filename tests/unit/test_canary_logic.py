@@ -17,8 +17,9 @@ from botocore.exceptions import (
 from lambdas.canary.alerting import Action, advance, decide
 from lambdas.canary.checks import Status, entity_ids, worst
 from lambdas.canary.errors import ErrorKind, Readback, classify
-from lambdas.canary.settings import CanarySettings, ConfigurationError
+from lambdas.canary.settings import CanarySettings
 from lambdas.canary.state import LOSS_WINDOW_RUNS, CanaryState, WindowEntry
+from lib.config import ConfigurationError
 
 ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "sentiment-analyzer-dev-canary",

@@ -27,7 +27,8 @@ from lambdas.sse_streaming.request import (
     UnauthorizedError,
     parse_request,
 )
-from lambdas.sse_streaming.settings import ConfigurationError, SseSettings
+from lambdas.sse_streaming.settings import SseSettings
+from lib.config import ConfigurationError
 from lib.news.model import iso_ms
 
 timestamps = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2040, 1, 1),

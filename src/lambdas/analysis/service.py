@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.parser import envelopes, parse
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from lib.config import require_env
 from lib.news.model import ItemStatus, iso_ms
 from lib.news.sentiment import Sentiment, score
 from lib.news.store import NewsTable, TimeseriesTable, sns_client
@@ -50,10 +51,6 @@ _RETRYABLE_CODES = frozenset({
 })
 _RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 ISO_MS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is not what the stack map promises."""
 
 
 class ItemNotFoundError(LookupError):
@@ -90,9 +87,7 @@ class AnalysisSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnalysisSettings:
         source = os.environ if env is None else env
-        missing = [name for name in ("NEWS_TABLE", "TIMESERIES_TABLE", "SCORED_TOPIC_ARN") if not source.get(name)]
-        if missing:
-            raise ConfigurationError(f"environment variables not set: {', '.join(missing)}")
+        require_env(("NEWS_TABLE", "TIMESERIES_TABLE", "SCORED_TOPIC_ARN"), source)
         return cls(source["NEWS_TABLE"], source["TIMESERIES_TABLE"], source["SCORED_TOPIC_ARN"])
 
 

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from lib.config import ConfigurationError, env_number, require_env
+
 MAX_TRACE_BATCH = 25  # two documents a trace: one PutTraceSegments call of at most 50 documents
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is not what the stack map promises: the run fails loudly."""
 
 
 @dataclass(frozen=True)
@@ -38,20 +36,10 @@ class CanarySettings:
         source = os.environ if env is None else env
 
         def need(name: str) -> str:
-            value = source.get(name)
-            if not value:
-                raise ConfigurationError(f"environment variable {name} is not set")
-            return value
+            return require_env((name,), source)[name]
 
         def number(name: str, low: float, high: float) -> float:
-            raw = need(name)
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-            if not (math.isfinite(value) and low <= value <= high):
-                raise ConfigurationError(f"{name}={raw!r} must be between {low} and {high}")
-            return value
+            return env_number(name, need(name), low, high)
 
         batch = number("CANARY_TRACE_BATCH_SIZE", 1, MAX_TRACE_BATCH)
         if not batch.is_integer():

@@ -27,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
 from lib.news.breaker import BreakerPolicy, BreakerState, BreakerStatus
 from lib.news.model import SOURCES, Article, NewsItem
@@ -50,10 +51,6 @@ SECRET_MAX_AGE_S = 300
 SELF_HEAL_BATCH = 100  # per run: a backlog drains over several runs instead of eating one run's time
 
 
-class ConfigurationError(RuntimeError):
-    """The function's environment or secret is not what the stack map promises: fail the run."""
-
-
 @dataclass(frozen=True)
 class IngestionSettings:
     news_table: str
@@ -73,10 +70,7 @@ class IngestionSettings:
         source = os.environ if env is None else env
 
         def need(name: str) -> str:
-            value = source.get(name)
-            if not value:
-                raise ConfigurationError(f"environment variable {name} is not set")
-            return value
+            return require_env((name,), source)[name]
 
         return cls(
             news_table=need("NEWS_TABLE"), state_table=need("STATE_TABLE"), config_table=need("CONFIG_TABLE"),

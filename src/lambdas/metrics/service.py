@@ -22,6 +22,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
+from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
 from lib.news.model import ItemStatus, iso_ms
 from lib.tables import dynamodb
@@ -33,10 +34,6 @@ logger = lambda_logger()
 STATUS_INDEX = "status-index"
 
 
-class ConfigurationError(RuntimeError):
-    """The function's environment is not what the stack map promises."""
-
-
 @dataclass(frozen=True)
 class MetricsSettings:
     news_table: str
@@ -45,9 +42,8 @@ class MetricsSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
         source = os.environ if env is None else env
-        table, minutes = source.get("NEWS_TABLE"), source.get("STUCK_AFTER_MINUTES", "")
-        if not table:
-            raise ConfigurationError("environment variable NEWS_TABLE is not set")
+        table = require_env(("NEWS_TABLE",), source)["NEWS_TABLE"]
+        minutes = source.get("STUCK_AFTER_MINUTES", "")
         if not minutes.isdigit() or int(minutes) < 1:
             raise ConfigurationError(
                 f"STUCK_AFTER_MINUTES must be a whole number of minutes >= 1, not {minutes[:20]!r}")

@@ -34,6 +34,7 @@ from sendgrid.helpers.mail import Mail
 
 from lambdas.notification.mailer import DeliveryError, RetryPolicy, SendGridMailer
 from lib.alerts import TICKER_PATTERN, AlertRule, AlertTable
+from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
 from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer
 
@@ -43,10 +44,6 @@ logger = lambda_logger()
 SECRET_MAX_AGE_S = 300  # the API key is read once per 5 minutes per execution environment
 ISO_MS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 MAX_HEADLINE_CHARS = 2000
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment or secret is not what the stack map promises."""
 
 
 class MalformedSnsEventError(ValueError):
@@ -92,9 +89,7 @@ class NotificationSettings:
         source = os.environ if env is None else env
         names = ("CONFIG_TABLE", "SENDGRID_SECRET_NAME", "SENDGRID_HOST", "ALERT_FROM_ADDRESS",
                  "SENDGRID_RETRY_DELAYS_S", "SENDGRID_TIMEOUT_S")
-        missing = [name for name in names if not source.get(name)]
-        if missing:
-            raise ConfigurationError(f"environment variables not set: {', '.join(missing)}")
+        require_env(names, source)
         return cls(source["CONFIG_TABLE"], source["SENDGRID_SECRET_NAME"], source["SENDGRID_HOST"],
                    source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source))
 

@@ -12,20 +12,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is not what the stack map promises."""
+from lib.config import env_number, require_env
 
 
 def _number(env: Mapping[str, str], name: str, default: str, minimum: float) -> float:
-    raw = env.get(name, default)
-    try:
-        value = float(raw)
-    except ValueError as error:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from error
-    if value < minimum:
-        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
-    return value
+    return env_number(name, env.get(name, default), low=minimum)
 
 
 @dataclass(frozen=True)
@@ -47,9 +38,7 @@ class SseSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SseSettings:
         env = os.environ if env is None else env
-        missing = [name for name in ("NEWS_TABLE", "CONFIG_TABLE") if not env.get(name)]
-        if missing:
-            raise ConfigurationError(f"missing environment: {', '.join(missing)}")
+        require_env(("NEWS_TABLE", "CONFIG_TABLE"), env)
         return cls(
             news_table=env["NEWS_TABLE"],
             config_table=env["CONFIG_TABLE"],

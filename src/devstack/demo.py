@@ -54,6 +54,7 @@ TREE_SIBLINGS = 2
 SSE_WAIT_S = 45.0
 DEMO_HEARTBEAT_S = "3"  # the stream's heartbeat (15 s in AWS): a cut stream ends within it
 STREAM_END_WAIT_S = 30.0
+TRACE_SETTLE_S = 10.0
 
 
 class StepFailed(AssertionError):
@@ -229,9 +230,16 @@ class Demo:
         self.console.line(f"  {'ok' if report.ok else 'FAILED'}: {title}")
 
     def tree(self, report: StepReport, label: str, trace_id: str, expect_at_least: int = 1) -> TraceTree:
-        tree = self.stack.pipeline.tree(trace_id, expect_at_least=expect_at_least, timeout_s=20)
+        """The trace read back through the X-Ray API, once complete (documents arrive from several
+        processes; the stream's spans a moment after its facade), or as it is after TRACE_SETTLE_S."""
+        end = time.monotonic() + TRACE_SETTLE_S
+        while True:
+            tree = self.stack.pipeline.tree(trace_id, expect_at_least=expect_at_least, timeout_s=20)
+            problems = trace_problems(tree, self.stack.gateway.client_parents)
+            if not problems or time.monotonic() >= end:
+                break
+            time.sleep(0.2)
         report.traces.append((label, render(tree, max_siblings=TREE_SIBLINGS)))
-        problems = trace_problems(tree, self.stack.gateway.client_parents)
         report.check(not problems, f"{label}: every document valid, no orphan" +
                      (f" ({'; '.join(problems[:3])})" if problems else ""))
         return tree

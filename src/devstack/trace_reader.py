@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,11 +127,12 @@ def document_problems(tree: TraceTree) -> list[str]:
 
 
 
-def render(tree: TraceTree, max_siblings: int | None = None) -> str:
+def render(tree: TraceTree, max_siblings: int | None = None, keep: Callable[[Node], bool] | None = None) -> str:
     """service → segment → subsegment, with durations, faults and annotations.
 
     `max_siblings`: show at most that many siblings of one name (an SNS fan-out of 40 messages
-    shows the first ones and "… 38 more"); a sibling with a fault or error is always shown.
+    shows the first ones and "… 38 more"); a sibling with a fault or error in its subtree is
+    always shown, and so is one with a node `keep` accepts (e.g. the branch that sent an email).
     """
     lines = [f"trace {tree.trace_id}"]
 
@@ -152,7 +153,8 @@ def render(tree: TraceTree, max_siblings: int | None = None) -> str:
         hidden_by_name: dict[str, int] = {}
         for child in sorted(node.children, key=lambda n: float(n.document.get("start_time", 0))):
             name = str(child.document.get("name"))
-            flagged = any(child_node.document.get(f) for child_node in child.walk() for f in ("fault", "error"))
+            flagged = any(any(child_node.document.get(f) for f in ("fault", "error"))
+                          or (keep is not None and keep(child_node)) for child_node in child.walk())
             if max_siblings is not None and shown_by_name.get(name, 0) >= max_siblings and not flagged:
                 hidden_by_name[name] = hidden_by_name.get(name, 0) + 1
                 continue

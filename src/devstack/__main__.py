@@ -140,7 +140,8 @@ def cmd_traces(args: argparse.Namespace) -> int:
     trace_ids = list(args.trace_id)
     if not trace_ids:
         since = dt.datetime.fromtimestamp(float(state["started_at"]), dt.UTC) - dt.timedelta(minutes=1)
-        trace_ids = recent_trace_ids(xray, since)[-args.limit:]
+        # The id's second field is the trace's start (epoch seconds, hex): newest last.
+        trace_ids = sorted(recent_trace_ids(xray, since), key=lambda trace_id: trace_id.split("-")[1])[-args.limit:]
     trees = read_traces(xray, trace_ids)
     found = {tree.trace_id for tree in trees}
     for trace_id in trace_ids:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -55,6 +56,7 @@ SSE_WAIT_S = 45.0
 DEMO_HEARTBEAT_S = "3"  # the stream's heartbeat (15 s in AWS): a cut stream ends within it
 STREAM_END_WAIT_S = 30.0
 TRACE_SETTLE_S = 10.0
+REPORT_FILE = "demo-report.json"
 
 
 class StepFailed(AssertionError):
@@ -510,6 +512,19 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
     return "\n".join(lines)
 
 
+def write_report_json(path: Path, reports: list[StepReport], summary: Summary, client_parents: set[str],
+                      ok: bool) -> None:
+    """The report for machines (tests, CI): steps and checks, trace ids, summary, the clients' Parent ids."""
+    path.write_text(json.dumps({
+        "ok": ok,
+        "steps": [{"title": r.title, "ok": r.ok, "error": r.error, "checks": [{"ok": ok_, "text": text}
+                                                                             for ok_, text in r.checks],
+                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces]} for r in reports],
+        "summary": {key: value for key, value in summary.__dict__.items()},
+        "client_parents": sorted(client_parents),
+    }, indent=2))
+
+
 def run_demo(options: StackOptions, faults: bool = False, console: Console | None = None) -> int:
     """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report."""
     console = console or Console()
@@ -537,4 +552,5 @@ def run_demo(options: StackOptions, faults: bool = False, console: Console | Non
         summary = demo.summary()
         console.line(format_report(demo.reports, summary, stack.notes))
         ok = all(report.ok for report in demo.reports) and summary.ok
+        write_report_json(stack.directory / REPORT_FILE, demo.reports, summary, stack.gateway.client_parents, ok)
     return 0 if ok else 1

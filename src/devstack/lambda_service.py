@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -183,6 +184,15 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _freeze() -> None:
+    """What the freeze after an invocation means for this shared process: the X-Ray SDK's thread-local
+    facade is dropped, so calls made afterwards by other code (tests, the gateway) are not recorded
+    into the finished invocation's trace, nor given its trace header by the SDK's patches."""
+    recorder = sys.modules.get("aws_xray_sdk.core")
+    if recorder is not None:
+        recorder.xray_recorder.clear_trace_entities()
+
+
 def invoke_in_process(
     function: FunctionSpec,
     event: Any,
@@ -209,5 +219,7 @@ def invoke_in_process(
         except Exception as error:
             invocation.finish(error, status=200)
             raise
+        finally:
+            _freeze()
     invocation.finish()
     return result, invocation

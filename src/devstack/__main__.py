@@ -31,15 +31,15 @@ from devstack.pipeline import devstack_dir
 from devstack.trace_reader import read_traces, recent_trace_ids, render
 
 
-def _schedules(values: Sequence[str]) -> dict[str, float]:
-    """`ingestion=30` → {"ingestion": 30.0}; `0` turns a schedule off."""
-    schedules = dict(DEFAULT_SCHEDULES_S)
-    for value in values:
-        key, sep, seconds = value.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--schedule wants FUNCTION=SECONDS, got {value!r}")
-        schedules[key] = float(seconds)
-    return schedules
+def _schedule(value: str) -> tuple[str, float]:
+    """`ingestion=30` → ("ingestion", 30.0); `=0` turns a schedule off."""
+    key, sep, seconds = value.partition("=")
+    if not sep or key not in DEFAULT_SCHEDULES_S:
+        raise argparse.ArgumentTypeError(f"want FUNCTION=SECONDS with FUNCTION one of {sorted(DEFAULT_SCHEDULES_S)}")
+    try:
+        return key, float(seconds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{seconds!r} is not a number of seconds") from error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,13 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="run the local stack until Ctrl-C")
     stack_options(up, 8000)
-    up.add_argument("--schedule", action="append", default=[], metavar="FUNCTION=SECONDS",
+    up.add_argument("--schedule", action="append", default=[], type=_schedule, metavar="FUNCTION=SECONDS",
                     help="EventBridge schedule interval (defaults: ingestion=60 metrics=60 canary=300; 0 = off)")
     up.add_argument("--feed-interval", type=float, default=20.0,
                     help="seconds between new headlines at the fake news sources (0: none)")
 
     demo = commands.add_parser("demo", help="the scripted scenario with its report")
-    stack_options(demo, 8000)
+    stack_options(demo, 0)
     demo.add_argument("--faults", action="store_true", help="also inject each of the seven silent failure paths once")
 
     traces = commands.add_parser("traces", help="trace trees of the running stack")
@@ -87,7 +87,13 @@ def _wait_for_interrupt() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     console = Console()
     options = StackOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir(),
-                           schedules_s=_schedules(args.schedule), feed_interval_s=args.feed_interval)
+                           schedules_s={**DEFAULT_SCHEDULES_S, **dict(args.schedule)},
+                           feed_interval_s=args.feed_interval)
+    running = running_stack(options.directory)
+    if running is not None:
+        console.line(f"error: a local stack is already running from {options.directory} (pid {running['pid']}, "
+                     f"{running['gateway']}); stop it first, or use another --dir")
+        return 2
     console.line("starting the local stack ...")
     stack = LocalStack(options, console)
     try:
@@ -112,7 +118,7 @@ def banner(stack: LocalStack) -> str:
         f"  X-Ray daemon    udp://{stack.pipeline.daemon.address}   OTLP receiver {stack.pipeline.receiver.endpoint}",
         f"  news sources    {stack.news.base_url}",
         f"  traces          {stack.directory / 'traces' / 'segments.jsonl'}   (python -m devstack traces)",
-        f"  worker logs     {stack.directory / 'logs'}",
+        f"  worker logs     {stack.directory / 'logs'}   (each runtime's output, written when the stack stops)",
         "  schedules       " + (", ".join(f"{key} every {value:g} s"
                                           for key, value in stack.scheduler.intervals_s.items()) or "off"),
         f"  alert rule      {stack.seeded.alert.ticker} {stack.seeded.alert.direction} {stack.seeded.alert.threshold}"
@@ -125,8 +131,18 @@ def banner(stack: LocalStack) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo
 
-    options = StackOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir())
-    return run_demo(options, faults=args.faults)
+    directory = args.dir or devstack_dir()
+    running = running_stack(directory)
+    if running is not None:
+        print(f"error: a local stack is already running from {directory} (pid {running['pid']}, {running['gateway']}):"
+              " stop it first, or give the demo its own --dir", file=sys.stderr)
+        return 2
+    options = StackOptions(host=args.host, port=args.port, directory=directory)
+    try:
+        return run_demo(options, faults=args.faults)
+    except PortInUseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def cmd_traces(args: argparse.Namespace) -> int:

@@ -496,7 +496,8 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
     lines += [
         "",
         f"traces (X-Ray API)          {summary.traces}",
-        f"segment documents           {summary.documents}   (segments.jsonl lines: {summary.recorded_lines})",
+        f"segment documents           {summary.documents}   (segments.jsonl: {summary.recorded_lines}; the canary's "
+        "probe traces go to PutTraceSegments directly)",
         f"documents with fault/error  {summary.faults} / {summary.errors}",
         f"orphans                     {summary.orphans}   (stage segments linked to the browser's Parent: "
         f"{summary.client_linked})",

@@ -220,10 +220,20 @@ _THROTTLING_CODES = frozenset(
 
 
 def classify_failure(error: BaseException) -> FailureKind:
-    """X-Ray's taxonomy: throttle (429), error (other 4xx), fault (5xx and everything unknown)."""
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+    """X-Ray's taxonomy: throttle (429), error (other 4xx), fault (5xx and everything unknown).
+
+    An error raised `from` an AWS error (a bounded retry giving up, say) is classified by that cause.
+
+    Example:
+        >>> classify_failure(RuntimeError("gave up"))
+        'fault'
+    """
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ClientError):
+        cause = cause.__cause__
+    if isinstance(cause, ClientError):
+        code = cause.response.get("Error", {}).get("Code", "")
+        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         if code in _THROTTLING_CODES or status == 429:
             return "throttle"
         if 400 <= status < 500:

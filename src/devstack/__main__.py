@@ -26,7 +26,7 @@ import boto3
 from devstack.aws import AWS_ENV, REGION
 from devstack.console import Console
 from devstack.gateway import PortInUseError
-from devstack.local_stack import DEFAULT_SCHEDULES_S, LocalStack, StackOptions, running_stack
+from devstack.local_stack import DEFAULT_SCHEDULES_S, LocalStack, StackOptions, StackStartError, running_stack
 from devstack.pipeline import devstack_dir
 from devstack.trace_reader import read_traces, recent_trace_ids, render
 
@@ -98,7 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = LocalStack(options, console)
     try:
         stack.start()
-    except PortInUseError as error:
+    except (PortInUseError, StackStartError) as error:
         console.line(f"error: {error}")
         return 2
     try:
@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     options = StackOptions(host=args.host, port=args.port, directory=directory)
     try:
         return run_demo(options, faults=args.faults)
-    except PortInUseError as error:
+    except (PortInUseError, StackStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -124,6 +124,7 @@ class _Pool:
     max_environments: int
     processes: list[RuntimeProcess] = field(default_factory=list)
     in_flight: int = 0
+    crashes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -308,8 +309,21 @@ class LambdaService:
 
     # environments --------------------------------------------------------------------------------
     def _acquire(self, pool: _Pool) -> bool:
-        """Count one invocation in flight; start one more environment when every one is busy. True: cold."""
+        """Count one invocation in flight; start one more environment when every one is busy. True: cold.
+
+        A runtime process that exited is dropped first (Lambda replaces a crashed environment); when
+        even a fresh one cannot start, the caller gets FunctionUnavailableError with its last output.
+        """
         with pool.lock:
+            dead = [process for process in pool.processes if process.exit_code() is not None]
+            for process in dead:
+                pool.processes.remove(process)
+                self.console.event("runtime", pool.spec.key, outcome=f"exited {process.exit_code()}",
+                                   detail=" | ".join(list(process.output)[-2:])[:160])
+            if dead and not pool.processes and pool.runtime.init_error is None and pool.crashes >= 3:
+                raise FunctionUnavailableError(
+                    f"{pool.spec.key}: its runtime keeps exiting: {' | '.join(list(dead[-1].output)[-3:])[:500]}")
+            pool.crashes += len(dead)
             pool.in_flight += 1
             if pool.in_flight > len(pool.processes) and len(pool.processes) < pool.max_environments:
                 self._spawn_locked(pool)

@@ -178,6 +178,7 @@ class Gateway:
         return self
 
     def stop(self) -> None:
+        """Idempotent. Stops accepting; streams being relayed end with their invocations."""
         if self._thread.is_alive():  # shutdown() waits for serve_forever: only when it runs
             self._httpd.shutdown()
             self._thread.join(timeout=5)

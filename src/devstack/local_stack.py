@@ -111,6 +111,9 @@ class LocalStack:
 
     def _start(self) -> None:
         options = self.options
+        missing = [name for name in ("awslambdaric", "moto") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise StackStartError(f"{', '.join(missing)} not installed in this Python: run `make install`")
         directory = options.directory.resolve()
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -174,6 +177,7 @@ class LocalStack:
         self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
             "sse_streaming") else None
         self.gateway.start()
+        self._exit.callback(self.gateway.stop)  # on the way down, the edge closes first
         self._write_state()
         self._exit.callback(self._remove_state)
 

@@ -256,7 +256,7 @@ class Demo:
         functions = self.stack.functions
         event = scheduled_event(self.stack.stack.function("ingestion"))
         result, invocation = functions.invoke_event("ingestion", event, upstream=upstream)
-        if invocation is None or result is None:
+        if result is None:
             raise StepFailed("the ingestion run failed (see the console and .devstack/logs/ingestion.log)")
         if not functions.wait_idle(120):
             raise StepFailed("the SNS fan-out did not settle within 120 s")
@@ -431,7 +431,7 @@ class Demo:
             letters = self.stack.functions.dead_letters[before:]
             report.check(len(letters) == 1 and letters[0]["function"] == "analysis",
                          f"one dead letter from analysis: {letters}")
-            trace_id = letters[0]["trace_id"]
+            trace_id = str(letters[0]["trace_id"])
             attempts = self.records("analysis", trace_id)
             report.check(len(attempts) == 3 and all(r.outcome == "error" for r in attempts),
                          f"{len(attempts)} failed attempts in one trace (1 + 2 retries)")
@@ -444,7 +444,7 @@ class Demo:
     # support ------------------------------------------------------------------------------------------
     def _scheduled(self, key: str) -> tuple[dict[str, Any], str]:
         result, invocation = self.stack.scheduler.fire(key)
-        if invocation is None or result is None:
+        if result is None:
             raise StepFailed(f"the {key} run failed (see the console and .devstack/logs/{key}.log)")
         return result, invocation.trace_header.root
 

@@ -231,9 +231,10 @@ class LambdaService:
         return result, call.invocation
 
     def invoke_event(self, key: str, event: Any, upstream: TraceHeader | None = None,
-                     upstream_segment_written: bool = False) -> tuple[Any, Invocation | None]:
+                     upstream_segment_written: bool = False) -> tuple[Any, Invocation]:
         """Event invocation, run to its end in the calling thread: retries, then the DLQ. A function
-        error is not raised: it is Lambda's to handle (console line, retries, dead-letter queue)."""
+        error is not raised: it is Lambda's to handle (console line, retries, dead-letter queue);
+        the result is then None. (Only a stack shutting down mid-invocation raises.)"""
         last: FunctionError | None = None
         for attempt in range(1, ASYNC_RETRIES + 2):
             if attempt > 1:
@@ -243,6 +244,8 @@ class LambdaService:
             except FunctionError as error:
                 last = error
         assert last is not None
+        if last.invocation is None:  # the runtime was stopped under it: nothing was attempted to the end
+            raise last
         self._dead_letter(key, event, last)
         return None, last.invocation
 
@@ -423,7 +426,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def fire(self, key: str) -> tuple[Any, Invocation | None]:
+    def fire(self, key: str) -> tuple[Any, Invocation]:
         """One scheduled invocation now, run to its end (retries included)."""
         return self.service.invoke_event(key, scheduled_event(self.service.stack.function(key)))
 

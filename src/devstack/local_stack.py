@@ -166,9 +166,9 @@ class LocalStack:
         self.scheduler = Scheduler(self.functions, options.schedules_s).start()
         self._exit.callback(self.scheduler.stop)
         self._watching = threading.Event()
-        watcher = threading.Thread(target=self._watch_emails, name="email-watch", daemon=True)
-        watcher.start()
-        self._exit.callback(lambda: (self._watching.set(), watcher.join(timeout=2)))
+        self._watcher = threading.Thread(target=self._watch_emails, name="email-watch", daemon=True)
+        self._watcher.start()
+        self._exit.callback(self._stop_watching)
 
         self.gateway.api = _api_backend(self)
         if self.gateway.api is None:
@@ -215,6 +215,10 @@ class LocalStack:
                                detail=(publication.subject or publication.message)[:80])
             return
         self.functions.submit(lambda: self.delivery.deliver(publication, self.functions.invoke_event))
+
+    def _stop_watching(self) -> None:
+        self._watching.set()
+        self._watcher.join(timeout=2)
 
     def _watch_emails(self) -> None:
         """One console line per email the SendGrid sink accepted (the address masked)."""

@@ -534,8 +534,6 @@ def run_demo(options: StackOptions, faults: bool = False, console: Console | Non
     options.env_overrides = {**options.env_overrides,
                              "sse_streaming": {"SSE_HEARTBEAT_INTERVAL_S": DEMO_HEARTBEAT_S,
                                                **options.env_overrides.get("sse_streaming", {})}}
-    record = options.directory / "traces" / "segments.jsonl"
-    record.unlink(missing_ok=True)  # the report and the file describe this run only
     console.line("starting the local stack ...")
     with LocalStack(options, console).start() as stack:
         console.line(f"local stack up at {stack.url}; running the scenario")

@@ -133,7 +133,9 @@ class LocalStack:
             self.notes.append(f"port {collector_port} is taken: the OTLP receiver uses a free port and the SSE "
                               "workers get OTEL_EXPORTER_OTLP_TRACES_ENDPOINT pointing at it")
             collector_port = 0
-        self.pipeline = TracePipeline(record_path=directory / "traces" / "segments.jsonl", moto=self.moto,
+        record = directory / "traces" / "segments.jsonl"
+        record.unlink(missing_ok=True)  # the file holds this stack's documents, as its X-Ray does
+        self.pipeline = TracePipeline(record_path=record, moto=self.moto,
                                       receiver_port=collector_port).start()
         self._exit.callback(self.pipeline.stop)
         self.resources: Resources = create_resources(self.stack)

@@ -146,6 +146,7 @@ class LambdaService:
         self._pending_cv = threading.Condition()
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
         self._streams: set[StreamingResponse] = set()
+        self._stopping = threading.Event()
         limits = {**DEFAULT_MAX_ENVIRONMENTS, **(max_environments or {})}
         self.available: dict[str, bool] = {}
         self._pools: dict[str, _Pool] = {}
@@ -177,6 +178,7 @@ class LambdaService:
 
     def stop(self) -> None:
         """Stop every runtime process (each one this service started, by its handle), then the Runtime APIs."""
+        self._stopping.set()  # invocations cut short by the shutdown are not news
         self._async.shutdown(wait=False, cancel_futures=True)
         for pool in self._pools.values():
             with pool.lock:
@@ -257,6 +259,10 @@ class LambdaService:
         def run() -> None:
             try:
                 work()
+            except Exception as error:  # an executor would keep it in a future nobody reads: say it instead
+                if not self._stopping.is_set():
+                    self.console.event("error", "lambda-service", outcome=type(error).__name__,
+                                       detail=str(error)[:200])
             finally:
                 with self._pending_cv:
                     self._pending -= 1
@@ -353,6 +359,8 @@ class LambdaService:
                                   attempt, cold)
         with self._records_lock:
             self.records.append(record)
+        if self._stopping.is_set():
+            return
         detail = " ".join(part for part in (
             "scaled out" if cold else "", f"attempt {attempt}" if attempt > 1 else "",
             "" if invocation.sampled else "not sampled") if part)
@@ -441,7 +449,13 @@ class Scheduler:
 
     def _run(self, key: str, interval: float) -> None:
         while not self._stop.wait(interval):
-            self.fire(key)
+            try:
+                self.fire(key)
+            except (FunctionError, FunctionUnavailableError) as error:
+                if self._stop.is_set():
+                    return  # the stack went down under this run
+                # EventBridge keeps its schedule whatever one run did: say what happened, fire again later.
+                self.service.console.event("schedule", key, outcome=type(error).__name__, detail=str(error)[:200])
 
     def stop(self) -> None:
         self._stop.set()

@@ -185,6 +185,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self._exit.close()
+        self.console.quiet = True  # threads winding down (a relay, a settling stream) have nothing to add
 
     def __enter__(self) -> LocalStack:
         return self

@@ -127,30 +127,38 @@ def free_port() -> int:
 @pytest.fixture
 def running_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], Path]]:
     """`python -m devstack up` with a 2 s ingestion schedule, until the test sends Ctrl-C."""
+    log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(
         devstack("up", "--port", "0", "--schedule", "ingestion=2", "--schedule", "canary=0", "--feed-interval", "1",
                  directory=tmp_path),
-        env=child_env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=child_env(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     state_file = tmp_path / "stack.json"
     end = time.monotonic() + 60
     while not state_file.exists():
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < end, "the stack did not come up within 60 s"
+        assert process.poll() is None, console(tmp_path)
+        assert time.monotonic() < end, f"the stack did not come up within 60 s: {console(tmp_path)}"
         time.sleep(0.2)
     yield process, json.loads(state_file.read_text()), tmp_path
     if process.poll() is None:
         process.kill()
         process.wait()
+    log.close()
+
+
+def console(directory: Path) -> str:
+    """The tail of `up`'s console, for an assertion message."""
+    return (directory / "up.log").read_text()[-4000:]
 
 
 def test_up_serves_traces_and_stops_on_ctrl_c_leaving_no_process(
         running_up: tuple[subprocess.Popen[str], dict[str, Any], Path]) -> None:
     process, state, directory = running_up
-    assert requests.get(f"{state['gateway']}/api/v2/health", timeout=10).json() == {"status": "ok"}
+    health = requests.get(f"{state['gateway']}/api/v2/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}, console(directory)
     end = time.monotonic() + 60
     ingestion = None
     while ingestion is None:  # the schedule fires every 2 s; a run's facade is written when it ends
-        assert time.monotonic() < end, "no finished ingestion run in the traces within 60 s"
+        assert time.monotonic() < end, f"no finished ingestion run in the traces within 60 s: {console(directory)}"
         traces = subprocess.run(devstack("traces", "--json", directory=directory), env=child_env(), cwd=REPO_ROOT,
                                 capture_output=True, text=True, timeout=60)
         assert traces.returncode == 0, traces.stderr
@@ -165,13 +173,14 @@ def test_up_serves_traces_and_stops_on_ctrl_c_leaving_no_process(
     assert "[AWS::Lambda::Function]" in one.stdout
 
     workers = descendants(process.pid)
-    assert len(workers) >= 4  # the runtimes of the warm functions
+    assert len(workers) >= 4, console(directory)  # the runtimes of the warm functions
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=30)
+    process.wait(timeout=30)
 
-    assert process.returncode == 0, output[-3000:]
-    assert "stopped" in output.splitlines()[-1]
-    assert [pid for pid in workers if alive(pid)] == []
+    output = console(directory)
+    assert process.returncode == 0, output
+    assert output.splitlines()[-1] == "stopped", output
+    assert [pid for pid in workers if alive(pid)] == [], output
     assert not (directory / "stack.json").exists()
     after = subprocess.run(devstack("traces", directory=directory), env=child_env(), cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=30)

@@ -7,6 +7,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -36,3 +37,62 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+class CountingSink:
+    """A trace sink that only counts documents: benchmarks that run thousands of invocations measure
+    the function, not moto storing every segment."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+
+    def submit(self, raw_document: str) -> None:
+        self.documents += 1
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        return True
+
+
+class SseFunction:
+    """One execution environment of the SSE function: the image's real `bootstrap` as a child process
+    against a local Runtime API (devstack.runtime_api), on moto, exporting to `traces_endpoint`."""
+
+    def __init__(self, aws_endpoint: str, resources: Any, daemon_address: str, traces_endpoint: str,
+                 overrides: dict[str, str] | None = None, sampling_rule: Any = None):
+        from devstack.functions import runtime_command
+        from devstack.lambda_service import lambda_environment
+        from devstack.runtime_api import RuntimeApi, RuntimeProcess
+        from devstack.stack import SRC_ROOT, load_stack
+
+        self.spec = load_stack().function("sse_streaming")
+        self.runtime = RuntimeApi(self.spec, daemon_address, sampling_rule)
+        resolved = {name: resources.resolve(value) for name, value in self.spec.env.items()}
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_ENDPOINT_URL": aws_endpoint,
+            **{key: os.environ[key] for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+                                                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")},
+            **lambda_environment(self.spec, {**resolved, **(overrides or {})}, daemon_address),
+            "PYTHONPATH": str(SRC_ROOT), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
+        }
+        self.process = RuntimeProcess(self.runtime, runtime_command(self.spec), environment)
+
+    def __enter__(self) -> SseFunction:
+        self.runtime.start()
+        self.process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+        self.runtime.stop()
+
+    def open(self, path: str = "/api/v2/stream", headers: dict[str, str] | None = None,
+             timeout_s: float = 2.0) -> Any:
+        from devstack.runtime_api import function_url_event
+
+        return self.runtime.invoke(function_url_event("GET", path, headers), timeout_s=timeout_s)
+
+    def proc_status(self, field: str) -> int:
+        """A `/proc/<pid>/status` figure of the runtime process (`Threads`, `VmRSS` in kB)."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            line = next(line for line in status if line.startswith(f"{field}:"))
+        return int(line.split()[1])

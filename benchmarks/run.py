@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import Row
 
 BENCHMARKS = ["overhead", "init", "flush", "leaks", "live", "daemon"]
+# Everything from this line on in RESULTS.md is hand-written: `--write` keeps it.
+HAND_WRITTEN = "<!-- hand-written below: kept by run.py --write -->"
 
 
 def machine() -> str:
@@ -29,6 +31,11 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     system = f"{platform.system()} {platform.machine()}"
     return f"{system}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 min): the benchmarks share it with whatever else runs."""
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def table(rows: list[Row]) -> str:
@@ -43,6 +50,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     rows: list[Row] = []
+    load_before = load()
     for name in args.only.split(","):
         module_path = Path(__file__).with_name(f"bench_{name}.py")
         if not module_path.exists():
@@ -54,12 +62,17 @@ def main() -> int:
         rows.extend(result)
         print(f"[{name}] done in {time.monotonic() - started:.0f} s", flush=True)
     output = table(rows)
-    print(f"\nMachine: {machine()}\n\n{output}")
+    loads = f"load average (1 / 5 / 15 min) {load_before} at the start, {load()} at the end"
+    print(f"\nMachine: {machine()}; {loads}\n\n{output}")
     if args.write:
+        kept = ""
+        if args.write.exists() and HAND_WRITTEN in args.write.read_text():
+            kept = args.write.read_text().split(HAND_WRITTEN, 1)[1]
         args.write.write_text(
             "# Benchmark results\n\n"
             f"Command: `make bench` (`python benchmarks/run.py --write benchmarks/RESULTS.md`)\n\n"
-            f"Machine: {machine()}\n\nDate: {time.strftime('%Y-%m-%d')}\n\n{output}\n"
+            f"Machine: {machine()}; {loads}\n\nDate: {time.strftime('%Y-%m-%d')}\n\n{output}\n\n"
+            f"{HAND_WRITTEN}{kept or chr(10)}"
         )
     return 0 if all(row.met is not False for row in rows) else 1
 

@@ -542,7 +542,8 @@ def _seed_alert(stack_resources: Resources, ticker: str, token: str) -> str:
     alert_id = secrets.token_hex(8)
     boto3.resource("dynamodb").Table(stack_resources.tables["config"]).put_item(Item={
         "pk": "alert", "sk": alert_id, "ticker": ticker, "direction": "above", "threshold": Decimal("0.5"),
-        "email": "ops@example.invalid", "stream_token_sha256": hashlib.sha256(token.encode()).hexdigest()})
+        "email": "ops@example.invalid", "created_at": "2026-01-01T00:00:00+00:00",
+        "stream_token_sha256": hashlib.sha256(token.encode()).hexdigest()})
     return alert_id
 
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from devstack.loopback import LoopbackServer
 from lib.news.store import ConfigTable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "news"
@@ -133,24 +134,20 @@ class FakeNewsServer:
         self.requests: Counter[str] = Counter()
         self._failures: dict[str, _Failure] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-news", daemon=True)
+        self._server = LoopbackServer(host, port, self._handler_class(), name="fake-news")
         self._feed_stop = threading.Event()
         self._feed: threading.Thread | None = None
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> FakeNewsServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self._feed_stop.set()
         if self._feed is not None:
             self._feed.join(timeout=5)
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> FakeNewsServer:
         return self.start()
@@ -160,8 +157,7 @@ class FakeNewsServer:
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def environment(self) -> dict[str, str]:
         """The ingestion function's env values that point it at this server."""

@@ -29,11 +29,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
 import boto3
+
+from devstack.loopback import LoopbackServer
 
 MAIL_SEND_PATH = "/v3/mail/send"
 DEFAULT_API_KEY = "SG.local-devstack-key.not-a-real-secret"
@@ -108,22 +110,16 @@ class SendGridSink:
         self._failure: _Failure | None = None
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        # A short poll interval: stop() (shutdown) returns within it, not within the default 0.5 s.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sendgrid-sink", daemon=True)
+        self._server = LoopbackServer(host, port, self._handler_class(), name="sendgrid-sink")
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> SendGridSink:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self._release.set()  # hung requests end now
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> SendGridSink:
         return self.start()
@@ -133,8 +129,7 @@ class SendGridSink:
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def environment(self) -> dict[str, str]:
         """The notification function's env values that point it at this sink."""

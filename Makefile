@@ -19,11 +19,13 @@ help:
 	@echo "make bench  - run benchmarks/ and print figures"
 	@echo "make deploy-sse - build and push the SSE image, print its digest for Terraform"
 
-$(STAMP): pyproject.toml
+# The SSE image's pinned closure (docker/sse/requirements.txt) constrains the test environment, so the
+# tests run exactly what the image ships, whatever the registry published since.
+$(STAMP): pyproject.toml docker/sse/requirements.txt
 	@base=$$(scripts/find-python); echo "Using Python: $$base ($$($$base --version))"; \
 	  test -x $(PY) || $$base -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q ".[dev]"
+	$(PY) -m pip install -q -c docker/sse/requirements.txt ".[dev]"
 	@touch $@
 
 venv install: $(STAMP)

@@ -49,6 +49,22 @@ def test_reading_in_small_steps_loses_and_repeats_nothing(news: str) -> None:
                           limit=2).items == []  # a cursor past the horizon reads nothing
 
 
+@pytest.mark.req("FR-081", "FR-007")
+def test_looking_past_the_settle_line_reports_the_earliest_settling_item_and_delivers_none_of_it(news: str) -> None:
+    settled = [("2033-01-02T03:04:05.100Z", _put(news, "2033-01-02T03:04:05.100Z")) for _ in range(3)]
+    for ts in ("2033-01-02T03:04:05.700Z", "2033-01-02T03:04:05.600Z", "2033-01-02T03:04:06.100Z"):
+        _put(news, ts)
+    start = Position("2033-01-02T03:04:05.000Z", BEFORE_ALL)
+    until, now = "2033-01-02T03:04:05.500Z", "2033-01-02T03:04:06.000Z"
+    whole = query_analysed(news, start, until, limit=10, visible_ts=now)
+    assert [(i.position.ts, i.item_id) for i in whole.items] == sorted(settled)
+    assert whole.next_settle_ts == "2033-01-02T03:04:05.600Z"  # the 06.100 one is not visible yet
+    assert whole.horizon == Position(until, AFTER_ALL)
+    cut = query_analysed(news, start, until, limit=3, visible_ts=now)  # the limit is spent on settled rows
+    assert (len(cut.items), cut.next_settle_ts) == (3, None)
+    assert query_analysed(news, start, until, limit=10).next_settle_ts is None  # without visible_ts: as before
+
+
 @pytest.mark.req("FR-018")
 def test_an_analysed_row_without_its_score_is_a_typed_error(news: str) -> None:
     ts = "2032-05-06T07:08:09.010Z"

@@ -342,6 +342,29 @@ def test_event_latency_and_poll_duration_are_really_emitted(
     assert samples("PollDurationMs") - before[1] >= 1
 
 
+@pytest.mark.req("FR-081", "FR-007")
+def test_an_item_seen_settling_is_delivered_as_it_settles_not_a_poll_interval_later(
+    start_environment: Callable[..., Any], news_table: Any
+) -> None:
+    """Poll every 3 s, settle 0.8 s: the first poll sees the item settling and polls again for it."""
+    slow = {"SSE_POLL_INTERVAL_S": "3", "SSE_INDEX_SETTLE_MS": "800", "SSE_HEARTBEAT_INTERVAL_S": "10"}
+    with start_environment(slow) as environment:
+        assert environment.open("/api/v2/stream/status").prelude(10)[0] == 200  # warm: the poll starts at once
+        written = time.monotonic()
+        item = seed(news_table, "SETTLE")
+        call = environment.open(timeout_s=3.5)
+        arrived: list[float] = []
+
+        def delivered(body: bytes) -> bool:
+            if not arrived and expected_frame(item) in body:
+                arrived.append(time.monotonic())
+            return bool(arrived)
+
+        read_until(call, delivered)
+        assert call.error is None and arrived
+        assert 0.8 - 0.05 <= arrived[0] - written < 1.6  # after it settled, long before the 3 s poll
+
+
 @pytest.mark.req("FR-059", "SC-026", "FR-065", "SC-027")
 def test_a_warm_second_invocation_carries_its_own_trace_id(
     sse: SseEnvironment, trace_pipeline: TracePipeline

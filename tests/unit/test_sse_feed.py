@@ -31,11 +31,12 @@ class Index:
     items: list[FeedItem] = field(default_factory=list)
     queries: list[tuple[Position, str]] = field(default_factory=list)
 
-    def query(self, table: str, after: Position, until_ts: str, limit: int) -> QueryResult:
+    def query(self, table: str, after: Position, until_ts: str, limit: int, visible_ts: str | None) -> QueryResult:
         self.queries.append((after, until_ts))
         found = sorted((i for i in self.items if after < i.position <= Position(until_ts, AFTER_ALL)),
                        key=lambda i: i.position)
-        return QueryResult(found, max(after, Position(until_ts, AFTER_ALL)), 1.0)
+        settling = [i.position.ts for i in self.items if until_ts < i.position.ts <= (visible_ts or until_ts)]
+        return QueryResult(found, max(after, Position(until_ts, AFTER_ALL)), 1.0, min(settling, default=None))
 
 
 class Clock:
@@ -63,6 +64,20 @@ def test_one_query_per_ttl_serves_every_stream() -> None:
     assert (third.trigger, [i.item_id for i in third.items]) == ("ttl_expired", [f"{3:032x}"])
     assert index.queries[-1][0] == Position(at(3), AFTER_ALL)  # continues from the window's horizon
     assert third.cache_entry_count == 3 and third.cache_max_entries == feed.max_entries
+
+
+@pytest.mark.req("FR-007", "FR-081")
+def test_an_item_seen_settling_makes_the_next_read_due_once_it_has_settled() -> None:
+    index, clock = Index([item(at(1), 1), item(at(3, 400), 2)]), Clock()
+    feed = AnalysedFeed(query=index.query, clock=clock)
+    first = feed.read("news", Position(at(0), BEFORE_ALL), at(3), ttl_s=10, visible_ts=at(3, 500))
+    assert [i.item_id for i in first.items] == [f"{1:032x}"] and first.next_settle_ts == at(3, 400)
+    early = feed.read("news", first.horizon, at(3, 399), ttl_s=10, visible_ts=at(3, 899))
+    assert (early.trigger, early.items, early.next_settle_ts) == ("fresh", [], at(3, 400))
+    due = feed.read("news", first.horizon, at(3, 400), ttl_s=10, visible_ts=at(3, 900))
+    assert (due.trigger, [i.item_id for i in due.items], due.next_settle_ts) == ("settle_due", [f"{2:032x}"], None)
+    assert len(index.queries) == 2  # still one query per refresh, within the TTL
+    assert feed.read("news", due.horizon, at(3, 600), ttl_s=10).trigger == "fresh"
 
 
 @pytest.mark.req("FR-007", "FR-081")

@@ -9,10 +9,13 @@ cache of FR-007) that is complete between `floor` and `horizon`:
   whoever asks first; the others then hit).
 - `behind_window`: the cursor is below the window's floor (a resume from long ago, or items
   evicted); query for that stream alone, without touching the window.
+- `settle_due`: an item the last query saw settling has settled; query from the horizon onwards.
 - `fresh`: a hit.
 
-Reads stop `index_settle_s` short of now (see settings), so an item the index shows late is not
-skipped. Items are ordered by `(status_changed_at, item_id)`; a query cut by its limit never cuts
+Reads deliver only up to `index_settle_s` short of now (see settings), so an item the index shows
+late is not skipped. They look up to now, though: the earliest item still settling
+(`next_settle_ts`) lets a stream poll again the moment it settles (`settle_due`) instead of a
+whole poll interval later. Items are ordered by `(status_changed_at, item_id)`; a query cut by its limit never cuts
 through one timestamp (items of one millisecond come back in hash order).
 
 Example:
@@ -89,6 +92,7 @@ class QueryResult:
     items: list[FeedItem]  # after the query's start, ordered
     horizon: Position      # everything up to here was read
     duration_ms: float
+    next_settle_ts: str | None = None  # the earliest item seen past the horizon, still settling
 
 
 def _query_pages(table_name: str, condition: Any, limit: int | None) -> tuple[list[dict[str, Any]], bool]:
@@ -110,18 +114,26 @@ def _query_pages(table_name: str, condition: Any, limit: int | None) -> tuple[li
     return rows, more
 
 
-def query_analysed(table_name: str, after: Position, until_ts: str, limit: int) -> QueryResult:
-    """Analysed items with `after < position <= (until_ts, ~)`, at most about `limit` of them."""
+def query_analysed(table_name: str, after: Position, until_ts: str, limit: int,
+                   visible_ts: str | None = None) -> QueryResult:
+    """Analysed items with `after < position <= (until_ts, ~)`, at most about `limit` of them.
+
+    With `visible_ts` (now), the query also looks past `until_ts` up to it, without delivering what it
+    finds there: the earliest such item's timestamp is `next_settle_ts`.
+    """
     started = time.monotonic()
+    read_to = max(until_ts, visible_ts or until_ts)
     # Past a whole instant (`~`), start at the next millisecond: that instant's rows would only use up
     # the limit (the key condition's bounds are inclusive).
     lower = iso_ms(parse_iso(after.ts) + MILLISECOND) if after.item == AFTER_ALL else after.ts
-    if lower > until_ts:
+    if lower > read_to:
         return QueryResult([], max(after, Position(until_ts, AFTER_ALL)), 0.0)
     status = Key("status").eq(str(ItemStatus.ANALYZED))
-    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(lower, until_ts), limit)
+    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(lower, read_to), limit)
+    settling = [str(row["status_changed_at"]) for row in rows if str(row["status_changed_at"]) > until_ts]
+    rows = [row for row in rows if str(row["status_changed_at"]) <= until_ts]
     horizon = Position(until_ts, AFTER_ALL)
-    if more and rows:
+    if more and rows and not settling:  # rows come oldest first: a settling one means all up to until_ts were read
         # Cut at a timestamp boundary: the last instant is read whole, by its own query.
         last_ts = max(str(row["status_changed_at"]) for row in rows)
         group, _ = _query_pages(table_name, status & Key("status_changed_at").eq(last_ts), None)
@@ -129,7 +141,8 @@ def query_analysed(table_name: str, after: Position, until_ts: str, limit: int) 
         horizon = Position(last_ts, AFTER_ALL)
     items = sorted((FeedItem.from_row(row) for row in rows), key=lambda item: item.position)
     items = [item for item in items if item.position > after]
-    return QueryResult(items, max(horizon, after), (time.monotonic() - started) * 1000)
+    return QueryResult(items, max(horizon, after), (time.monotonic() - started) * 1000,
+                       min(settling) if settling else None)
 
 
 @dataclass(frozen=True)
@@ -142,9 +155,10 @@ class FeedRead:
     cache_hit_rate: float
     cache_entry_count: int
     cache_max_entries: int
+    next_settle_ts: str | None  # poll again once this has settled (see `query_analysed`)
 
 
-Query = Callable[[str, Position, str, int], QueryResult]
+Query = Callable[[str, Position, str, int, str | None], QueryResult]
 
 
 class AnalysedFeed:
@@ -161,10 +175,13 @@ class AnalysedFeed:
         self._floor: Position | None = None
         self._horizon: Position | None = None
         self._refreshed_at = 0.0
+        self._next_settle_ts: str | None = None
         self.lookups = 0
         self.hits = 0
 
-    def read(self, table_name: str, cursor: Position, until_ts: str, ttl_s: float) -> FeedRead:
+    def read(self, table_name: str, cursor: Position, until_ts: str, ttl_s: float,
+             visible_ts: str | None = None) -> FeedRead:
+        """What follows `cursor` up to `until_ts`; `visible_ts` (now) lets the query see what is settling."""
         with self._lock:
             self.lookups += 1
             result: QueryResult | None = None
@@ -174,22 +191,25 @@ class AnalysedFeed:
                 trigger = "behind_window"
             elif self._clock() - self._refreshed_at >= ttl_s:
                 trigger = "ttl_expired"
+            elif self._next_settle_ts is not None and until_ts >= self._next_settle_ts:
+                trigger = "settle_due"
             else:
                 trigger = "fresh"
                 self.hits += 1
             if trigger == "behind_window":
-                result = self._query(table_name, cursor, until_ts, self.max_entries)
+                result = self._query(table_name, cursor, until_ts, self.max_entries, visible_ts)
                 return self._answer(result.items, result.horizon, trigger, result)
             entries = self._entries
             if trigger == "cold_start":
-                result = self._query(table_name, cursor, until_ts, self.max_entries)
+                result = self._query(table_name, cursor, until_ts, self.max_entries, visible_ts)
                 self._floor, entries = cursor, result.items
-            elif trigger == "ttl_expired":
+            elif trigger in ("ttl_expired", "settle_due"):
                 assert self._horizon is not None
-                result = self._query(table_name, self._horizon, until_ts, self.max_entries)
+                result = self._query(table_name, self._horizon, until_ts, self.max_entries, visible_ts)
                 entries = self._entries + result.items
             if result is not None:
                 self._horizon, self._refreshed_at = result.horizon, self._clock()
+                self._next_settle_ts = result.next_settle_ts
             assert self._horizon is not None
             # The asking stream is answered from everything read, before the window evicts any of it.
             positions = self._positions if entries is self._entries else [item.position for item in entries]
@@ -209,8 +229,9 @@ class AnalysedFeed:
         self._positions = [item.position for item in entries]
 
     def _answer(self, items: list[FeedItem], horizon: Position, trigger: str, result: QueryResult | None) -> FeedRead:
+        next_settle_ts = result.next_settle_ts if trigger == "behind_window" and result else self._next_settle_ts
         return FeedRead(items, horizon, trigger == "fresh", trigger, result,
-                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries)
+                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries, next_settle_ts)
 
 
 FEED = AnalysedFeed()

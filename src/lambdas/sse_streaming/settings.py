@@ -29,8 +29,9 @@ class SseSettings:
     # The stream ends with a `deadline` event this long before the invocation deadline: room for
     # the final flush (bounded by the exporter timeout) and the end of the response.
     deadline_margin_s: float
-    # Only items whose status changed at least this long ago are read, so an item the index shows
-    # late (GSI propagation) is never skipped by a cursor that already passed its timestamp.
+    # Only items whose status changed at least this long ago are delivered, so an item the index
+    # shows late (GSI propagation) is never skipped by a cursor that already passed its timestamp.
+    # A poll that sees a younger item polls again as it settles, not a whole interval later.
     index_settle_s: float
     # The browser's reconnect delay after a graceful close (FR-088/089).
     retry_ms: int

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
 
 LABELS = ("positive", "neutral", "negative")
+# An early poll for a settling item waits past its millisecond, and never spins.
+SETTLE_MARGIN = dt.timedelta(milliseconds=2)
+MIN_POLL_GAP_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class _Stream:
         self.events_sent = 0
         self.counts: Counter[str] = Counter({label: 0 for label in LABELS})
         self.samples: list[MetricDatumTypeDef] = []
+        self.settle_due: float | None = None  # monotonic time the earliest settling item becomes readable
 
     def run(self) -> Iterator[bytes]:
         settings = self.settings
@@ -115,6 +119,8 @@ class _Stream:
                 self._publish_metrics()
                 flush()  # proactive, each cycle (FR-055, FR-074/075): little is left for the freeze
                 next_poll = max(next_poll + settings.poll_interval_s, time.monotonic())
+                if self.settle_due is not None:  # an item settles before then: deliver it as it does
+                    next_poll = min(next_poll, max(self.settle_due, time.monotonic() + MIN_POLL_GAP_S))
             if time.monotonic() >= next_heartbeat:
                 yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())})
                 yield from self._metrics_event()
@@ -126,8 +132,12 @@ class _Stream:
         settings = self.settings
         with bounded_span("sse.poll") as span:
             started = time.monotonic()
-            until = iso_ms(_utc_now() - dt.timedelta(seconds=settings.index_settle_s))
-            read = FEED.read(settings.news_table, self.cursor, until, ttl_s=settings.poll_interval_s / 2)
+            now = _utc_now()
+            settle = dt.timedelta(seconds=settings.index_settle_s)
+            read = FEED.read(settings.news_table, self.cursor, iso_ms(now - settle),
+                             ttl_s=settings.poll_interval_s / 2, visible_ts=iso_ms(now))
+            self.settle_due = None if read.next_settle_ts is None else time.monotonic() + (
+                parse_iso(read.next_settle_ts) + settle + SETTLE_MARGIN - now).total_seconds()
             delivered: list[FeedItem] = []
             cursor = self.cursor
             for item in read.items:

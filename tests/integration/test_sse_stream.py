@@ -365,6 +365,36 @@ def test_an_item_seen_settling_is_delivered_as_it_settles_not_a_poll_interval_la
         assert 0.8 - 0.05 <= arrived[0] - written < 1.6  # after it settled, long before the 3 s poll
 
 
+@pytest.mark.req("FR-007")
+def test_a_stream_wakes_when_another_streams_query_brings_items(
+    start_environment: Callable[..., Any], news_table: Any
+) -> None:
+    """Poll every 3 s: stream A gets the item when stream B's first poll reads it, not at its own next poll."""
+    slow = {"SSE_POLL_INTERVAL_S": "3", "SSE_INDEX_SETTLE_MS": "100", "SSE_HEARTBEAT_INTERVAL_S": "10",
+            "AWS_LAMBDA_MAX_CONCURRENCY": "2"}
+    with start_environment(slow) as environment:
+        assert environment.open("/api/v2/stream/status").prelude(10)[0] == 200
+        first = environment.open(timeout_s=4.5)
+        first.prelude(10)
+        opened = time.monotonic()  # A polled now; its next poll is 3 s away
+        item = seed(news_table, "WAKE")
+        arrived: list[float] = []
+
+        def delivered(body: bytes) -> bool:
+            if not arrived and expected_frame(item) in body:
+                arrived.append(time.monotonic())
+            return bool(arrived)
+
+        reader = threading.Thread(target=read_until, args=(first, delivered))
+        reader.start()
+        time.sleep(1.6)  # past the window's TTL (half the poll interval): B's first poll queries
+        second = environment.open(timeout_s=1.5)  # starts after the item: its query serves A, not B
+        assert second.prelude(10)[0] == 200
+        reader.join(timeout=5.0)
+        read_until(second, lambda body: False)
+    assert arrived and arrived[0] - opened < 2.6  # woken by B's query, well before A's own poll at 3 s
+
+
 @pytest.mark.req("FR-059", "SC-026", "FR-065", "SC-027")
 def test_a_warm_second_invocation_carries_its_own_trace_id(
     sse: SseEnvironment, trace_pipeline: TracePipeline

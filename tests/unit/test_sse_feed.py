@@ -6,6 +6,8 @@ decisions can be followed exactly; the real query runs against moto in test_sse_
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -78,6 +80,26 @@ def test_an_item_seen_settling_makes_the_next_read_due_once_it_has_settled() -> 
     assert (due.trigger, [i.item_id for i in due.items], due.next_settle_ts) == ("settle_due", [f"{2:032x}"], None)
     assert len(index.queries) == 2  # still one query per refresh, within the TTL
     assert feed.read("news", due.horizon, at(3, 600), ttl_s=10).trigger == "fresh"
+
+
+@pytest.mark.req("FR-007")
+def test_streams_waiting_on_the_window_wake_when_a_read_brings_items_and_only_then() -> None:
+    index, clock = Index([item(at(1), 1)]), Clock()
+    feed = AnalysedFeed(query=index.query, clock=clock)
+    first = feed.read("news", Position(at(0), BEFORE_ALL), at(2), ttl_s=1.0)
+    assert first.generation == feed.generation == 1
+    started = time.monotonic()
+    assert feed.wait_for_news(first.generation, timeout_s=0.05) == 1 and time.monotonic() - started >= 0.05
+    clock.now += 1.0
+    assert feed.read("news", first.horizon, at(3), ttl_s=1.0).generation == 1  # a refresh that found nothing
+    woke: list[int] = []
+    sleeper = threading.Thread(target=lambda: woke.append(feed.wait_for_news(1, timeout_s=5.0)))
+    sleeper.start()
+    index.items.append(item(at(4), 2))
+    clock.now += 1.0
+    assert feed.read("news", first.horizon, at(5), ttl_s=1.0).generation == 2
+    sleeper.join(timeout=2.0)
+    assert woke == [2]
 
 
 @pytest.mark.req("FR-007", "FR-081")

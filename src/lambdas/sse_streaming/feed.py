@@ -12,6 +12,9 @@ cache of FR-007) that is complete between `floor` and `horizon`:
 - `settle_due`: an item the last query saw settling has settled; query from the horizon onwards.
 - `fresh`: a hit.
 
+Streams sleep on the window between their polls: when one stream's query brings items, the others
+wake and read them from the window (a hit), instead of each waiting for its own next poll.
+
 Reads deliver only up to `index_settle_s` short of now (see settings), so an item the index shows
 late is not skipped. They look up to now, though: the earliest item still settling
 (`next_settle_ts`) lets a stream poll again the moment it settles (`settle_due`) instead of a
@@ -156,6 +159,7 @@ class FeedRead:
     cache_entry_count: int
     cache_max_entries: int
     next_settle_ts: str | None  # poll again once this has settled (see `query_analysed`)
+    generation: int  # the window's, as of this read (see `AnalysedFeed.wait_for_news`)
 
 
 Query = Callable[[str, Position, str, int, str | None], QueryResult]
@@ -170,6 +174,9 @@ class AnalysedFeed:
         self._query = query
         self._clock = clock
         self._lock = threading.Lock()
+        # Bumped whenever the window gains items: streams sleeping between polls wake to read them.
+        self._news = threading.Condition(self._lock)
+        self.generation = 0
         self._entries: list[FeedItem] = []
         self._positions: list[Position] = []
         self._floor: Position | None = None
@@ -215,9 +222,22 @@ class AnalysedFeed:
             positions = self._positions if entries is self._entries else [item.position for item in entries]
             start = bisect.bisect_right(positions, cursor)
             answer = entries[start:]
+            if result is not None and result.items:
+                self.generation += 1
+                self._news.notify_all()
             if entries is not self._entries:
                 self._store(entries)
             return self._answer(answer, self._horizon, trigger, result)
+
+    def wait_for_news(self, seen_generation: int, timeout_s: float) -> int:
+        """Sleep until the window gains items after `seen_generation`, or `timeout_s`; the generation then.
+
+        Example:
+            >>> generation = FEED.wait_for_news(FEED.generation, timeout_s=2.0)  # doctest: +SKIP
+        """
+        with self._news:
+            self._news.wait_for(lambda: self.generation != seen_generation, timeout_s)
+            return self.generation
 
     def _store(self, entries: list[FeedItem]) -> None:
         """Keep the newest `max_entries`; the floor rises past what is evicted (`behind_window` then)."""
@@ -231,7 +251,8 @@ class AnalysedFeed:
     def _answer(self, items: list[FeedItem], horizon: Position, trigger: str, result: QueryResult | None) -> FeedRead:
         next_settle_ts = result.next_settle_ts if trigger == "behind_window" and result else self._next_settle_ts
         return FeedRead(items, horizon, trigger == "fresh", trigger, result,
-                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries, next_settle_ts)
+                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries, next_settle_ts,
+                        self.generation)
 
 
 FEED = AnalysedFeed()

@@ -4,9 +4,10 @@ The X-Ray SDK cannot follow here (FR-026/027), so every step is an OTel span und
 invocation's context, extracted in the handler phase (FR-059): the stream span
 (`sse.global_stream` / `sse.config_stream`), one `sse.poll` per cycle (with its DynamoDB query on
 a cache miss), one `sse.dispatch` per event, the CloudWatch `PutMetricData` of the cycle and
-`sse.connection.release`. The body is a plain generator, traced step by step, never wrapped in a
-decorator (FR-031). Spans are flushed after every poll cycle and, bounded, in the generator's
-`finally` whatever ended the stream (FR-055).
+`sse.connection.release`. A cycle comes every poll interval, sooner when an item it saw is about
+to settle or when another stream's query brought items into the shared window. The body is a
+plain generator, traced step by step, never wrapped in a decorator (FR-031). Spans are flushed
+after every poll cycle and, bounded, in the generator's `finally` whatever ended the stream (FR-055).
 
 A client that goes away surfaces as the `BrokenPipeError` the runtime throws into the generator
 at its current `yield`: the spans get `client.disconnected=true` (FR-085) and the stream ends.
@@ -99,6 +100,7 @@ class _Stream:
         self.counts: Counter[str] = Counter({label: 0 for label in LABELS})
         self.samples: list[MetricDatumTypeDef] = []
         self.settle_due: float | None = None  # monotonic time the earliest settling item becomes readable
+        self.feed_generation = FEED.generation  # the shared window's, as of this stream's last poll
 
     def run(self) -> Iterator[bytes]:
         settings = self.settings
@@ -125,7 +127,9 @@ class _Stream:
                 yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())})
                 yield from self._metrics_event()
                 next_heartbeat += settings.heartbeat_interval_s
-            time.sleep(max(0.0, min(next_poll, next_heartbeat, end_at) - time.monotonic()))
+            pause_s = max(0.0, min(next_poll, next_heartbeat, end_at) - time.monotonic())
+            if FEED.wait_for_news(self.feed_generation, pause_s) != self.feed_generation:
+                next_poll = time.monotonic()  # another stream's poll brought items: read them from the window
         yield from self._control("deadline", {"reconnect_after_ms": settings.retry_ms})
 
     def _poll(self) -> list[FeedItem]:
@@ -136,6 +140,7 @@ class _Stream:
             settle = dt.timedelta(seconds=settings.index_settle_s)
             read = FEED.read(settings.news_table, self.cursor, iso_ms(now - settle),
                              ttl_s=settings.poll_interval_s / 2, visible_ts=iso_ms(now))
+            self.feed_generation = read.generation
             self.settle_due = None if read.next_settle_ts is None else time.monotonic() + (
                 parse_iso(read.next_settle_ts) + settle + SETTLE_MARGIN - now).total_seconds()
             delivered: list[FeedItem] = []

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -188,20 +188,42 @@ def fetch_all(sources: Sequence[NewsSource], tickers: Sequence[str], now: dt.dat
 def store_new_items(news: NewsTable, articles: Sequence[Article], now: dt.datetime) -> tuple[list[NewsItem], int]:
     """Dedup (normalised headline + publish date) and store new items `pending`; returns (new, duplicates).
 
-    The conditional put alone only guards one (item_id, published_at) key; the same story reported
-    at another minute (by the other source) is caught by the query on `item_id` first.
+    An item is a duplicate when its `item_id` is already stored, whatever its `published_at` (the
+    same story reported at another minute by the other source). `item_id` is only the hash key, so
+    no BatchGetItem can answer that; instead one `ticker-index` Query per ticker of this run's
+    articles, over their publish days, finds what is already stored: a run's DynamoDB reads grow
+    with its tickers, not its articles. What the index does not show (an item stored under another
+    ticker, or written too recently for the index) gets the consistent query on `item_id`, then the
+    conditional put, the race-safe dedup write; only those new items cost calls of their own.
     """
-    seen: set[str] = set()
-    new: list[NewsItem] = []
+    candidates: dict[str, NewsItem] = {}
     duplicates = 0
     for article in articles:
         item = NewsItem.from_article(article, now)
-        if item.item_id in seen or news.exists(item.item_id) or not news.put_new(item):
+        if item.item_id in candidates:
+            duplicates += 1
+        else:
+            candidates[item.item_id] = item
+    stored = known_item_ids(news, candidates.values())
+    new: list[NewsItem] = []
+    for item in candidates.values():
+        if item.item_id in stored or news.exists(item.item_id) or not news.put_new(item):
             duplicates += 1
         else:
             new.append(item)
-        seen.add(item.item_id)
     return new, duplicates
+
+
+def known_item_ids(news: NewsTable, items: Iterable[NewsItem]) -> set[str]:
+    """Which of `items` the `ticker-index` shows stored: one Query per ticker, over all the items' days."""
+    items = list(items)
+    if not items:
+        return set()
+    days = [dt.date.fromisoformat(item.published_at[:10]) for item in items]
+    found: set[str] = set()
+    for ticker in sorted({item.ticker for item in items}):
+        found |= news.item_ids_of_ticker(ticker, min(days), max(days))
+    return found & {item.item_id for item in items}
 
 
 def publish(topic_arn: str, messages: Sequence[Mapping[str, str]]) -> int:

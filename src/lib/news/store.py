@@ -71,6 +71,24 @@ class NewsTable:
         )
         return bool(response["Items"])
 
+    def item_ids_of_ticker(self, ticker: str, first_day: dt.date, last_day: dt.date) -> set[str]:
+        """`item_id`s stored for `ticker` and published on the UTC days `first_day`..`last_day`: one
+        `ticker-index` Query (more pages only past 1 MB). The index is eventually consistent: an item
+        written a moment ago may be missing from the answer (items leave only by TTL, after 30 days)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "ticker-index",
+            "KeyConditionExpression": Key("ticker").eq(ticker) & Key("published_at").between(
+                f"{first_day.isoformat()}T00:00:00.000Z", f"{last_day.isoformat()}T23:59:59.999Z"),
+            "ProjectionExpression": "item_id",
+        }
+        found: set[str] = set()
+        while True:
+            response = self._table.query(**kwargs)
+            found.update(str(row["item_id"]) for row in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_new(self, item: NewsItem) -> bool:
         """Store a new `pending` item; False when the key is already taken (the dedup write)."""
         try:

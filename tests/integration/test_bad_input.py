@@ -53,7 +53,7 @@ FEW = settings(EXAMPLES, max_examples=6)
 ANALYSIS_REFUSALS = {"ValidationError", "MalformedSnsEventError", "ItemNotFoundError"}
 NOTIFICATION_REFUSALS = {"ValidationError", "MalformedSnsEventError"}
 DASHBOARD_REFUSALS = {"NotAnApiGatewayEventError"}
-SSE_REFUSALS = {"ValidationError"}
+SSE_REFUSALS = {"MalformedEventError"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)

@@ -587,7 +587,7 @@ def test_unknown_routes_and_methods_are_refused(sse: SseEnvironment) -> None:
 def test_a_malformed_event_fails_the_invocation_with_a_typed_error(sse: SseEnvironment) -> None:
     call = sse.runtime.invoke({"rawPath": "/api/v2/stream"}, timeout_s=2.0)
     assert call.prelude()[0] == 502
-    assert call.error is not None and call.error.error_type == "ValidationError"
+    assert call.error is not None and call.error.error_type == "MalformedEventError"
     assert sse.open(timeout_s=0.8).prelude()[0] == 200  # the environment goes on
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from devstack.runtime_api import function_url_event
 from lambdas.sse_streaming.events import (
@@ -22,8 +21,10 @@ from lambdas.sse_streaming.events import (
 )
 from lambdas.sse_streaming.request import (
     BadRequestError,
+    MalformedEventError,
     MethodNotAllowedError,
     NotFoundError,
+    SessionHeaders,
     UnauthorizedError,
     parse_request,
 )
@@ -131,9 +132,28 @@ def test_malformed_headers_are_bad_requests(header: str, value: str) -> None:
 
 
 @pytest.mark.req("FR-018")
-def test_a_malformed_event_is_a_validation_error() -> None:
-    with pytest.raises(ValidationError):
-        parse_request({"rawPath": "/api/v2/stream", "headers": {}})
+@pytest.mark.parametrize("event", [
+    None, [], "GET /api/v2/stream",
+    {"rawPath": "/api/v2/stream", "headers": {}},
+    {"rawPath": "/api/v2/stream", "requestContext": {"requestId": "r"}},
+    {"rawPath": "/api/v2/stream", "requestContext": {"requestId": "r", "http": {"method": 7}}},
+    {"rawPath": None, "requestContext": {"requestId": "r", "http": {"method": "GET"}}},
+    {"rawPath": "/api/v2/stream", "requestContext": {"http": {"method": "GET"}}},
+    {"rawPath": "/api/v2/stream", "requestContext": {"requestId": "r", "http": {"method": "GET"}},
+     "headers": {"last-event-id": 5}},
+    {"rawPath": "/api/v2/stream", "requestContext": {"requestId": "r", "http": {"method": "GET"}}, "headers": []},
+])
+def test_a_malformed_event_is_a_typed_error(event: Any) -> None:
+    with pytest.raises(MalformedEventError):
+        parse_request(event)
+
+
+@pytest.mark.req("FR-018")
+def test_an_event_without_headers_is_a_request_without_headers() -> None:
+    event = {"rawPath": "/api/v2/stream", "requestContext": {"requestId": "r-1", "http": {"method": "GET"}}}
+    request = parse_request(event)
+    assert (request.route, request.request_id, request.last_event_id, request.session) == (
+        "global", "r-1", None, SessionHeaders())
 
 
 # -- settings ---------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ lint: $(STAMP)
 	$(PY) -m mypy src/lib
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --write benchmarks/RESULTS.md
 
 frontend-build: $(NODE_STAMP)
 	cd frontend && npm run build --silent

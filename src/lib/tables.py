@@ -1,7 +1,4 @@
-"""The DynamoDB resource for the dashboard, notification and metrics functions.
-
-`lib.news.store` has its own, but importing it loads VADER (`lib.news.sentiment`), which only the
-analysis package carries; these functions must import without it.
+"""The execution environment's DynamoDB resource: one per process, for every function and module.
 
 Example:
     >>> table = dynamodb().Table(os.environ["CONFIG_TABLE"])   # doctest: +SKIP

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import zipfile
 
 import pytest
 
+from devstack.stack import SRC_ROOT, load_stack
+from tests.fixtures.packages import closure, imports_within, normalise, site_of
 from tests.infra.hcl import REPO, module, stack
 
 _spec = importlib.util.spec_from_file_location("package_lambdas", REPO / "infrastructure/scripts/package_lambdas.py")
@@ -40,3 +43,19 @@ def test_dependencies_are_the_base_plus_the_function_extra():
     assert any(r.startswith("vaderSentiment") for r in package_lambdas.requirements("analysis"))
     assert any(r.startswith("boto3") for r in package_lambdas.requirements("metrics"))
     assert not any(r.startswith("vaderSentiment") for r in package_lambdas.requirements("ingestion"))
+
+
+@pytest.mark.req("FR-029", "FR-030")
+@pytest.mark.parametrize("key", sorted(load_stack().functions))
+def test_each_handler_imports_with_only_what_its_package_installs(key, tmp_path):
+    """The zip's requirements (base + the function's extra) or the image's pins: nothing else is there."""
+    spec = load_stack().function(key)
+    if spec.package == "zip":
+        installed = closure(package_lambdas.requirements(key))
+    else:
+        installed = {normalise(line.split("==")[0]) for line in
+                     (REPO / "docker/sse/requirements.txt").read_text().splitlines() if "==" in line}
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+           "LAMBDA_TASK_ROOT": str(SRC_ROOT), "AWS_LAMBDA_FUNCTION_NAME": spec.name, **spec.env}
+    result = imports_within(spec.handler.rpartition(".")[0], site_of(installed, tmp_path), env, SRC_ROOT)
+    assert result.returncode == 0, result.stderr[-1500:]

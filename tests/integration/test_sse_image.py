@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.metadata
 import os
 import re
 import shutil
@@ -22,11 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
 
 from devstack.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
+from tests.fixtures.packages import closure
 
 SSE_DIR = REPO_ROOT / "docker" / "sse"
 DOCKERFILE = SSE_DIR / "Dockerfile"
@@ -109,26 +107,7 @@ def test_the_image_carries_every_module_the_handler_imports(tmp_path: Path) -> N
 def _closure() -> dict[str, str]:
     """pyproject's base dependencies and `sse` extra, with everything they pull in, as installed here."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    environment = default_environment()
-    found: dict[str, str] = {}
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-
-    def visit(requirement: Requirement) -> None:
-        key = (requirement.name.lower(), tuple(sorted(requirement.extras)))
-        if key in seen:
-            return
-        seen.add(key)
-        distribution = importlib.metadata.distribution(requirement.name)
-        found[re.sub(r"[-_.]+", "-", requirement.name).lower()] = distribution.version
-        for raw in distribution.requires or []:
-            child = Requirement(raw)
-            extras = set(requirement.extras) or {""}
-            if child.marker is None or any(child.marker.evaluate({**environment, "extra": e}) for e in extras):
-                visit(child)
-
-    for raw in project["dependencies"] + project["optional-dependencies"]["sse"]:
-        visit(Requirement(raw))
-    return found
+    return closure(project["dependencies"] + project["optional-dependencies"]["sse"])
 
 
 def test_the_image_requirements_pin_exactly_what_the_tests_run_with() -> None:

@@ -43,7 +43,7 @@ from boto3.dynamodb.conditions import Key
 
 from lambdas.sse_streaming.events import AFTER_ALL, Position
 from lib.news.model import ItemStatus, iso_ms, parse_iso
-from lib.news.store import dynamodb
+from lib.tables import dynamodb
 from lib.tracing.otel import aws_call_span, set_annotations
 
 CACHE_MAX_ENTRIES = 1000

@@ -40,7 +40,7 @@ from lambdas.sse_streaming.settings import SseSettings
 from lambdas.sse_streaming.stream import StreamPlan, stream_events
 from lib.metrics import Metric, put_metric
 from lib.news.model import iso_ms
-from lib.news.store import dynamodb
+from lib.tables import dynamodb
 from lib.tracing.header import current_trace_id
 from lib.tracing.otel import extract_invocation_parent
 from lib.tracing.powertools import annotate, lambda_tracer

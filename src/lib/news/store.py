@@ -23,23 +23,18 @@ from botocore.exceptions import ClientError
 
 from lib.news.breaker import BreakerState, BreakerStatus
 from lib.news.model import ItemStatus, NewsItem, Resolution, as_decimal, iso_ms, parse_iso
-from lib.news.sentiment import Sentiment
+from lib.tables import dynamodb, is_condition_failure
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBServiceResource
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sns import SNSClient
+
+    from lib.news.sentiment import Sentiment  # a type only: importing it loads VADER
 
 BREAKER_PK = "breaker"
 AUDIT_PK = "audit#ingestion"
 TICKER_PK = "ticker"
 AUDIT_TTL = dt.timedelta(days=90)
-
-
-@cache
-def dynamodb() -> DynamoDBServiceResource:
-    """The execution environment's DynamoDB resource (its `.meta.client` takes plain Python values)."""
-    return boto3.resource("dynamodb")
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -50,10 +45,6 @@ def dynamodb_client() -> DynamoDBClient:
 @cache
 def sns_client() -> SNSClient:
     return boto3.client("sns")
-
-
-def is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class NewsTable:

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 import traceback
@@ -46,6 +47,12 @@ from lib.tracing.header import TraceHeader
 
 # FR-030: exactly one patching mechanism. The Tracer patches these and nothing else patches.
 PATCHED_MODULES = ("botocore", "requests")
+
+
+def modules_to_patch() -> tuple[str, ...]:
+    """PATCHED_MODULES that this package carries: `requests` is in ingestion's only (the Lambda
+    runtime has none), and patching a module that is not there fails the import of the handler."""
+    return tuple(module for module in PATCHED_MODULES if importlib.util.find_spec(module) is not None)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 Params = ParamSpec("Params")
@@ -84,13 +91,13 @@ class HeaderCachingLambdaContext(LambdaContext):  # type: ignore[misc]
 def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tracer:
     """The Lambda's one Tracer (FR-029). Build it at module level, after Lambda set the environment.
 
-    `auto_patch=True` patches exactly `PATCHED_MODULES` (FR-030); the SSE Lambda passes False
+    `auto_patch=True` patches exactly `PATCHED_MODULES` that the package carries (FR-030); the SSE Lambda passes False
     (FR-060) because its streaming phase is traced with OTel.
     """
     tracer = Tracer(
         service=service,
         auto_patch=auto_patch,
-        patch_modules=PATCHED_MODULES if auto_patch else None,
+        patch_modules=modules_to_patch() if auto_patch else None,
     )
     if not tracer.disabled:
         recorder = aws_xray_sdk.core.xray_recorder

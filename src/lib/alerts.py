@@ -28,7 +28,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from lib.news.model import as_decimal, iso_ms
-from lib.tables import dynamodb, is_condition_failure
+from lib.tables import dynamodb, is_condition_failure, query_pages
 
 ALERT_PK = "alert"
 # The symbols the API and the rules accept: upper-case, as the config table stores them.
@@ -109,13 +109,8 @@ class AlertTable:
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(ALERT_PK), "ConsistentRead": True}
         if ticker is not None:
             kwargs["FilterExpression"] = Attr("ticker").eq(ticker)
-        rules: list[AlertRule] = []
-        while True:
-            response = self._table.query(**kwargs)
-            rules.extend(AlertRule.from_item(row) for row in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return sorted(rules, key=lambda rule: (rule.created_at, rule.alert_id))
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        rules = [AlertRule.from_item(row) for page in query_pages(self._table, **kwargs) for row in page["Items"]]
+        return sorted(rules, key=lambda rule: (rule.created_at, rule.alert_id))
 
     def delete(self, alert_id: str) -> bool:
         """False when there was no such rule."""

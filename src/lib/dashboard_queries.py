@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from boto3.dynamodb.conditions import Attr, Key
 
 from lib.alerts import TICKER_PATTERN
 from lib.news.model import ItemStatus, Resolution, iso_ms
-from lib.tables import dynamodb
+from lib.tables import dynamodb, query_pages
 
 TICKER_PK = "ticker"
 LATEST_PAGE_SIZE = 25
@@ -108,14 +109,8 @@ class DashboardReader:
 
     def tickers(self) -> list[dict[str, str]]:
         """Tracked tickers with their names, by symbol."""
-        rows: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(TICKER_PK)}
-        while True:
-            response = self._config.query(**kwargs)
-            rows.extend(response["Items"])
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        rows = [row for page in query_pages(self._config, KeyConditionExpression=Key("pk").eq(TICKER_PK))
+                for row in page["Items"]]
         return sorted(({"ticker": str(row["sk"]), "name": str(row.get("name", ""))} for row in rows),
                       key=lambda entry: entry["ticker"])
 
@@ -129,15 +124,11 @@ class DashboardReader:
             "FilterExpression": Attr("status").eq(str(ItemStatus.ANALYZED)), "ScanIndexForward": False,
             "Limit": LATEST_PAGE_SIZE,
         }
-        for _ in range(LATEST_SCAN_PAGES):
-            response = self._news.query(**kwargs)
-            if response["Items"]:
-                row = response["Items"][0]
+        for page in itertools.islice(query_pages(self._news, **kwargs), LATEST_SCAN_PAGES):
+            if page["Items"]:
+                row = page["Items"][0]
                 return {"score": _number(row["sentiment_score"]), "label": str(row["sentiment_label"]),
                         "analyzed_at": str(row["analyzed_at"])}
-            if "LastEvaluatedKey" not in response:
-                return None
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return None
 
     def counts(self, ticker: str, now: dt.datetime) -> dict[str, int]:
@@ -176,10 +167,4 @@ class DashboardReader:
             "KeyConditionExpression": Key("series_key").eq(f"{ticker}#{resolution}")
             & Key("bucket_start").gte(iso_ms(since)),
         }
-        rows: list[dict[str, Any]] = []
-        while True:
-            response = self._timeseries.query(**kwargs)
-            rows.extend(response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return rows
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [row for page in query_pages(self._timeseries, **kwargs) for row in page["Items"]]

@@ -6,14 +6,17 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_dynamodb.type_defs import QueryOutputTableTypeDef
 
 
 @cache
@@ -24,3 +27,18 @@ def dynamodb() -> DynamoDBServiceResource:
 
 def is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def query_pages(table: Table, **query: Any) -> Iterator[QueryOutputTableTypeDef]:
+    """Every page of one `Table.query`, following `LastEvaluatedKey`, fetched as they are read.
+
+    Example:
+        >>> rows = [row for page in query_pages(table, KeyConditionExpression=Key("pk").eq("ticker"))
+        ...         for row in page["Items"]]                                        # doctest: +SKIP
+    """
+    while True:
+        page = table.query(**query)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        query = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}

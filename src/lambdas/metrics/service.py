@@ -25,7 +25,7 @@ from boto3.dynamodb.conditions import Key
 from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
 from lib.news.model import ItemStatus, iso_ms
-from lib.tables import dynamodb
+from lib.tables import dynamodb, query_pages
 from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer
 
 tracer = lambda_tracer()
@@ -58,15 +58,10 @@ def count_stuck_items(table_name: str, cutoff: dt.datetime) -> int:
         "KeyConditionExpression": Key("status").eq(str(ItemStatus.PENDING))
         & Key("status_changed_at").lt(iso_ms(cutoff)),
     }
-    table = dynamodb().Table(table_name)
     count = pages = 0
-    while True:
-        response = table.query(**kwargs)
-        count += int(response["Count"])
+    for page in query_pages(dynamodb().Table(table_name), **kwargs):
+        count += int(page["Count"])
         pages += 1
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     annotate(tracer, stuck_items=count, query_pages=pages)
     return count
 

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from lib.news.breaker import BreakerState, BreakerStatus
 from lib.news.model import ItemStatus, NewsItem, Resolution, as_decimal, iso_ms, parse_iso
-from lib.tables import dynamodb, is_condition_failure
+from lib.tables import dynamodb, is_condition_failure, query_pages
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -72,13 +72,7 @@ class NewsTable:
                 f"{first_day.isoformat()}T00:00:00.000Z", f"{last_day.isoformat()}T23:59:59.999Z"),
             "ProjectionExpression": "item_id",
         }
-        found: set[str] = set()
-        while True:
-            response = self._table.query(**kwargs)
-            found.update(str(row["item_id"]) for row in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return {str(row["item_id"]) for page in query_pages(self._table, **kwargs) for row in page["Items"]}
 
     def put_new(self, item: NewsItem) -> bool:
         """Store a new `pending` item; False when the key is already taken (the dedup write)."""
@@ -222,14 +216,8 @@ class ConfigTable:
         self._table = dynamodb().Table(name)
 
     def tracked_tickers(self) -> list[str]:
-        tickers: list[str] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(TICKER_PK), "ProjectionExpression": "sk"}
-        while True:
-            response = self._table.query(**kwargs)
-            tickers.extend(str(row["sk"]) for row in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return tickers
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        pages = query_pages(self._table, KeyConditionExpression=Key("pk").eq(TICKER_PK), ProjectionExpression="sk")
+        return [str(row["sk"]) for page in pages for row in page["Items"]]
 
     def track(self, tickers: Iterable[tuple[str, str]]) -> None:
         """Seed tracked tickers (the devstack and tests do; ingestion only reads them)."""

@@ -8,9 +8,10 @@ import os
 import zipfile
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from devstack.stack import SRC_ROOT, load_stack
-from tests.fixtures.packages import closure, imports_within, normalise, site_of
+from tests.fixtures.packages import closure, imports_within, site_of
 from tests.infra.hcl import REPO, module, stack
 
 _spec = importlib.util.spec_from_file_location("package_lambdas", REPO / "infrastructure/scripts/package_lambdas.py")
@@ -53,7 +54,7 @@ def test_each_handler_imports_with_only_what_its_package_installs(key, tmp_path)
     if spec.package == "zip":
         installed = closure(package_lambdas.requirements(key))
     else:
-        installed = {normalise(line.split("==")[0]) for line in
+        installed = {canonicalize_name(line.split("==")[0]) for line in
                      (REPO / "docker/sse/requirements.txt").read_text().splitlines() if "==" in line}
     env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
            "LAMBDA_TASK_ROOT": str(SRC_ROOT), "AWS_LAMBDA_FUNCTION_NAME": spec.name, **spec.env}

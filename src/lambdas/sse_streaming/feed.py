@@ -18,8 +18,8 @@ wake and read them from the window (a hit), instead of each waiting for its own 
 Reads deliver only up to `index_settle_s` short of now (see settings), so an item the index shows
 late is not skipped. They look up to now, though: the earliest item still settling
 (`next_settle_ts`) lets a stream poll again the moment it settles (`settle_due`) instead of a
-whole poll interval later. Items are ordered by `(status_changed_at, item_id)`; a query cut by its limit never cuts
-through one timestamp (items of one millisecond come back in hash order).
+whole poll interval later. Items are ordered by `(status_changed_at, item_id)`; a query cut by
+its limit never cuts through one timestamp (items of one millisecond come back in hash order).
 
 Example:
     >>> cursor = Position("2026-11-25T08:00:00.000Z", "")

@@ -2,9 +2,10 @@
 
 The event is read through Powertools' `LambdaFunctionUrlEvent` data class, after the fields this
 function uses are checked (a malformed event raises `MalformedEventError`: Lambda records the
-failure). Not the Powertools parser: its pydantic import cost ~60 ms of every cold start here
-(benchmarks/RESULTS.md, section 2), for four fields. What a client controls (path, method, headers) is checked here and
-refused with a typed `RequestError` that becomes a 4xx: never guessed, never a crash.
+failure). Not the Powertools parser: its pydantic import cost ~50 ms of every cold start here
+(benchmarks/RESULTS.md, section 2), for four fields. What a client controls (path, method,
+headers) is checked here and refused with a typed `RequestError` that becomes a 4xx: never
+guessed, never a crash.
 
 Example:
     >>> event = function_url_event("GET", "/api/v2/stream", {"x-sse-connection-sequence": "2"})  # doctest: +SKIP

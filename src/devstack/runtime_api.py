@@ -261,15 +261,16 @@ class StreamingResponse:
     def raw_chunks(self) -> Iterator[bytes]:
         """Every chunk exactly as the runtime wrote it (prelude and delimiter included), as it arrives."""
         index = 0
-        while True:
-            with self._cv:
-                while index >= len(self._raw) and not self.completed:
-                    self._cv.wait(0.5)
-                if index >= len(self._raw):
-                    return
-                chunk = self._raw[index]
+        while (chunk := self._raw_chunk(index)) is not None:
             index += 1
             yield chunk
+
+    def _raw_chunk(self, index: int) -> bytes | None:
+        """Raw chunk `index` once it has arrived; None when the stream ended before it."""
+        with self._cv:
+            while index >= len(self._raw) and not self.completed:
+                self._cv.wait(0.5)
+            return self._raw[index] if index < len(self._raw) else None
 
     def chunks(self) -> Iterator[bytes]:
         """The response body as the function writes it (after the prelude), then the end of the stream."""
@@ -283,13 +284,8 @@ class StreamingResponse:
                 yield json.dumps({"errorType": self.error.error_type, "errorMessage": self.error.message}).encode()
             return
         index, offset = self._body_offset
-        while True:
-            with self._cv:
-                while index >= len(self._raw) and not self.completed:
-                    self._cv.wait(0.5)
-                if index >= len(self._raw):
-                    return
-                chunk = self._raw[index][offset:]
+        while (raw := self._raw_chunk(index)) is not None:
+            chunk = raw[offset:]
             index, offset = index + 1, 0
             if chunk:
                 yield chunk

@@ -8,10 +8,9 @@ import os
 import zipfile
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from devstack.stack import SRC_ROOT, load_stack
-from tests.fixtures.packages import closure, imports_within, site_of
+from tests.fixtures.packages import closure, image_pins, imports_within, site_of
 from tests.infra.hcl import REPO, module, stack
 
 _spec = importlib.util.spec_from_file_location("package_lambdas", REPO / "infrastructure/scripts/package_lambdas.py")
@@ -51,11 +50,7 @@ def test_dependencies_are_the_base_plus_the_function_extra():
 def test_each_handler_imports_with_only_what_its_package_installs(key, tmp_path):
     """The zip's requirements (base + the function's extra) or the image's pins: nothing else is there."""
     spec = load_stack().function(key)
-    if spec.package == "zip":
-        installed = closure(package_lambdas.requirements(key))
-    else:
-        installed = {canonicalize_name(line.split("==")[0]) for line in
-                     (REPO / "docker/sse/requirements.txt").read_text().splitlines() if "==" in line}
+    installed = closure(package_lambdas.requirements(key)) if spec.package == "zip" else image_pins()
     env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
            "LAMBDA_TASK_ROOT": str(SRC_ROOT), "AWS_LAMBDA_FUNCTION_NAME": spec.name, **spec.env}
     result = imports_within(spec.handler.rpartition(".")[0], site_of(installed, tmp_path), env, SRC_ROOT)

@@ -24,7 +24,7 @@ import yaml
 
 from devstack.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
-from tests.fixtures.packages import closure
+from tests.fixtures.packages import closure, image_pins
 
 SSE_DIR = REPO_ROOT / "docker" / "sse"
 DOCKERFILE = SSE_DIR / "Dockerfile"
@@ -111,11 +111,8 @@ def _closure() -> dict[str, str]:
 
 
 def test_the_image_requirements_pin_exactly_what_the_tests_run_with() -> None:
-    lines = [line for line in (SSE_DIR / "requirements.txt").read_text().splitlines()
-             if line and not line.startswith("#")]
-    pinned = dict(line.split("==") for line in lines)
     expected = _closure()
-    assert pinned == expected, "expected docker/sse/requirements.txt:\n" + "\n".join(
+    assert image_pins(SSE_DIR / "requirements.txt") == expected, "expected docker/sse/requirements.txt:\n" + "\n".join(
         f"{name}=={version}" for name, version in sorted(expected.items()))
 
 

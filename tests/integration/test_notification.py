@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -355,3 +356,22 @@ def test_one_patching_mechanism_and_urllib_stays_unpatched(notifications: Notifi
     # so the one SendGrid document is ours, not a second one from an http.client patch
     tree = notifications.pipeline.tree(upstream.root, expect_at_least=8)
     assert [n.document["name"] for n in tree.nodes() if n.document.get("namespace") == "remote"] == ["SendGrid"]
+
+
+@pytest.mark.req("SC-011", "FR-028")
+def test_a_function_logging_at_debug_writes_neither_the_api_key_nor_the_recipient(
+        notifications: Notifications, caplog: pytest.LogCaptureFixture) -> None:
+    """Lambda's log level control can put the root logger at DEBUG; the SendGrid client's HTTP
+    library logs each request's headers (the key) and body (the recipient) at that level."""
+    notifications.rule("AAPL", Direction.ABOVE, 0.3)
+    caplog.set_level(logging.DEBUG)
+
+    result, _ = notifications.run(notifications.event(notifications.message(0.62)), TraceHeader.new_root())
+
+    assert result["notifications"][0]["sent"] == 1
+    assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,)]
+    debug_lines = [record for record in caplog.records if record.levelno == logging.DEBUG]
+    assert debug_lines  # DEBUG really was captured: the scan below is not vacuous
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert notifications.sink.api_key not in logged
+    assert RECIPIENT not in logged

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import time
 import traceback
@@ -44,6 +45,12 @@ from lib.metrics import Metric, put_metric
 from lib.tracing.annotations import AnnotationValue, validate_annotations
 from lib.tracing.bounds import MAX_STACK_FRAMES, serialize_bounded, truncate_message
 from lib.tracing.header import TraceHeader
+
+# Client libraries whose DEBUG lines carry credentials and personal data: boto3 and botocore log
+# request and response bodies (Secrets Manager values, alert rules' email addresses), python-http-client the
+# SendGrid request's headers (the API key) and body (the recipient). Lambda's log level control can
+# put the root logger at DEBUG; these must not reach CloudWatch even then (SC-011).
+QUIETED_LOGGERS = ("boto3", "botocore", "python_http_client")
 
 # FR-030: exactly one patching mechanism. The Tracer patches these and nothing else patches.
 PATCHED_MODULES = ("botocore", "requests")
@@ -177,7 +184,13 @@ def in_caller_trace(tracer: Tracer, work: Callable[Params, Result]) -> Callable[
 
 
 def lambda_logger(service: str | None = None) -> Logger:
-    """Powertools Logger: JSON lines that carry `xray_trace_id` (FR-012); no other correlation id."""
+    """Powertools Logger: JSON lines that carry `xray_trace_id` (FR-012); no other correlation id.
+
+    Also keeps `QUIETED_LOGGERS` at INFO or above, whatever the root logger's level.
+    """
+    for name in QUIETED_LOGGERS:
+        library = logging.getLogger(name)
+        library.setLevel(max(library.level, logging.INFO))
     return Logger(service=service)
 
 

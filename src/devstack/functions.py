@@ -178,7 +178,8 @@ class LambdaService:
 
     def stop(self) -> None:
         """Stop every runtime process (each one this service started, by its handle), then the Runtime APIs."""
-        self._stopping.set()  # invocations cut short by the shutdown are not news
+        with self._pending_cv:  # `submit` checks it under the same lock: nothing is queued after this
+            self._stopping.set()  # invocations cut short by the shutdown are not news
         self._async.shutdown(wait=False, cancel_futures=True)
         for pool in self._pools.values():
             with pool.lock:
@@ -244,18 +245,15 @@ class LambdaService:
             try:
                 return self.invoke(key, event, upstream, upstream_segment_written, attempt)
             except FunctionError as error:
+                if error.invocation is None:  # the runtime was stopped under it: no retry, no dead letter
+                    raise
                 last = error
         assert last is not None
-        if last.invocation is None:  # the runtime was stopped under it: nothing was attempted to the end
-            raise last
         self._dead_letter(key, event, last)
         return None, last.invocation
 
     def submit(self, work: Callable[[], Any]) -> None:
         """Run `work` (an Event invocation, an SNS delivery) on the service's threads; `wait_idle` waits for it."""
-        with self._pending_cv:
-            self._pending += 1
-
         def run() -> None:
             try:
                 work()
@@ -268,7 +266,11 @@ class LambdaService:
                     self._pending -= 1
                     self._pending_cv.notify_all()
 
-        self._async.submit(run)
+        with self._pending_cv:
+            if self._stopping.is_set():  # the stack is stopping: late work is dropped, as queued work is
+                return
+            self._pending += 1
+            self._async.submit(run)
 
     def submit_event(self, key: str, event: Any, upstream: TraceHeader | None = None,
                      upstream_segment_written: bool = False) -> None:

@@ -468,7 +468,12 @@ class RuntimeApi:
         with self._lock:
             self._calls[invocation.request_id] = call
             self.stats.invocations += 1
-        if self.init_error is not None:
+            # Checked under the lock `stop` takes after setting it: a call queued during the stop
+            # is either in its list or refused here, never left waiting for the function's timeout.
+            stopped = self._stopping.is_set()
+        if stopped:
+            call._finish(FunctionError(self.function.name, "Runtime.Stopped", "the runtime was stopped", None))
+        elif self.init_error is not None:
             call._finish(FunctionError(self.function.name, "Runtime.InitError", self.init_error.message, invocation))
         else:
             self._queue.put(call)

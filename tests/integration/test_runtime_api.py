@@ -239,6 +239,18 @@ def test_an_init_error_fails_the_pending_and_later_invocations(runtime: RuntimeA
     assert later.completed and later.error is not None and later.error.error_type == "Runtime.InitError"
 
 
+def test_stopping_fails_the_pending_invocations_and_refuses_later_ones_at_once(trace_pipeline: TracePipeline) -> None:
+    """A delivery racing the stack's shutdown must not wait out the function's timeout."""
+    runtime = RuntimeApi(PROBE, trace_pipeline.daemon.address).start()
+    pending = runtime.invoke({})
+    runtime.stop()
+    assert pending.completed and pending.error is not None and pending.error.error_type == "Runtime.Stopped"
+    later = runtime.invoke({})
+    assert later.completed and later.error is not None and later.error.error_type == "Runtime.Stopped"
+    with pytest.raises(FunctionError, match="stopped"):
+        later.result(timeout_s=0.1)
+
+
 # -- AWS's runtime interface client, as the devstack runs the batch functions -----------------------
 @pytest.fixture
 def awslambdaric(runtime: RuntimeApi, trace_pipeline: TracePipeline, moto_server: MotoServer

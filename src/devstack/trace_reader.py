@@ -59,7 +59,8 @@ class TraceTree:
         return [doc for doc in self.documents if doc.get("parent_id") and doc["parent_id"] not in ids]
 
 
-def _flatten(document: dict[str, Any], trace_id: str, parent_id: str | None) -> Iterable[dict[str, Any]]:
+def flatten(document: dict[str, Any], trace_id: str, parent_id: str | None = None) -> Iterable[dict[str, Any]]:
+    """One segment document and every subsegment nested in it, each as a document of its own."""
     children = document.get("subsegments", [])
     flat = {key: value for key, value in document.items() if key != "subsegments"}
     flat.setdefault("trace_id", trace_id)
@@ -67,11 +68,11 @@ def _flatten(document: dict[str, Any], trace_id: str, parent_id: str | None) -> 
         flat.setdefault("parent_id", parent_id)
     yield flat
     for child in children:
-        yield from _flatten(child, trace_id, flat["id"])
+        yield from flatten(child, trace_id, flat["id"])
 
 
 def build_tree(trace_id: str, raw_documents: Sequence[str]) -> TraceTree:
-    documents = [doc for raw in raw_documents for doc in _flatten(json.loads(raw), trace_id, None)]
+    documents = [doc for raw in raw_documents for doc in flatten(json.loads(raw), trace_id)]
     nodes = {doc["id"]: Node(doc) for doc in documents}
     roots: list[Node] = []
     for doc in sorted(documents, key=lambda d: float(d.get("start_time", 0))):

@@ -20,7 +20,7 @@ from lib.metrics import APP_NAMESPACE
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader
-from lib.tracing.powertools import PATCHED_MODULES
+from lib.tracing.powertools import MAX_HELD_SUBSEGMENTS, PATCHED_MODULES
 
 PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 128, 30, {}, {}, None)
 
@@ -125,3 +125,66 @@ def test_invalid_annotation_keys_fail_the_invocation(run: Any) -> None:
         run({"action": "annotate", "annotations": {"bad.key": 1}})
     with pytest.raises(InvalidAnnotationError):
         run({"action": "annotate", "annotations": {f"k{i}": i for i in range(50)}})
+
+
+STEP = "## tests.fixtures.probe_handler.step_of_calls"
+
+
+def received_documents(pipeline: TracePipeline, trace_id: str) -> list[dict[str, Any]]:
+    """The trace's documents as the daemon received them (nested subsegments left nested)."""
+    pipeline.settle()
+    traces = pipeline.xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
+    return [json.loads(segment["Document"]) for trace in traces for segment in trace["Segments"]]
+
+
+def calls_under(node: Any) -> list[str]:
+    return [child.document["aws"]["operation"] for child in node.children if child.document.get("namespace") == "aws"]
+
+
+@pytest.mark.req("FR-029", "FR-058")
+def test_a_step_arrives_as_one_document_holding_its_calls(run: Any, trace_pipeline: TracePipeline) -> None:
+    """The SDK's Lambda mode would send each ListTables as a document of its own (a datagram each)."""
+    result, invocation = run({"action": "step", "calls": 3})
+    assert result == {"calls": 3}
+
+    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=7)
+    [step] = tree.find(STEP)
+    assert calls_under(step) == ["ListTables"] * 3
+    assert step.document["parent_id"] == tree.find("## lambda_handler")[0].id
+    assert document_problems(tree) == []
+    received = received_documents(trace_pipeline, invocation.trace_header.root)
+    [step_document] = [document for document in received if document["name"] == STEP]
+    assert [child["aws"]["operation"] for child in step_document["subsegments"]] == ["ListTables"] * 3
+    assert not [document for document in received if document.get("namespace") == "aws"]
+
+
+@pytest.mark.req("FR-029", "FR-058")
+def test_past_the_held_limit_completed_calls_stream_as_they_close(run: Any, trace_pipeline: TracePipeline) -> None:
+    calls = MAX_HELD_SUBSEGMENTS + 5
+    _, invocation = run({"action": "step", "calls": calls})
+
+    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=calls + 4)
+    [step] = tree.find(STEP)
+    assert calls_under(step) == ["ListTables"] * calls
+    received = received_documents(trace_pipeline, invocation.trace_header.root)
+    streamed_alone = [document for document in received if document.get("namespace") == "aws"]
+    [step_document] = [document for document in received if document["name"] == STEP]
+    assert len(streamed_alone) >= calls - MAX_HELD_SUBSEGMENTS
+    assert len(step_document.get("subsegments", [])) <= MAX_HELD_SUBSEGMENTS
+    assert len(streamed_alone) + len(step_document.get("subsegments", [])) == calls
+    assert max(tree.raw_sizes) < MAX_DOCUMENT_BYTES
+
+
+@pytest.mark.req("FR-005", "FR-018", "FR-029")
+def test_a_failing_step_arrives_as_a_fault_with_the_calls_it_completed(
+        run: Any, trace_pipeline: TracePipeline) -> None:
+    upstream = TraceHeader.new_root()
+    with pytest.raises(RuntimeError, match="after 2 calls"):
+        run({"action": "step", "calls": 5, "fail_after": 2}, upstream=upstream)
+
+    tree = trace_pipeline.tree(upstream.root, expect_at_least=6)
+    [step] = tree.find(STEP)
+    assert step.document["fault"] is True
+    assert step.document["cause"]["exceptions"][0]["type"] == "RuntimeError"
+    assert calls_under(step) == ["ListTables"] * 2
+    assert document_problems(tree) == []

@@ -74,22 +74,28 @@ def _bound_causes(document: dict[str, Any]) -> None:
         _bound_causes(child)
 
 
-def serialize_bounded(document: dict[str, Any]) -> str:
-    """`bound_document`, serialised compactly: one `json.dumps` when the document fits (the usual case).
+def serialize_documents(document: dict[str, Any]) -> list[str]:
+    """`document` as X-Ray documents below the budget, serialised compactly.
 
-    Causes are always bounded; only a document over budget takes `bound_document`'s slower path.
-    The output is ASCII (`ensure_ascii`), so its length is its size in bytes.
+    Causes are always bounded. A document that fits is sent whole, nested subsegments included
+    (one `json.dumps`, the usual case). One over budget is split, not cut: each nested subsegment
+    becomes a document of its own (it carries its `trace_id`, `parent_id` and `type`), recursively,
+    and only a single entity still over budget takes `bound_document`'s metadata-dropping path.
+    The output is ASCII (`ensure_ascii`), so a document's length is its size in bytes.
 
     Example:
         >>> document = {"name": "x", "cause": {"exceptions": [{"message": "m" * 5000}]}}
-        >>> len(json.loads(serialize_bounded(document))["cause"]["exceptions"][0]["message"])
+        >>> [sent] = serialize_documents(document)
+        >>> len(json.loads(sent)["cause"]["exceptions"][0]["message"])
         2048
     """
     _bound_causes(document)
     payload = json.dumps(document, separators=(",", ":"), default=str)
     if len(payload) <= DOCUMENT_BUDGET_BYTES:
-        return payload
-    return json.dumps(bound_document(document), separators=(",", ":"), default=str)
+        return [payload]
+    children = document.pop("subsegments", [])
+    split = [part for child in children for part in serialize_documents(child)]
+    return [*split, json.dumps(bound_document(document), separators=(",", ":"), default=str)]
 
 
 def bound_attribute(value: str) -> str:

@@ -39,11 +39,12 @@ from aws_xray_sdk.core.emitters.udp_emitter import (
 )
 from aws_xray_sdk.core.lambda_launcher import LambdaContext
 from aws_xray_sdk.core.models.throwable import Throwable
+from aws_xray_sdk.core.streaming.default_streaming import DefaultStreaming
 from botocore.exceptions import ClientError
 
 from lib.metrics import Metric, put_metric
 from lib.tracing.annotations import AnnotationValue, validate_annotations
-from lib.tracing.bounds import MAX_STACK_FRAMES, serialize_bounded, truncate_message
+from lib.tracing.bounds import MAX_STACK_FRAMES, serialize_documents, truncate_message
 from lib.tracing.header import TraceHeader
 
 # Client libraries whose DEBUG lines carry credentials and personal data: boto3 and botocore log
@@ -67,14 +68,66 @@ Result = TypeVar("Result")
 
 
 class BoundedUDPEmitter(UDPEmitter):  # type: ignore[misc]
-    """The SDK's UDP emitter, with every document bounded below 64 KB first (FR-058).
+    """The SDK's UDP emitter, every document below 64 KB (FR-058): an entity too large for one is
+    split into several (`serialize_documents`), never cut.
 
     Unlike the stock emitter it does not swallow send errors (FR-018).
     """
 
     def send_entity(self, entity: Any) -> None:
         # Serialised once (bounding needs the size; the stock emitter would serialise again).
-        self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{serialize_bounded(entity.to_dict())}")
+        for document in serialize_documents(entity.to_dict()):
+            self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{document}")
+
+
+# Depth of a handler's steps: the facade segment is 0, the handler's subsegment 1.
+STEP_DEPTH = 2
+# Completed subsegments an invocation may hold back at most (the SDK's own default outside Lambda is 30).
+MAX_HELD_SUBSEGMENTS = 20
+
+
+class StepStreaming(DefaultStreaming):  # type: ignore[misc]
+    """Streams each step of the handler, a subsegment directly under the handler's, as one
+    document when the step completes, instead of one document per subsegment.
+
+    The SDK's Lambda mode (streaming threshold 0) sends every subsegment the moment it closes: one
+    UDP datagram each, a large share of what tracing costs a warm invocation (benchmarks/RESULTS.md,
+    section 1). Here a completed subsegment inside a step waits for its step, and the step goes
+    with its whole subtree. No more than `max_held` completed subsegments wait in an invocation:
+    past that they stream as the SDK streams them; the emitter splits a subtree over 64 KB.
+
+    The price: when the function dies inside a step (a timeout), that step's completed calls
+    that were waiting are not sent; at most `max_held`.
+    """
+
+    def __init__(self, max_held: int = MAX_HELD_SUBSEGMENTS) -> None:
+        super().__init__(streaming_threshold=0)
+        self._max_held = max_held
+
+    def stream(self, entity: Any, callback: Callable[[Any], None]) -> None:
+        with self._lock:
+            self._stream_steps(entity, callback, 0, _completed(entity) <= self._max_held)
+
+    def _stream_steps(self, entity: Any, callback: Callable[[Any], None], depth: int, hold: bool) -> bool:
+        """The SDK's subtree streaming, holding completed subtrees inside a step while `hold`.
+
+        Returns True when `entity`'s whole subtree is complete and not yet sent (its parent sends it).
+        """
+        children = list(entity.subsegments)
+        ready = [child for child in children if self._stream_steps(child, callback, depth + 1, hold)]
+        if len(ready) == len(children) and not entity.in_progress:
+            return True
+        if hold and depth >= STEP_DEPTH:
+            return False
+        for child in ready:
+            callback(child)
+            entity.remove_subsegment(child)
+        return False
+
+
+def _completed(entity: Any) -> int:
+    """Completed subsegments under `entity` that are not sent yet."""
+    return sum(_completed(child) + (not child.in_progress) for child in entity.subsegments)
 
 
 class HeaderCachingLambdaContext(LambdaContext):  # type: ignore[misc]
@@ -112,6 +165,7 @@ def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tra
             # Lambda always sets the daemon address; the SDK's default applies when it is absent.
             emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS", DEFAULT_DAEMON_ADDRESS)),
             max_trace_back=MAX_STACK_FRAMES,
+            streaming=StepStreaming(),
         )
         if not isinstance(recorder.context, HeaderCachingLambdaContext):
             recorder.configure(context=HeaderCachingLambdaContext())

@@ -91,9 +91,9 @@ class StepStreaming(DefaultStreaming):  # type: ignore[misc]
     document when the step completes, instead of one document per subsegment.
 
     The SDK's Lambda mode (streaming threshold 0) sends every subsegment the moment it closes: one
-    UDP datagram each, a large share of what tracing costs a warm invocation (benchmarks/RESULTS.md,
-    section 1). Here a completed subsegment inside a step waits for its step, and the step goes
-    with its whole subtree. No more than `max_held` completed subsegments wait in an invocation:
+    UDP datagram each, and each wakes the daemon, which shares the function's CPU (benchmarks/
+    RESULTS.md, section 1). Here a completed subsegment inside a step waits for its step, and the
+    step goes with its whole subtree. No more than `max_held` completed subsegments wait in an invocation:
     past that they stream as the SDK streams them; the emitter splits a subtree over 64 KB.
 
     The price: when the function dies inside a step (a timeout), that step's completed calls

@@ -3,6 +3,7 @@ X-Ray SDK → UDP → local daemon → PutTraceSegments (moto) → BatchGetTrace
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -20,7 +21,7 @@ from lib.metrics import APP_NAMESPACE
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader
-from lib.tracing.powertools import MAX_HELD_SUBSEGMENTS, PATCHED_MODULES
+from lib.tracing.powertools import MAX_HELD_SUBSEGMENTS, PATCHED_MODULES, RELEASE_BEFORE_DEADLINE_S
 
 PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 128, 30, {}, {}, None)
 
@@ -188,3 +189,23 @@ def test_a_failing_step_arrives_as_a_fault_with_the_calls_it_completed(
     assert step.document["cause"]["exceptions"][0]["type"] == "RuntimeError"
     assert calls_under(step) == ["ListTables"] * 2
     assert document_problems(tree) == []
+
+
+@pytest.mark.req("FR-029", "FR-055")
+def test_a_step_that_runs_into_the_deadline_has_its_completed_calls_sent_before_it(
+        trace_pipeline: TracePipeline) -> None:
+    """Lambda stops a timed-out function at its deadline: what a step holds must be out before."""
+    short = dataclasses.replace(PROBE, timeout_s=2)
+    waits = short.timeout_s - RELEASE_BEFORE_DEADLINE_S + 0.3
+    _, invocation = invoke_in_process(short, {"action": "step", "calls": 2, "then_wait_s": waits}, {},
+                                      trace_pipeline.daemon.address)
+
+    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=6)
+    [step] = tree.find(STEP)
+    assert calls_under(step) == ["ListTables"] * 2
+    received = received_documents(trace_pipeline, invocation.trace_header.root)
+    released = [document for document in received if document.get("namespace") == "aws"]
+    assert [document["parent_id"] for document in released] == [step.id] * 2
+    [step_document] = [document for document in received if document["name"] == STEP]
+    assert "subsegments" not in step_document
+    assert max(document["end_time"] for document in released) < step_document["end_time"] - 0.2

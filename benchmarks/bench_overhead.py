@@ -395,11 +395,6 @@ class CountingDaemon:
         self._process.wait(timeout=10)
 
 
-def _subsegments(document: dict[str, Any]) -> int:
-    own = 1 if document.get("type") == "subsegment" else 0
-    return own + sum(_subsegments(child) for child in document.get("subsegments", []))
-
-
 def count_udp() -> None:
     """The counting daemon's process: prints its address, then answers each stdin line with the
     datagrams and the subsegments received (parsed on request, not while the functions send)."""
@@ -415,10 +410,13 @@ def count_udp() -> None:
     threading.Thread(target=receive, daemon=True).start()
     host, port = receiver.getsockname()
     print(f"{host}:{port}", flush=True)
+    from devstack.trace_reader import flatten
+
     parsed, subsegments = 0, 0
     for _ in sys.stdin:
         for datagram in received[parsed:len(received)]:
-            subsegments += _subsegments(json.loads(datagram.split(b"\n", 1)[1]))
+            document = json.loads(datagram.split(b"\n", 1)[1])
+            subsegments += sum(entity.get("type") == "subsegment" for entity in flatten(document, document["trace_id"]))
             parsed += 1
         print(parsed, subsegments, flush=True)
 

@@ -93,6 +93,33 @@ def test_silent_failure_records_one_error_subsegment_and_its_metric(
     assert sum(point["Sum"] for point in stats["Datapoints"]) >= 1
 
 
+@pytest.mark.req("FR-002", "FR-018")
+def test_a_tracer_error_inside_a_silent_failure_block_faults_the_run_and_is_not_counted_as_the_path(
+    run: Any, trace_pipeline: TracePipeline
+) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    counted_before = _audit_failures(before)
+    upstream = TraceHeader.new_root()
+    with pytest.raises(InvalidAnnotationError):
+        run({"action": "silent_then_bug", "annotations": {"bad.key": 1}}, upstream=upstream)
+
+    tree = trace_pipeline.tree(upstream.root, expect_at_least=4)
+    [path] = tree.find("audit_trail_write")
+    assert path.document["fault"] is True
+    assert path.document["cause"]["exceptions"][0]["type"] == "InvalidAnnotationError"
+    assert tree.find("## lambda_handler")[0].document["fault"] is True
+    assert _audit_failures(before) == counted_before  # a bug is not the audit write failing
+
+
+def _audit_failures(since: dt.datetime) -> float:
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace=APP_NAMESPACE, MetricName="AuditEventPersistenceFailure",
+        Dimensions=[{"Name": "FunctionName", "Value": PROBE.name}],
+        StartTime=since, EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
+    )
+    return float(sum(point["Sum"] for point in stats["Datapoints"]))
+
+
 @pytest.mark.req("FR-012", "FR-010", "FR-011")
 def test_every_log_line_carries_the_trace_id(run: Any) -> None:
     run({})  # the probe's Powertools logger exists once the module is imported

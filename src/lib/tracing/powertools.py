@@ -9,7 +9,7 @@ Example:
     >>> logger = lambda_logger()                       # doctest: +SKIP
     >>> @traced_handler(tracer)                        # doctest: +SKIP
     ... def lambda_handler(event, context): ...
-    >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE) as outcome:   # doctest: +SKIP
+    >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE, handles=AWS_ERRORS) as outcome:  # doctest: +SKIP
     ...     audit_table.put_item(Item=record)
     >>> outcome.failed                                 # doctest: +SKIP
     False
@@ -372,19 +372,31 @@ def http_call_subsegment(tracer: Tracer, name: str, *, method: str, url: str) ->
 
 
 @contextmanager
-def silent_failure(tracer: Tracer, path: SilentFailurePath) -> Iterator[SilentFailureOutcome]:
+def silent_failure(
+    tracer: Tracer, path: SilentFailurePath, *, handles: tuple[type[Exception], ...]
+) -> Iterator[SilentFailureOutcome]:
     """Run one silent-failure-path operation in its own subsegment (FR-002).
 
-    A failure is handled (the Lambda goes on) but never hidden: the subsegment is marked
+    `handles` names the errors of the operation it guards (AWS client errors, a source's errors):
+    such a failure is handled (the Lambda goes on) but never hidden: the subsegment is marked
     error/fault with a bounded cause (FR-005), and the path's metric is emitted whatever the
-    sampling decision (FR-043). The caller reads `outcome` to decide what happens next.
+    sampling decision (FR-043). The caller reads `outcome` to decide what happens next. Anything
+    else, a tracer error (an invalid annotation) included, propagates and faults the invocation
+    (FR-018): a bug is not a business path failing.
+
+    Example:
+        >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE,             # doctest: +SKIP
+        ...                     handles=(ClientError, BotoCoreError)) as outcome:
+        ...     audit_table.put_item(Item=record)
     """
+    if not handles or not all(isinstance(kind, type) and issubclass(kind, Exception) for kind in handles):
+        raise TypeError(f"silent_failure needs the Exception types its operation raises, not {handles!r}")
     outcome = SilentFailureOutcome()
     with tracer.provider.in_subsegment(name=path.subsegment_name) as subsegment:
         subsegment.put_annotation("silent_failure_path", path.subsegment_name)
         try:
             yield outcome
-        except Exception as error:  # the designed handling of this path; recorded and counted below
+        except handles as error:  # the designed handling of this path; recorded and counted below
             outcome.error = error
             mark_failure(subsegment, error)
     if outcome.error is not None:

@@ -21,12 +21,13 @@ help:
 
 # constraints.txt pins every distribution the zips and the image carry: the test environment installs
 # exactly those versions, whatever the registry published since.
-# scripts/find-python prefers the Python of .python-version, the one version of every artefact.
-$(STAMP): pyproject.toml constraints.txt .python-version
+# scripts/find-python prefers the stack map's python_version, the one Python of every artefact.
+$(STAMP): pyproject.toml constraints.txt
 	@base=$$(scripts/find-python); echo "Using Python: $$base ($$($$base --version))"; \
 	  test -x $(PY) || $$base -m venv $(VENV); \
-	  want=$$(tr -d '[:space:]' < .python-version); have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-	  test "$$have" = "$$want" || echo "warning: $(VENV) runs Python $$have, .python-version says $$want (make clean, then make)"
+	  want=$$($(PY) -c 'import json; print(json.load(open("infrastructure/terraform/stack.json"))["python_version"])'); \
+	  have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  test "$$have" = "$$want" || echo "warning: $(VENV) runs Python $$have, stack.json says $$want (make clean, then make)"
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt ".[dev]"
 	@touch $@

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "infrastructure" / "terraform" / "stack.json"
 PYPROJECT = REPO / "pyproject.toml"
 CONSTRAINTS = REPO / "constraints.txt"
-# The project's one Python version (Terraform's zip runtime reads the same file).
-PYTHON_VERSION = (REPO / ".python-version").read_text().strip()
+# The project's one Python version: the stack map's, which Terraform makes the zips' runtime.
+PYTHON_VERSION: str = json.loads(STACK.read_text())["python_version"]
 SRC = REPO / "src"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "build" / "lambda")
     parser.add_argument("--only", action="append", help="function key (repeatable); default: every zip function")
     parser.add_argument("--skip-deps", action="store_true", help="code only (quick checks)")
-    parser.add_argument("--python-version", default=PYTHON_VERSION, help="default: .python-version, the zip runtime's")
+    parser.add_argument("--python-version", default=PYTHON_VERSION, help="default: the stack map's (the zip runtime)")
     parser.add_argument("--architecture", default="x86_64", choices=sorted(PLATFORMS))
     args = parser.parse_args(argv)
     functions = zip_functions()

@@ -3,8 +3,8 @@ locals {
   stack       = jsondecode(file("${path.module}/stack.json"))
   project     = local.stack.project
   name_prefix = "${local.project}-${var.environment}"
-  # The one Python version of the project (zips, image, tests, packaging): the repository's .python-version.
-  lambda_runtime = "python${trimspace(file("${path.module}/../../.python-version"))}"
+  # The project's one Python version (zips, image, tests, packaging), kept in the stack map.
+  lambda_runtime = "python${local.stack.python_version}"
 
   tags = {
     Project     = local.project

@@ -1,4 +1,4 @@
-"""One Python version everywhere the code runs, set in one place: the repository's `.python-version`.
+"""One Python version everywhere the code runs, set in one place: the stack map's `python_version`.
 
 Terraform's zip runtime reads it, the SSE image's base derives from the same version, the packaging
 script builds wheels for it, `scripts/find-python` (and so the Makefile's venv) prefers it, and the
@@ -16,17 +16,16 @@ import tomllib
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from tests.infra.hcl import REPO, TERRAFORM, module
+from tests.infra.hcl import REPO, module, stack
 
-VERSION_FILE = REPO / ".python-version"
-VERSION = VERSION_FILE.read_text().strip()
+VERSION = str(stack()["python_version"])
 DOCKER = REPO / "docker" / "sse"
 
 pytestmark = pytest.mark.req("FR-029")
 
 
 def test_the_version_file_names_one_minor_version_lambda_runs_and_pyproject_admits() -> None:
-    assert re.fullmatch(r"3\.\d{2}", VERSION), f".python-version must be major.minor, not {VERSION!r}"
+    assert re.fullmatch(r"3\.\d{2}", VERSION), f"stack.json's python_version must be major.minor, not {VERSION!r}"
     [rule] = module("lambda_functions").variables["runtime"]["validation"]
     hcl_pattern = re.search(r'regex\("(.+?)", var\.runtime\)', rule["condition"])
     assert hcl_pattern, "the lambda_functions module's runtime validation changed shape"
@@ -35,15 +34,11 @@ def test_the_version_file_names_one_minor_version_lambda_runs_and_pyproject_admi
     assert f"{VERSION}.0" in SpecifierSet(requires)
 
 
-def test_terraform_sets_the_zip_runtime_from_the_version_file() -> None:
+def test_terraform_sets_the_zip_runtime_from_the_stack_map() -> None:
     root = module("root")
     assert root.module_calls["lambda_functions"]["runtime"] == "${local.lambda_runtime}"
-    template = root.locals["lambda_runtime"]
-    # The one expression shape allowed: "python" + the trimmed content of a file, resolved here as Terraform would.
-    match = re.fullmatch(r'python\$\{trimspace\(file\("\$\{path\.module\}/([^"]+)"\)\)\}', template)
-    assert match, f"the zip runtime must be read from .python-version, not {template!r}"
-    assert (TERRAFORM / match[1]).resolve() == VERSION_FILE
-    assert f"python{(TERRAFORM / match[1]).read_text().strip()}" == f"python{VERSION}"
+    assert root.locals["lambda_runtime"] == "python${local.stack.python_version}"
+    assert root.locals["stack"] == '${jsondecode(file("${path.module}/stack.json"))}'
 
 
 def test_the_sse_image_is_built_on_the_same_version() -> None:

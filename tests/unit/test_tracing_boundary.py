@@ -64,7 +64,9 @@ def violations(source: str, name: str = "<module>") -> list[str]:
 
 def _called(call: ast.Call) -> str:
     function = call.func
-    return function.attr if isinstance(function, ast.Attribute) else function.id if isinstance(function, ast.Name) else ""
+    if isinstance(function, ast.Attribute):
+        return function.attr
+    return function.id if isinstance(function, ast.Name) else ""
 
 
 def tracer_calls(source: str) -> list[str]:

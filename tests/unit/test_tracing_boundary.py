@@ -1,6 +1,7 @@
 """Every X-Ray decision stays in `src/lib/tracing` (FR-029, FR-030), read from the code itself with `ast`.
 
-For every function package (what its zip or image carries: `src/lambdas/<key>/` and `src/lib/`), no
+For every function package (what its zip or image carries: `src/lambdas/<key>/`, `src/lib/`, the image's
+`bootstrap`), no
 module outside `src/lib/tracing` imports the X-Ray SDK or an OTel auto-instrumentation, builds a
 Tracer of its own, patches (`patch_all`, `patch`), or creates or moves X-Ray entities
 (`xray_recorder`, `begin_segment`, `begin_subsegment`, `in_subsegment`, ...); and the package's one
@@ -76,9 +77,11 @@ def tracer_calls(source: str) -> list[str]:
 
 
 def package_modules(key: str) -> list[Path]:
-    """The Python modules a function's package carries, outside lib.tracing."""
+    """The Python modules a function's package carries, outside lib.tracing (the image: its bootstrap too)."""
     modules = [*sorted((SRC / "lambdas" / key).rglob("*.py")), SRC / "lambdas" / "__init__.py",
                *sorted((SRC / "lib").rglob("*.py"))]
+    if key == "sse_streaming":
+        modules.append(REPO / "docker" / "sse" / "bootstrap")
     return [path for path in modules if TRACING not in path.parents]
 
 

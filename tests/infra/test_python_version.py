@@ -3,6 +3,8 @@
 Terraform's zip runtime reads it, the SSE image's base derives from the same version, the packaging
 script builds wheels for it, `scripts/find-python` (and so the Makefile's venv) prefers it, and the
 tests run on it. Each test below reads one of those where it is set and fails when it disagrees.
+Lambda's runtime identifier is `python<major.minor>` (python3.13: Amazon Linux 2023, deprecated
+2029-06-30; https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html).
 """
 
 from __future__ import annotations

@@ -19,13 +19,17 @@ help:
 	@echo "make bench  - run benchmarks/ and print figures"
 	@echo "make deploy-sse - build and push the SSE image, print its digest for Terraform"
 
-# The SSE image's pinned closure (docker/sse/requirements.txt) constrains the test environment, so the
-# tests run exactly what the image ships, whatever the registry published since.
-$(STAMP): pyproject.toml docker/sse/requirements.txt
+# constraints.txt pins every distribution the zips and the image carry: the test environment installs
+# exactly those versions, whatever the registry published since.
+# scripts/find-python prefers the stack map's python_version, the one Python of every artefact.
+$(STAMP): pyproject.toml constraints.txt
 	@base=$$(scripts/find-python); echo "Using Python: $$base ($$($$base --version))"; \
-	  test -x $(PY) || $$base -m venv $(VENV)
+	  test -x $(PY) || $$base -m venv $(VENV); \
+	  want=$$($(PY) -c 'import json; print(json.load(open("infrastructure/terraform/stack.json"))["python_version"])'); \
+	  have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  test "$$have" = "$$want" || echo "warning: $(VENV) runs Python $$have, stack.json says $$want (make clean, then make)"
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c docker/sse/requirements.txt ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt ".[dev]"
 	@touch $@
 
 venv install: $(STAMP)

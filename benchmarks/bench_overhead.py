@@ -133,8 +133,11 @@ class Scenario:
 
 
 def serve(key: str, mode: str, results_fd: int) -> None:
-    """Run in a fresh process: warm up, then one timed warm invocation per line read on stdin.
+    """Run in a fresh process: one warm invocation per event read on stdin (one JSON per line).
 
+    The parent prepares every event (`Scenario.event`): done here, its AWS calls would go through the
+    botocore the Tracer patched, outside any invocation, and the X-Ray SDK would log each one as a
+    subsegment "discarded due to Lambda worker still initializing".
     Timings go to `results_fd` (stdout belongs to the handler's log lines), one JSON per invocation.
     """
     if mode == "disabled":
@@ -143,14 +146,12 @@ def serve(key: str, mode: str, results_fd: int) -> None:
     os.environ["AWS_ENDPOINT_URL"] = world["aws_endpoint"]
     from devstack.lambda_service import invoke_in_process
 
-    scenario = Scenario(key, world)
+    scenario = Scenario(key, world)  # before the handler's import: its resource calls are not patched
     spec = scenario.stack.function(key)
     with os.fdopen(results_fd, "w", buffering=1) as results:
-        for index in range(WARMUP):
-            invoke_in_process(spec, scenario.event(index), scenario.env, world["daemon_address"])
         results.write("ready\n")
-        for index, _ in enumerate(sys.stdin, start=WARMUP):
-            event = scenario.event(index)
+        for line in sys.stdin:
+            event = json.loads(line)
             started_cpu, started = time.process_time(), time.perf_counter()
             invoke_in_process(spec, event, scenario.env, world["daemon_address"])
             elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
@@ -243,9 +244,9 @@ class Worker:
         if self.results.readline().strip() != "ready":
             raise RuntimeError(f"worker failed to start (exit {self.process.wait()})")
 
-    def invoke(self) -> dict[str, float]:
+    def invoke(self, event: Any) -> dict[str, float]:
         assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
+        self.process.stdin.write(json.dumps(event) + "\n")
         self.process.stdin.flush()
         line = self.results.readline()
         if not line:
@@ -279,14 +280,18 @@ class Measurement:
 def measure(key: str, world: dict[str, Any], daemon: Any, invocations: int) -> Measurement:
     measurement = Measurement()
     datagrams_before, subsegments_before = daemon.counts()
+    scenario = Scenario(key, world)  # prepares each event here, in the parent: no tracer, no patched client
     workers = {mode: Worker(key, mode, world) for mode in ("traced", "disabled")}
     try:
         for worker in workers.values():
             worker.ready()
+        for index in range(WARMUP):
+            for worker in workers.values():
+                worker.invoke(scenario.event(index))
         for turn in range(invocations):
             # ABBA: neither mode always runs first (the first of a pair may find moto warmer or colder).
             for mode in ("traced", "disabled") if turn % 4 in (0, 3) else ("disabled", "traced"):
-                result = workers[mode].invoke()
+                result = workers[mode].invoke(scenario.event(WARMUP + 2 * turn + (mode == "disabled")))
                 measurement.wall_us[mode].append(result["wall_us"])
                 measurement.cpu_us[mode].append(result["cpu_us"])
     finally:

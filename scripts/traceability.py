@@ -5,46 +5,52 @@ tests that prove it (from `@pytest.mark.req(...)` markers and FR/SC ids in vites
     scripts/traceability.py --write   # regenerate
     scripts/traceability.py --check   # CI: fail on unknown ids or a stale file
 
-Known ids come from ../shared/REQUIREMENTS.md and the checklist in ../shared/seeds/ (SHARED_DIR
-overrides the location).
+Known ids are the ones specs/requirements.md defines: a list item that starts with its id (or ids,
+`FR-003 / FR-004`) defines them; a mention anywhere else is a reference, and must name a defined id.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import os
 import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+REQUIREMENTS = ROOT / "specs" / "requirements.md"
 OUTPUT = ROOT / "specs" / "xray-tracing" / "traceability.md"
 ID = re.compile(r"\b(?:FR|SC)-\d{3}\b")
-RANGE = re.compile(r"\b(FR|SC)-(\d{3})\.\.(?:FR|SC)-(\d{3})\b")
+# A requirement's list item: `- FR-001 text` or `- FR-003 / FR-004 text`.
+DEFINITION = re.compile(r"^\s*[-*]\s+(?P<ids>(?:FR|SC)-\d{3}(?:\s*/\s*(?:FR|SC)-\d{3})*)\b")
 FRONTEND_TEST = re.compile(r"""\b(?:it|test|describe)\(\s*(["'`])(?P<name>.*?)\1""")
 CODE_DIRS = ("src", "infrastructure", "docker", "frontend/src")
 CODE_SUFFIXES = {".py", ".tf", ".ts", ".js", ".yaml", ".yml", ".json", ""}
 
 
-def known_requirements() -> dict[str, str]:
-    """id → one line of the requirement (REQUIREMENTS.md wins over the checklist)."""
-    sources = [SHARED / "REQUIREMENTS.md", *sorted((SHARED / "seeds").glob("*"))]
-    missing = [str(path) for path in sources[:1] if not path.exists()]
-    if missing:
-        sys.exit(f"traceability: {missing[0]} not found (set SHARED_DIR)")
+def known_requirements(path: Path = REQUIREMENTS) -> dict[str, str]:
+    """id → its requirement's line (first 140 characters), from specs/requirements.md.
+
+    Example: the line `- FR-003 / FR-004 Metrics Lambda: ...` defines FR-003 and FR-004.
+    """
+    if not path.exists():
+        sys.exit(f"traceability: {path} not found")
     known: dict[str, str] = {}
-    for path in reversed(sources):
-        for line in path.read_text(errors="replace").splitlines():
-            text = re.sub(r"^[\s>*#-]+", "", line).strip()
-            for match in RANGE.finditer(line):
-                for number in range(int(match[2]), int(match[3]) + 1):
-                    known.setdefault(f"{match[1]}-{number:03d}", text[:140])
-            for requirement in ID.findall(line):
-                if path.name == "REQUIREMENTS.md" or requirement not in known:
-                    known[requirement] = text[:140]
+    mentioned: set[str] = set()
+    for line in path.read_text().splitlines():
+        mentioned.update(ID.findall(line))
+        definition = DEFINITION.match(line)
+        if definition is None:
+            continue
+        text = line[definition.start("ids"):].strip()
+        for requirement in ID.findall(definition["ids"]):
+            if requirement in known:
+                sys.exit(f"traceability: {requirement} is defined twice in {path.name}")
+            known[requirement] = text[:140]
+    undefined = sorted(mentioned - set(known))
+    if undefined:
+        sys.exit(f"traceability: {path.name} mentions ids it never defines: {', '.join(undefined)}")
     return known
 
 

@@ -4,7 +4,8 @@
 Each zip holds `src/lib`, `src/lambdas/__init__.py` and `src/lambdas/<key>/` (the code root is
 `src/`, so the map's handler `lambdas.<key>.handler.lambda_handler` imports as is), plus the
 function's runtime dependencies: pyproject's base dependencies and its extra named like the
-function, installed as wheels for the Lambda platform. Entries are sorted with fixed timestamps,
+function, installed as wheels for the Lambda platform at the exact versions of the repository's
+`constraints.txt` (the versions the tests run with and the SSE image carries). Entries are sorted with fixed timestamps,
 so an unchanged tree gives the same zip and Terraform's source_code_hash does not move.
 
     infrastructure/scripts/package_lambdas.py                     # all zip functions -> build/lambda/
@@ -26,6 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "infrastructure" / "terraform" / "stack.json"
 PYPROJECT = REPO / "pyproject.toml"
+CONSTRAINTS = REPO / "constraints.txt"
+# The project's one Python version: the stack map's, which Terraform makes the zips' runtime.
+PYTHON_VERSION: str = json.loads(STACK.read_text())["python_version"]
 SRC = REPO / "src"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
@@ -42,13 +46,15 @@ def requirements(key: str) -> list[str]:
     return [*project["dependencies"], *project.get("optional-dependencies", {}).get(key, [])]
 
 
+def pip_command(key: str, target: Path, python_version: str, architecture: str) -> list[str]:
+    """pip installing `key`'s requirements into `target` as Lambda wheels, pinned by constraints.txt."""
+    return [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+            "--platform", PLATFORMS[architecture], "--implementation", "cp", "--python-version", python_version,
+            "--only-binary=:all:", "--constraint", str(CONSTRAINTS), *requirements(key)]
+
+
 def install_dependencies(key: str, target: Path, python_version: str, architecture: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-         "--platform", PLATFORMS[architecture], "--implementation", "cp", "--python-version", python_version,
-         "--only-binary=:all:", "--upgrade", *requirements(key)],
-        check=True,
-    )
+    subprocess.run(pip_command(key, target, python_version, architecture), check=True)
 
 
 def copy_code(key: str, target: Path) -> None:
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "build" / "lambda")
     parser.add_argument("--only", action="append", help="function key (repeatable); default: every zip function")
     parser.add_argument("--skip-deps", action="store_true", help="code only (quick checks)")
-    parser.add_argument("--python-version", default="3.12", help="matches Terraform's lambda_runtime")
+    parser.add_argument("--python-version", default=PYTHON_VERSION, help="default: the stack map's (the zip runtime)")
     parser.add_argument("--architecture", default="x86_64", choices=sorted(PLATFORMS))
     args = parser.parse_args(argv)
     functions = zip_functions()

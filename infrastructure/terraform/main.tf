@@ -3,6 +3,8 @@ locals {
   stack       = jsondecode(file("${path.module}/stack.json"))
   project     = local.stack.project
   name_prefix = "${local.project}-${var.environment}"
+  # The project's one Python version (zips, image, tests, packaging), kept in the stack map.
+  lambda_runtime = "python${local.stack.python_version}"
 
   tags = {
     Project     = local.project
@@ -31,7 +33,7 @@ module "lambda_functions" {
   functions            = local.stack.functions
   metric_namespaces    = local.stack.metric_namespaces
   package_dir          = startswith(var.lambda_package_dir, "/") ? var.lambda_package_dir : abspath("${path.module}/${var.lambda_package_dir}")
-  runtime              = var.lambda_runtime
+  runtime              = local.lambda_runtime
   architecture         = var.lambda_architecture
   sse_image_digest     = var.sse_image_digest
   reserved_concurrency = var.reserved_concurrency

@@ -39,17 +39,6 @@ variable "sse_image_digest" {
   }
 }
 
-variable "lambda_runtime" {
-  description = "Python runtime of the zip-packaged functions."
-  type        = string
-  default     = "python3.12"
-
-  validation {
-    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_runtime)
-    error_message = "lambda_runtime must be python3.11, python3.12 or python3.13 (pyproject: >=3.11,<3.14)."
-  }
-}
-
 variable "lambda_architecture" {
   description = "Instruction set of every function; the zips' wheels and the SSE image must be built for it."
   type        = string

@@ -29,8 +29,9 @@ def test_terraform_reads_one_zip_per_zip_function_from_the_package_dir():
 
 @pytest.mark.parametrize("key", ["ingestion", "analysis", "canary"])
 def test_package_holds_the_handler_under_the_code_root_and_is_reproducible(key, tmp_path):
-    first = package_lambdas.package(key, tmp_path / "a", skip_deps=True, python_version="3.12", architecture="x86_64")
-    second = package_lambdas.package(key, tmp_path / "b", skip_deps=True, python_version="3.12", architecture="x86_64")
+    version = package_lambdas.PYTHON_VERSION
+    first = package_lambdas.package(key, tmp_path / "a", skip_deps=True, python_version=version, architecture="x86_64")
+    second = package_lambdas.package(key, tmp_path / "b", skip_deps=True, python_version=version, architecture="x86_64")
     names = zipfile.ZipFile(first).namelist()
     handler = stack()["functions"][key]["handler"].rsplit(".", 1)[0].replace(".", "/") + ".py"
     assert handler in names

@@ -3,7 +3,6 @@ X-Ray SDK → UDP → local daemon → PutTraceSegments (moto) → BatchGetTrace
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -21,7 +20,7 @@ from lib.metrics import APP_NAMESPACE
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader
-from lib.tracing.powertools import MAX_HELD_SUBSEGMENTS, PATCHED_MODULES, RELEASE_BEFORE_DEADLINE_S
+from lib.tracing.powertools import PATCHED_MODULES
 
 PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 128, 30, {}, {}, None)
 
@@ -94,6 +93,33 @@ def test_silent_failure_records_one_error_subsegment_and_its_metric(
     assert sum(point["Sum"] for point in stats["Datapoints"]) >= 1
 
 
+@pytest.mark.req("FR-002", "FR-018")
+def test_a_tracer_error_inside_a_silent_failure_block_faults_the_run_and_is_not_counted_as_the_path(
+    run: Any, trace_pipeline: TracePipeline
+) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    counted_before = _audit_failures(before)
+    upstream = TraceHeader.new_root()
+    with pytest.raises(InvalidAnnotationError):
+        run({"action": "silent_then_bug", "annotations": {"bad.key": 1}}, upstream=upstream)
+
+    tree = trace_pipeline.tree(upstream.root, expect_at_least=4)
+    [path] = tree.find("audit_trail_write")
+    assert path.document["fault"] is True
+    assert path.document["cause"]["exceptions"][0]["type"] == "InvalidAnnotationError"
+    assert tree.find("## lambda_handler")[0].document["fault"] is True
+    assert _audit_failures(before) == counted_before  # a bug is not the audit write failing
+
+
+def _audit_failures(since: dt.datetime) -> float:
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace=APP_NAMESPACE, MetricName="AuditEventPersistenceFailure",
+        Dimensions=[{"Name": "FunctionName", "Value": PROBE.name}],
+        StartTime=since, EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
+    )
+    return float(sum(point["Sum"] for point in stats["Datapoints"]))
+
+
 @pytest.mark.req("FR-012", "FR-010", "FR-011")
 def test_every_log_line_carries_the_trace_id(run: Any) -> None:
     run({})  # the probe's Powertools logger exists once the module is imported
@@ -143,8 +169,9 @@ def calls_under(node: Any) -> list[str]:
 
 
 @pytest.mark.req("FR-029", "FR-058")
-def test_a_step_arrives_as_one_document_holding_its_calls(run: Any, trace_pipeline: TracePipeline) -> None:
-    """The SDK's Lambda mode would send each ListTables as a document of its own (a datagram each)."""
+def test_each_call_is_sent_the_moment_it_closes_so_a_crash_later_loses_none(
+        run: Any, trace_pipeline: TracePipeline) -> None:
+    """The SDK's Lambda mode (streaming threshold 0): nothing completed waits for its step."""
     result, invocation = run({"action": "step", "calls": 3})
     assert result == {"calls": 3}
 
@@ -154,26 +181,10 @@ def test_a_step_arrives_as_one_document_holding_its_calls(run: Any, trace_pipeli
     assert step.document["parent_id"] == tree.find("## lambda_handler")[0].id
     assert document_problems(tree) == []
     received = received_documents(trace_pipeline, invocation.trace_header.root)
+    sent_alone = [document for document in received if document.get("namespace") == "aws"]
+    assert [document["parent_id"] for document in sent_alone] == [step.id] * 3
     [step_document] = [document for document in received if document["name"] == STEP]
-    assert [child["aws"]["operation"] for child in step_document["subsegments"]] == ["ListTables"] * 3
-    assert not [document for document in received if document.get("namespace") == "aws"]
-
-
-@pytest.mark.req("FR-029", "FR-058")
-def test_past_the_held_limit_completed_calls_stream_as_they_close(run: Any, trace_pipeline: TracePipeline) -> None:
-    calls = MAX_HELD_SUBSEGMENTS + 5
-    _, invocation = run({"action": "step", "calls": calls})
-
-    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=calls + 4)
-    [step] = tree.find(STEP)
-    assert calls_under(step) == ["ListTables"] * calls
-    received = received_documents(trace_pipeline, invocation.trace_header.root)
-    streamed_alone = [document for document in received if document.get("namespace") == "aws"]
-    [step_document] = [document for document in received if document["name"] == STEP]
-    assert len(streamed_alone) >= calls - MAX_HELD_SUBSEGMENTS
-    assert len(step_document.get("subsegments", [])) <= MAX_HELD_SUBSEGMENTS
-    assert len(streamed_alone) + len(step_document.get("subsegments", [])) == calls
-    assert max(tree.raw_sizes) < MAX_DOCUMENT_BYTES
+    assert "subsegments" not in step_document
 
 
 @pytest.mark.req("FR-005", "FR-018", "FR-029")
@@ -189,23 +200,3 @@ def test_a_failing_step_arrives_as_a_fault_with_the_calls_it_completed(
     assert step.document["cause"]["exceptions"][0]["type"] == "RuntimeError"
     assert calls_under(step) == ["ListTables"] * 2
     assert document_problems(tree) == []
-
-
-@pytest.mark.req("FR-029", "FR-055")
-def test_a_step_that_runs_into_the_deadline_has_its_completed_calls_sent_before_it(
-        trace_pipeline: TracePipeline) -> None:
-    """Lambda stops a timed-out function at its deadline: what a step holds must be out before."""
-    short = dataclasses.replace(PROBE, timeout_s=2)
-    waits = short.timeout_s - RELEASE_BEFORE_DEADLINE_S + 0.3
-    _, invocation = invoke_in_process(short, {"action": "step", "calls": 2, "then_wait_s": waits}, {},
-                                      trace_pipeline.daemon.address)
-
-    tree = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=6)
-    [step] = tree.find(STEP)
-    assert calls_under(step) == ["ListTables"] * 2
-    received = received_documents(trace_pipeline, invocation.trace_header.root)
-    released = [document for document in received if document.get("namespace") == "aws"]
-    assert [document["parent_id"] for document in released] == [step.id] * 2
-    [step_document] = [document for document in received if document["name"] == STEP]
-    assert "subsegments" not in step_document
-    assert max(document["end_time"] for document in released) < step_document["end_time"] - 0.2

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import envelopes, parse
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.config import require_env
 from lib.news.model import ItemStatus, iso_ms
 from lib.news.sentiment import Sentiment, score
-from lib.news.store import NewsTable, TimeseriesTable, sns_client
+from lib.news.store import AWS_ERRORS, NewsTable, TimeseriesTable, sns_client
 from lib.tracing.powertools import SilentFailurePath, annotate, lambda_logger, lambda_tracer, silent_failure
 
 tracer = lambda_tracer()
@@ -116,7 +116,8 @@ def _retryable(error: ClientError) -> bool:
 def fan_out(timeseries: TimeseriesTable, item_id: str, ticker: str, published_at: str, sentiment: Sentiment) -> bool:
     """Silent path 5: add the score to the item's 1m/5m/1h/24h buckets. Returns True when it failed."""
     updates = timeseries.fanout_updates(ticker, published_at, sentiment)
-    with silent_failure(tracer, SilentFailurePath.TIMESERIES_FANOUT) as outcome:
+    with silent_failure(tracer, SilentFailurePath.TIMESERIES_FANOUT,
+                        handles=(FanoutFailedError, BotoCoreError)) as outcome:
         for attempt in range(1, FANOUT_ATTEMPTS + 1):
             annotate(tracer, fanout_attempts=attempt, bucket_count=len(updates))
             try:
@@ -134,7 +135,7 @@ def fan_out(timeseries: TimeseriesTable, item_id: str, ticker: str, published_at
 def publish_scored(topic_arn: str, message: Mapping[str, Any]) -> bool:
     """The hand-off to notification (silent path 4): the item is already analysed, so a retry by SNS
     would find it done; the failure is recorded and counted instead. Returns True when it failed."""
-    with silent_failure(tracer, SilentFailurePath.SNS_PUBLISH) as outcome:
+    with silent_failure(tracer, SilentFailurePath.SNS_PUBLISH, handles=AWS_ERRORS) as outcome:
         sns_client().publish(TopicArn=topic_arn, Message=json.dumps(message, separators=(",", ":")))
     return outcome.failed
 

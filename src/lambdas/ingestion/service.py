@@ -25,14 +25,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
-from botocore.exceptions import BotoCoreError, ClientError
 
 from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
 from lib.news.breaker import BreakerPolicy, BreakerState, BreakerStatus
 from lib.news.model import SOURCES, Article, NewsItem
 from lib.news.sources import FinnhubSource, NewsSource, SourceError, TiingoSource
-from lib.news.store import ConfigTable, NewsTable, StateTable, sns_client
+from lib.news.store import AWS_ERRORS, ConfigTable, NewsTable, StateTable, sns_client
 from lib.tracing.header import current_trace_id
 from lib.tracing.powertools import (
     SilentFailurePath,
@@ -133,7 +132,7 @@ def news_sources(settings: IngestionSettings, keys: Mapping[str, str]) -> list[N
 def load_breakers(state: StateTable, names: Sequence[str]) -> dict[str, BreakerState]:
     """Silent path 1: a breaker that cannot be read counts as closed (the news keeps flowing)."""
     loaded: dict[str, BreakerState] = {}
-    with silent_failure(tracer, SilentFailurePath.CIRCUIT_BREAKER_LOAD):
+    with silent_failure(tracer, SilentFailurePath.CIRCUIT_BREAKER_LOAD, handles=AWS_ERRORS):
         loaded = state.load_breakers()
     return {name: loaded.get(name, BreakerState.closed(name)) for name in names}
 
@@ -144,7 +143,7 @@ def save_breakers(state: StateTable, before: Mapping[str, BreakerState], after: 
     for name, new_state in after.items():
         if new_state == before.get(name):
             continue
-        with silent_failure(tracer, SilentFailurePath.CIRCUIT_BREAKER_SAVE):
+        with silent_failure(tracer, SilentFailurePath.CIRCUIT_BREAKER_SAVE, handles=AWS_ERRORS):
             annotate(tracer, news_source=name, breaker_state=str(new_state.state))
             state.save_breaker(new_state, now)
 
@@ -177,7 +176,7 @@ def fetch_all(sources: Sequence[NewsSource], tickers: Sequence[str], now: dt.dat
                 errors[name] = error
             else:
                 raise error
-    with silent_failure(tracer, SilentFailurePath.PARALLEL_FETCH):
+    with silent_failure(tracer, SilentFailurePath.PARALLEL_FETCH, handles=(SourceFetchErrors,)):
         annotate(tracer, sources_ok=len(results), sources_failed=len(errors))
         if errors:
             raise SourceFetchErrors(errors)
@@ -231,12 +230,12 @@ def publish(topic_arn: str, messages: Sequence[Mapping[str, str]]) -> int:
     if not messages:
         return 0
     failed: list[str] = []
-    with silent_failure(tracer, SilentFailurePath.SNS_PUBLISH):
+    with silent_failure(tracer, SilentFailurePath.SNS_PUBLISH, handles=(SnsPublishError,)):
         annotate(tracer, message_count=len(messages))
         for message in messages:
             try:
                 sns_client().publish(TopicArn=topic_arn, Message=json.dumps(message, separators=(",", ":")))
-            except (ClientError, BotoCoreError) as error:  # recorded on the Publish subsegment; raised below
+            except AWS_ERRORS as error:  # recorded on the Publish subsegment; raised below
                 failed.append(f"{message['item_id']}: {type(error).__name__}")
         if failed:
             raise SnsPublishError(f"{len(failed)} of {len(messages)} messages not published: {'; '.join(failed)}")
@@ -247,7 +246,7 @@ def publish(topic_arn: str, messages: Sequence[Mapping[str, str]]) -> int:
 def self_heal(news: NewsTable, topic_arn: str, cutoff: dt.datetime) -> tuple[int, int]:
     """Re-publish items `pending` since before `cutoff` (silent path 6 for the fetch). Returns (sent, failed)."""
     stuck: list[dict[str, str]] = []
-    with silent_failure(tracer, SilentFailurePath.SELF_HEALING_FETCH):
+    with silent_failure(tracer, SilentFailurePath.SELF_HEALING_FETCH, handles=AWS_ERRORS):
         stuck = news.pending_since_before(cutoff, SELF_HEAL_BATCH)
         annotate(tracer, stuck_items=len(stuck))
     failed = publish(topic_arn, stuck)
@@ -256,7 +255,7 @@ def self_heal(news: NewsTable, topic_arn: str, cutoff: dt.datetime) -> tuple[int
 
 def write_audit(state: StateTable, started: dt.datetime, request_id: str, report: RunReport) -> None:
     """Silent path 3: the audit trail is for operators; losing one record must not lose the run."""
-    with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE):
+    with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE, handles=AWS_ERRORS):
         state.write_audit(started, request_id, {**report.as_dict(), "xray_trace_id": current_trace_id() or ""})
 
 

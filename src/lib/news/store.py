@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lib.news.breaker import BreakerState, BreakerStatus
 from lib.news.model import ItemStatus, NewsItem, Resolution, as_decimal, iso_ms, parse_iso
@@ -35,6 +35,9 @@ BREAKER_PK = "breaker"
 AUDIT_PK = "audit#ingestion"
 TICKER_PK = "ticker"
 AUDIT_TTL = dt.timedelta(days=90)
+# What a failed AWS call raises: the service's answer (ClientError) or none at all (BotoCoreError:
+# connection, timeout, credentials). The errors a silent failure path around these calls handles.
+AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
 
 
 def dynamodb_client() -> DynamoDBClient:

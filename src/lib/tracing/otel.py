@@ -46,7 +46,7 @@ from lib.tracing.bounds import MAX_STACK_FRAMES, bound_attribute
 
 COLLECTOR_TRACES_ENDPOINT = "http://localhost:4318/v1/traces"  # FR-054: the ADOT extension's receiver
 
-# FR-055 / DESIGN.md: force_flush() ignores its timeout (opentelemetry-python #4568); the exporter's
+# FR-055 / specs/design.md: force_flush() ignores its timeout (opentelemetry-python #4568); the exporter's
 # own timeout is what bounds a flush. One failed export then opens the gate below for the rest of
 # the flush, so a flush with the collector down or hanging costs at most one timeout.
 EXPORT_TIMEOUT_S = 0.5

@@ -9,7 +9,7 @@ Example:
     >>> logger = lambda_logger()                       # doctest: +SKIP
     >>> @traced_handler(tracer)                        # doctest: +SKIP
     ... def lambda_handler(event, context): ...
-    >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE) as outcome:   # doctest: +SKIP
+    >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE, handles=AWS_ERRORS) as outcome:  # doctest: +SKIP
     ...     audit_table.put_item(Item=record)
     >>> outcome.failed                                 # doctest: +SKIP
     False
@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -40,7 +39,6 @@ from aws_xray_sdk.core.emitters.udp_emitter import (
 )
 from aws_xray_sdk.core.lambda_launcher import LambdaContext
 from aws_xray_sdk.core.models.throwable import Throwable
-from aws_xray_sdk.core.streaming.default_streaming import DefaultStreaming
 from botocore.exceptions import ClientError
 
 from lib.metrics import Metric, put_metric
@@ -81,117 +79,6 @@ class BoundedUDPEmitter(UDPEmitter):  # type: ignore[misc]
             self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{document}")
 
 
-# Depth of a handler's steps: the facade segment is 0, the handler's subsegment 1.
-STEP_DEPTH = 2
-# Completed subsegments an invocation may hold back at most (the SDK's own default outside Lambda is 30).
-MAX_HELD_SUBSEGMENTS = 20
-
-
-class StepStreaming(DefaultStreaming):  # type: ignore[misc]
-    """Streams each step of the handler, a subsegment directly under the handler's, as one
-    document when the step completes, instead of one document per subsegment.
-
-    The SDK's Lambda mode (streaming threshold 0) sends every subsegment the moment it closes: one
-    UDP datagram each, and each wakes the daemon, which shares the function's CPU (benchmarks/
-    RESULTS.md, section 1). Here a completed subsegment inside a step waits for its step, and the
-    step goes with its whole subtree. No more than `max_held` completed subsegments wait in an invocation:
-    past that they stream as the SDK streams them; the emitter splits a subtree over 64 KB.
-
-    A step that runs into the invocation's deadline does not take its completed calls with it:
-    `traced_handler` arms `DEADLINE_RELEASE`, which sends whatever is held shortly before the
-    deadline. Only a process that dies without warning (out of memory) loses what was held.
-    """
-
-    def __init__(self, max_held: int = MAX_HELD_SUBSEGMENTS) -> None:
-        super().__init__(streaming_threshold=0)
-        self._max_held = max_held
-
-    def stream(self, entity: Any, callback: Callable[[Any], None]) -> None:
-        with self._lock:
-            self._stream_steps(entity, callback, 0, _completed(entity) <= self._max_held)
-
-    def _stream_steps(self, entity: Any, callback: Callable[[Any], None], depth: int, hold: bool) -> bool:
-        """The SDK's subtree streaming, holding completed subtrees inside a step while `hold`.
-
-        Returns True when `entity`'s whole subtree is complete and not yet sent (its parent sends it).
-        """
-        children = list(entity.subsegments)
-        ready = [child for child in children if self._stream_steps(child, callback, depth + 1, hold)]
-        if len(ready) == len(children) and not entity.in_progress:
-            return True
-        if hold and depth >= STEP_DEPTH:
-            return False
-        for child in ready:
-            callback(child)
-            entity.remove_subsegment(child)
-        return False
-
-    def release(self, entity: Any, callback: Callable[[Any], None]) -> None:
-        """Send every completed subtree under `entity` now, holding nothing back."""
-        with self._lock:
-            self._stream_steps(entity, callback, 0, False)
-
-
-def _completed(entity: Any) -> int:
-    """Completed subsegments under `entity` that are not sent yet."""
-    return sum(_completed(child) + (not child.in_progress) for child in entity.subsegments)
-
-
-# Held subsegments are sent this long before an invocation's deadline: Lambda stops the function at
-# the deadline, and a step that times out is the one whose completed calls explain why.
-RELEASE_BEFORE_DEADLINE_S = 0.5
-
-
-class DeadlineRelease:
-    """Sends what `StepStreaming` holds for an invocation shortly before its deadline.
-
-    One daemon thread per process waits for the nearest armed deadline; arming and disarming are a
-    dictionary update under a lock, so an invocation that ends in time costs next to nothing.
-
-    Example:
-        >>> token = DEADLINE_RELEASE.arm(facade_segment, time.monotonic() + 3.0)   # doctest: +SKIP
-        >>> DEADLINE_RELEASE.disarm(token)                                         # doctest: +SKIP
-    """
-
-    def __init__(self, margin_s: float = RELEASE_BEFORE_DEADLINE_S) -> None:
-        self._margin_s = margin_s
-        self._armed: dict[object, tuple[float, Any]] = {}
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, segment: Any, deadline: float) -> object:
-        """Release `segment`'s held subsegments at `deadline` (time.monotonic()) minus the margin."""
-        token = object()
-        with self._changed:
-            self._armed[token] = (deadline - self._margin_s, segment)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._watch, name="xray-deadline-release", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-        return token
-
-    def disarm(self, token: object) -> None:
-        with self._changed:
-            self._armed.pop(token, None)
-
-    def _watch(self) -> None:
-        while True:
-            with self._changed:
-                now = time.monotonic()
-                due = [token for token, (at, _) in self._armed.items() if at <= now]
-                segments = [self._armed.pop(token)[1] for token in due]
-                if not segments:
-                    nearest = min((at for at, _ in self._armed.values()), default=None)
-                    self._changed.wait(None if nearest is None else nearest - now)
-                    continue
-            recorder = aws_xray_sdk.core.xray_recorder
-            for segment in segments:
-                recorder.streaming.release(segment, recorder.emitter.send_entity)
-
-
-DEADLINE_RELEASE = DeadlineRelease()
-
-
 class HeaderCachingLambdaContext(LambdaContext):  # type: ignore[misc]
     """The SDK's Lambda context, re-reading `_X_AMZN_TRACE_ID` only when something changed.
 
@@ -227,7 +114,6 @@ def lambda_tracer(service: str | None = None, *, auto_patch: bool = True) -> Tra
             # Lambda always sets the daemon address; the SDK's default applies when it is absent.
             emitter=BoundedUDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS", DEFAULT_DAEMON_ADDRESS)),
             max_trace_back=MAX_STACK_FRAMES,
-            streaming=StepStreaming(),
         )
         if not isinstance(recorder.context, HeaderCachingLambdaContext):
             recorder.configure(context=HeaderCachingLambdaContext())
@@ -250,15 +136,7 @@ def traced_handler(tracer: Tracer) -> Callable[[Handler], Handler]:
         @wraps(handler)
         def invoke(event: Any, context: Any) -> Any:
             _start_invocation_context()
-            segment = aws_xray_sdk.core.xray_recorder.current_segment()
-            if not segment.sampled:  # nothing is recorded, so nothing is held
-                return captured(event, context)
-            deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
-            token = DEADLINE_RELEASE.arm(segment, deadline)
-            try:
-                return captured(event, context)
-            finally:
-                DEADLINE_RELEASE.disarm(token)
+            return captured(event, context)
 
         return invoke  # type: ignore[return-value]
 
@@ -494,19 +372,31 @@ def http_call_subsegment(tracer: Tracer, name: str, *, method: str, url: str) ->
 
 
 @contextmanager
-def silent_failure(tracer: Tracer, path: SilentFailurePath) -> Iterator[SilentFailureOutcome]:
+def silent_failure(
+    tracer: Tracer, path: SilentFailurePath, *, handles: tuple[type[Exception], ...]
+) -> Iterator[SilentFailureOutcome]:
     """Run one silent-failure-path operation in its own subsegment (FR-002).
 
-    A failure is handled (the Lambda goes on) but never hidden: the subsegment is marked
+    `handles` names the errors of the operation it guards (AWS client errors, a source's errors):
+    such a failure is handled (the Lambda goes on) but never hidden: the subsegment is marked
     error/fault with a bounded cause (FR-005), and the path's metric is emitted whatever the
-    sampling decision (FR-043). The caller reads `outcome` to decide what happens next.
+    sampling decision (FR-043). The caller reads `outcome` to decide what happens next. Anything
+    else, a tracer error (an invalid annotation) included, propagates and faults the invocation
+    (FR-018): a bug is not a business path failing.
+
+    Example:
+        >>> with silent_failure(tracer, SilentFailurePath.AUDIT_WRITE,             # doctest: +SKIP
+        ...                     handles=(ClientError, BotoCoreError)) as outcome:
+        ...     audit_table.put_item(Item=record)
     """
+    if not handles or not all(isinstance(kind, type) and issubclass(kind, Exception) for kind in handles):
+        raise TypeError(f"silent_failure needs the Exception types its operation raises, not {handles!r}")
     outcome = SilentFailureOutcome()
     with tracer.provider.in_subsegment(name=path.subsegment_name) as subsegment:
         subsegment.put_annotation("silent_failure_path", path.subsegment_name)
         try:
             yield outcome
-        except Exception as error:  # the designed handling of this path; recorded and counted below
+        except handles as error:  # the designed handling of this path; recorded and counted below
             outcome.error = error
             mark_failure(subsegment, error)
     if outcome.error is not None:

@@ -23,12 +23,12 @@ from types import FrameType
 
 import boto3
 
-from devstack.aws import AWS_ENV, REGION
+from devstack.aws.moto_server import AWS_ENV, REGION
 from devstack.console import Console
-from devstack.gateway import PortInUseError
-from devstack.local_stack import DEFAULT_SCHEDULES_S, LocalStack, StackOptions, StackStartError, running_stack
-from devstack.pipeline import devstack_dir
-from devstack.trace_reader import read_traces, recent_trace_ids, render
+from devstack.edge.cloudfront import PortInUseError
+from devstack.emulator import DEFAULT_SCHEDULES_S, LocalStack, StackOptions, StackStartError, running_stack
+from devstack.xray.pipeline import devstack_dir
+from devstack.xray.trace_reader import read_traces, recent_trace_ids, render
 
 
 def _schedule(value: str) -> tuple[str, float]:
@@ -129,7 +129,7 @@ def banner(stack: LocalStack) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from devstack.demo import run_demo
+    from devstack.demo.scenario import run_demo
 
     directory = args.dir or devstack_dir()
     running = running_stack(directory)

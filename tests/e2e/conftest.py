@@ -24,7 +24,7 @@ import boto3
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
-from devstack.trace_reader import TraceTree, read_traces
+from devstack.xray.trace_reader import TraceTree, read_traces
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

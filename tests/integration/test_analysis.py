@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from devstack.trace_reader import document_problems, render
+from devstack.xray.trace_reader import document_problems, render
 from lambdas.analysis.service import FANOUT_ATTEMPTS, ItemNotFoundError, MalformedSnsEventError
 from lib.news.model import Resolution, iso_ms
 from lib.news.sentiment import score

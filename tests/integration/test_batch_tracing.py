@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.lambda_service import SamplingRule, invoke_in_process
-from devstack.pipeline import TracePipeline
+from devstack.lambda_.invocation import SamplingRule, invoke_in_process
+from devstack.xray.pipeline import TracePipeline
 from devstack.stack import FunctionSpec
-from devstack.trace_reader import document_problems
+from devstack.xray.trace_reader import document_problems
 from lib.metrics import APP_NAMESPACE
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS

@@ -38,15 +38,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.aws import MotoServer, Resources
-from devstack.faults import AwsGate, FaultRule, GatedMotoServer
-from devstack.functions import LambdaService
-from devstack.lambda_service import invoke_in_process
-from devstack.pipeline import TracePipeline
-from devstack.sendgrid_sink import SendGridSink, SinkFailure
-from devstack.sns_delivery import Publication, SnsDelivery
+from devstack.aws.moto_server import MotoServer, Resources
+from devstack.aws.fault_gate import AwsGate, FaultRule, GatedMotoServer
+from devstack.lambda_.lambda_service import LambdaService
+from devstack.lambda_.invocation import invoke_in_process
+from devstack.xray.pipeline import TracePipeline
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.stack import load_stack
-from devstack.trace_reader import Node, TraceTree, render
+from devstack.xray.trace_reader import Node, TraceTree, render
 from lib.alerts import AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms

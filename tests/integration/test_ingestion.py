@@ -10,9 +10,9 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from devstack.aws import Resources
-from devstack.news_sources import FailureMode
-from devstack.trace_reader import document_problems, render
+from devstack.aws.moto_server import Resources
+from devstack.fakes.news_sources import FailureMode
+from devstack.xray.trace_reader import document_problems, render
 from lib.config import ConfigurationError
 from lib.news.model import item_id
 from lib.tracing.header import TraceHeader

@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.news_sources import DEFAULT_TICKERS
-from devstack.trace_reader import Node, render
+from devstack.fakes.news_sources import DEFAULT_TICKERS
+from devstack.xray.trace_reader import Node, render
 from lib.news.model import iso_ms, item_id
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from devstack.news_sources import FailureMode
-from devstack.trace_reader import TraceTree, document_problems, render
+from devstack.fakes.news_sources import FailureMode
+from devstack.xray.trace_reader import TraceTree, document_problems, render
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
     ancestors,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
+from devstack.xray.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
 from tests.fixtures.packages import closure, image_pins
 

@@ -27,12 +27,12 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws import MotoServer, Resources
-from devstack.collector_config import load_indexed_attributes
-from devstack.lambda_service import lambda_environment
-from devstack.otlp_receiver import OtlpReceiver
-from devstack.pipeline import TracePipeline
-from devstack.runtime_api import (
+from devstack.aws.moto_server import MotoServer, Resources
+from devstack.xray.collector_config import load_indexed_attributes
+from devstack.lambda_.invocation import lambda_environment
+from devstack.xray.otlp_receiver import OtlpReceiver
+from devstack.xray.pipeline import TracePipeline
+from devstack.lambda_.runtime_api import (
     PRELUDE_DELIMITER,
     RuntimeApi,
     RuntimeProcess,
@@ -40,7 +40,7 @@ from devstack.runtime_api import (
     function_url_event,
 )
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
-from devstack.trace_reader import TraceTree, document_problems
+from devstack.xray.trace_reader import TraceTree, document_problems
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader, new_entity_id
 from lib.tracing.otel import EXPORT_TIMEOUT_S

@@ -50,13 +50,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal
 
-from devstack.aws import REGION
-from devstack.lambda_service import ACCOUNT_ID, Invocation, SamplingRule
+from devstack.aws.moto_server import REGION
+from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, SamplingRule
 from devstack.stack import SRC_ROOT, FunctionSpec
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader
 
-log = logging.getLogger("devstack.runtime_api")
+log = logging.getLogger("devstack.lambda_.runtime_api")
 
 API_PREFIX = "/2018-06-01/runtime"
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"

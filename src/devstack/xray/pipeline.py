@@ -18,12 +18,12 @@ from typing import Any
 
 import boto3
 
-from devstack.aws import REGION, MotoServer
-from devstack.collector_config import load_indexed_attributes
-from devstack.otlp_receiver import OtlpReceiver
-from devstack.sink import SegmentSink
-from devstack.trace_reader import TraceTree, read_traces
-from devstack.xray_daemon import XRayDaemon
+from devstack.aws.moto_server import REGION, MotoServer
+from devstack.xray.collector_config import load_indexed_attributes
+from devstack.xray.otlp_receiver import OtlpReceiver
+from devstack.xray.segment_sink import SegmentSink
+from devstack.xray.trace_reader import TraceTree, read_traces
+from devstack.xray.daemon import XRayDaemon
 
 
 def devstack_dir() -> Path:

@@ -1,7 +1,7 @@
 """The Lambda service of the local stack: the seven functions, each in its own worker processes.
 
 Each execution environment is a process running the function's own runtime against a local
-Runtime API (`devstack.runtime_api`): the batch functions through AWS's runtime interface client
+Runtime API (`devstack.lambda_.runtime_api`): the batch functions through AWS's runtime interface client
 (`python -m awslambdaric <handler>`, which sets `_X_AMZN_TRACE_ID` per invocation as Lambda
 does), the SSE function through its container's `docker/sse/bootstrap`. Each process gets the
 environment Lambda gives (`devstack.lambda_service.lambda_environment`, the stack map's env
@@ -41,10 +41,10 @@ from typing import Any
 
 import boto3
 
-from devstack.aws import AWS_ENV, REGION, Resources
+from devstack.aws.moto_server import AWS_ENV, REGION, Resources
 from devstack.console import Console
-from devstack.lambda_service import ACCOUNT_ID, Invocation, lambda_environment
-from devstack.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, StreamingResponse
+from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, lambda_environment
+from devstack.lambda_.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, StreamingResponse
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
 from lib.tracing.header import TraceHeader
 

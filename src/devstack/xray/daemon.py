@@ -19,9 +19,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from devstack.sink import SegmentSink
+from devstack.xray.segment_sink import SegmentSink
 
-log = logging.getLogger("devstack.xray_daemon")
+log = logging.getLogger("devstack.xray.daemon")
 
 HEADER = b'{"format":"json","version":1}'
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024

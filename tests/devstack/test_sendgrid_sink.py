@@ -12,7 +12,7 @@ from python_http_client.exceptions import BadRequestsError, TooManyRequestsError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 
-from devstack.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
 
 
 @pytest.fixture

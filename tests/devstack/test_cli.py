@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from devstack.trace_reader import build_tree, document_problems
+from devstack.xray.trace_reader import build_tree, document_problems
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

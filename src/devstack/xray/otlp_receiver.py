@@ -35,10 +35,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from devstack.sink import SegmentSink
+from devstack.xray.segment_sink import SegmentSink
 from lib.tracing.annotations import ANNOTATION_KEY
 
-log = logging.getLogger("devstack.otlp_receiver")
+log = logging.getLogger("devstack.xray.otlp_receiver")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the collector's default max request body
 TRACES_PATH = "/v1/traces"

@@ -9,7 +9,7 @@ hits exactly the invocation it is meant for and nothing the schedulers run meanw
 
 The gate also taps successful SNS `Publish` calls (topic, message, MessageId, trace header): that
 is how the devstack delivers SNS messages to the subscribed function across processes
-(devstack.sns_delivery writes the SNS segment and builds the event).
+(devstack.aws.sns_delivery writes the SNS segment and builds the event).
 
 Example:
     >>> gate = AwsGate()
@@ -36,8 +36,8 @@ from xml.sax.saxutils import escape
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack.aws import MotoServer
-from devstack.sns_delivery import Publication
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.sns_delivery import Publication
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

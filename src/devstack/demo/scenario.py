@@ -41,11 +41,11 @@ import requests
 import sseclient
 
 from devstack.console import Console
-from devstack.faults import FaultRule
-from devstack.functions import FunctionError, FunctionUnavailableError, scheduled_event
-from devstack.local_stack import LocalStack, StackOptions
-from devstack.news_sources import FailureMode
-from devstack.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
+from devstack.aws.fault_gate import FaultRule
+from devstack.lambda_.lambda_service import FunctionError, FunctionUnavailableError, scheduled_event
+from devstack.emulator import LocalStack, StackOptions
+from devstack.fakes.news_sources import FailureMode
+from devstack.xray.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
 from lib.metrics import APP_NAMESPACE
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 from lib.tracing.header import TraceHeader, new_entity_id

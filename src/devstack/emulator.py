@@ -28,16 +28,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from devstack.aws import Resources, create_resources
+from devstack.aws.moto_server import Resources, create_resources
 from devstack.console import Console
-from devstack.faults import AwsGate, GatedMotoServer
-from devstack.functions import LambdaService, Scheduler, StreamingCall
-from devstack.gateway import EdgeRequest, EdgeResponse, Gateway, function_url_event
-from devstack.news_sources import FakeNewsServer
-from devstack.pipeline import TracePipeline, devstack_dir
+from devstack.aws.fault_gate import AwsGate, GatedMotoServer
+from devstack.lambda_.lambda_service import LambdaService, Scheduler, StreamingCall
+from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, Gateway, function_url_event
+from devstack.fakes.news_sources import FakeNewsServer
+from devstack.xray.pipeline import TracePipeline, devstack_dir
 from devstack.seed import Seeded, seed_stack
-from devstack.sendgrid_sink import SendGridSink
-from devstack.sns_delivery import Publication, SnsDelivery
+from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.stack import REPO_ROOT, Stack, load_stack
 
 COLLECTOR_PORT = 4318  # the SSE code exports to the ADOT extension's localhost:4318
@@ -174,7 +174,7 @@ class LocalStack:
 
         self.gateway.api = _api_backend(self)
         if self.gateway.api is None:
-            self.notes.append("the dashboard function or devstack.api_gateway is not in this checkout: "
+            self.notes.append("the dashboard function or devstack.edge.api_gateway is not in this checkout: "
                               "/api/v2/* (except the stream) answers 503")
         self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
             "sse_streaming") else None
@@ -258,15 +258,15 @@ def running_stack(directory: Path | None = None) -> dict[str, Any] | None:
 
 
 class ApiGatewayBackend:
-    """The gateway's `/api/v2/*` route: devstack.api_gateway (REST proxy event, stage segment) → dashboard."""
+    """The gateway's `/api/v2/*` route: devstack.edge.api_gateway (REST proxy event, stage segment) → dashboard."""
 
     def __init__(self, service: LambdaService, daemon_address: str):
-        from devstack.api_gateway import ApiGateway
+        from devstack.edge.api_gateway import ApiGateway
 
         self._api = ApiGateway(service.invoke, daemon_address)
 
     def handle(self, request: EdgeRequest) -> EdgeResponse:
-        from devstack.api_gateway import GatewayRequest
+        from devstack.edge.api_gateway import GatewayRequest
 
         response = self._api.handle(GatewayRequest(request.method, request.path, request.query, request.headers,
                                                    request.body, request.source_ip))
@@ -274,6 +274,6 @@ class ApiGatewayBackend:
 
 
 def _api_backend(stack: LocalStack) -> ApiGatewayBackend | None:
-    if not _module_present("devstack.api_gateway") or not stack.functions.available.get("dashboard"):
+    if not _module_present("devstack.edge.api_gateway") or not stack.functions.available.get("dashboard"):
         return None
     return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address)

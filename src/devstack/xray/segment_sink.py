@@ -23,7 +23,7 @@ from typing import Any
 
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 
-log = logging.getLogger("devstack.sink")
+log = logging.getLogger("devstack.xray.segment_sink")
 
 MAX_BATCH = 50  # the real daemon's PutTraceSegments batch size
 REQUIRED_FIELDS = ("name", "id", "trace_id", "start_time")

@@ -41,14 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from devstack.aws import REGION
-from devstack.lambda_service import ACCOUNT_ID, UDP_HEADER, SamplingRule
-from devstack.sns_delivery import Invoke
+from devstack.aws.moto_server import REGION
+from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, SamplingRule
+from devstack.aws.sns_delivery import Invoke
 from devstack.stack import LOCAL_ENVIRONMENT, physical_name
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader, new_entity_id
 
-log = logging.getLogger("devstack.api_gateway")
+log = logging.getLogger("devstack.edge.api_gateway")
 
 TRACE_HEADER = "X-Amzn-Trace-Id"
 INTERNAL_ERROR_BODY = b'{"message": "Internal server error"}'

@@ -1,4 +1,4 @@
-"""The local Lambda Runtime API (devstack.runtime_api), driven by a scripted runtime and by AWS's own
+"""The local Lambda Runtime API (devstack.lambda_.runtime_api), driven by a scripted runtime and by AWS's own
 runtime interface client (`awslambdaric`), with the facades read back through the trace pipeline."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from devstack.aws import MotoServer
-from devstack.lambda_service import lambda_environment
-from devstack.pipeline import TracePipeline
-from devstack.runtime_api import (
+from devstack.aws.moto_server import MotoServer
+from devstack.lambda_.invocation import lambda_environment
+from devstack.xray.pipeline import TracePipeline
+from devstack.lambda_.runtime_api import (
     HTTP_INTEGRATION,
     PRELUDE_DELIMITER,
     FunctionError,

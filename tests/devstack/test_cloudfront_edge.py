@@ -1,7 +1,7 @@
 """The devstack gateway on a free port: the edge rule, CORS, the live relay of a stream, static files.
 
 The backends here are recording doubles of the gateway's two protocols (ApiBackend, StreamBackend);
-the gateway with the real functions behind it is exercised by test_devstack_stack.py and tests/e2e.
+the gateway with the real functions behind it is exercised by test_cli.py and tests/e2e.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
-from devstack.gateway import EdgeRequest, EdgeResponse, Gateway, PortInUseError, function_url_event
+from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, Gateway, PortInUseError, function_url_event
 from lib.tracing.header import TraceHeader
 
 ROOT = "1-6760f3a1-0a1b2c3d4e5f60718293a4b5"

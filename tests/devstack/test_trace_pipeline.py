@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from devstack.pipeline import TracePipeline
-from devstack.trace_reader import document_problems, read_traces, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import document_problems, read_traces, render
 from lib.tracing.header import new_entity_id, new_trace_id
 
 HEADER = b'{"format":"json","version":1}\n'

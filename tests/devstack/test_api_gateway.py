@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from devstack.api_gateway import ApiGateway, GatewayRequest, MalformedProxyResponseError, proxy_response
-from devstack.lambda_service import SamplingRule
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, MalformedProxyResponseError, proxy_response
+from devstack.lambda_.invocation import SamplingRule
 from lib.tracing.header import TraceHeader, new_entity_id
 
 OK = {"statusCode": 200, "multiValueHeaders": {"Content-Type": ["application/json"]}, "body": '{"ok":true}',

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.faults import AwsGate, FaultRule, GatedMotoServer
-from devstack.sns_delivery import Publication
+from devstack.aws.fault_gate import AwsGate, FaultRule, GatedMotoServer
+from devstack.aws.sns_delivery import Publication
 from lib.tracing.header import TraceHeader, new_entity_id
 
 TABLE = "gate-test-state"

@@ -4,11 +4,11 @@ One object starts, in order: moto behind the fault gate (every resource of the s
 trace pipeline (X-Ray daemon, OTLP receiver on 4318, `<dir>/traces/segments.jsonl`), the fake news
 sources (publishing new headlines over time), the SendGrid sink, the seed data, the Lambda service
 (seven functions in worker processes), SNS → Lambda delivery, the EventBridge schedules and the
-gateway. `stop()` stops all of it, workers included; a state file (`<dir>/stack.json`) tells
+gateway. `stop()` stops all of it, workers included; a state file (`<dir>/emulator.json`) tells
 `python -m devstack traces` where a running stack's X-Ray API is.
 
 Example:
-    >>> with LocalStack(StackOptions(port=0)).start() as stack:   # doctest: +SKIP
+    >>> with Emulator(EmulatorOptions(port=0)).start() as stack:   # doctest: +SKIP
     ...     print(stack.url)
 """
 
@@ -32,7 +32,7 @@ from devstack.aws.moto_server import Resources, create_resources
 from devstack.console import Console
 from devstack.aws.fault_gate import AwsGate, GatedMotoServer
 from devstack.lambda_.lambda_service import LambdaService, Scheduler, StreamingCall
-from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, Gateway, function_url_event
+from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, CloudFrontEdge, function_url_event
 from devstack.fakes.news_sources import FakeNewsServer
 from devstack.xray.pipeline import TracePipeline, devstack_dir
 from devstack.seed import Seeded, seed_stack
@@ -42,12 +42,12 @@ from devstack.stack import REPO_ROOT, Stack, load_stack
 
 COLLECTOR_PORT = 4318  # the SSE code exports to the ADOT extension's localhost:4318
 FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
-STATE_FILE = "stack.json"
+STATE_FILE = "emulator.json"  # not "stack.json": in this project "stack" is the map (infrastructure/terraform/stack.json)
 DEFAULT_SCHEDULES_S = {"ingestion": 60.0, "metrics": 60.0, "canary": 300.0}
 
 
 @dataclass
-class StackOptions:
+class EmulatorOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     directory: Path = field(default_factory=devstack_dir)
@@ -60,7 +60,7 @@ class StackOptions:
     env_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-class StackStartError(RuntimeError):
+class EmulatorStartError(RuntimeError):
     """The local stack could not start (a port taken, a dependency missing); the message says what to do."""
 
 
@@ -89,10 +89,10 @@ class FunctionUrlBackend:
         return self.service.stream(self.key, function_url_event(request), request.upstream)
 
 
-class LocalStack:
-    def __init__(self, options: StackOptions | None = None, console: Console | None = None,
+class Emulator:
+    def __init__(self, options: EmulatorOptions | None = None, console: Console | None = None,
                  stack: Stack | None = None):
-        self.options = options or StackOptions()
+        self.options = options or EmulatorOptions()
         self.console = console or Console()
         self.stack = stack or load_stack()
         self.notes: list[str] = []
@@ -101,7 +101,7 @@ class LocalStack:
         self.publications: list[Publication] = []
 
     # lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def start(self) -> Emulator:
         try:
             self._start()
         except BaseException:
@@ -113,12 +113,12 @@ class LocalStack:
         options = self.options
         missing = [name for name in ("awslambdaric", "moto") if importlib.util.find_spec(name) is None]
         if missing:
-            raise StackStartError(f"{', '.join(missing)} not installed in this Python: run `make install`")
+            raise EmulatorStartError(f"{', '.join(missing)} not installed in this Python: run `make install`")
         directory = options.directory.resolve()
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         # The edge first: a taken port is the commonest failure, and nothing else has started yet.
-        self.gateway = Gateway(None, None, options.frontend_dist, options.host, options.port, self.console)
+        self.gateway = CloudFrontEdge(None, None, options.frontend_dist, options.host, options.port, self.console)
         self._exit.callback(self.gateway.stop)
         if not (options.frontend_dist / "index.html").is_file():
             self.notes.append(f"frontend not built ({options.frontend_dist}): run `make frontend-build`; "
@@ -187,7 +187,7 @@ class LocalStack:
         self._exit.close()
         self.console.quiet = True  # threads winding down (a relay, a settling stream) have nothing to add
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Emulator:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -242,7 +242,7 @@ class LocalStack:
         (self.directory / STATE_FILE).unlink(missing_ok=True)
 
 
-def running_stack(directory: Path | None = None) -> dict[str, Any] | None:
+def running_emulator(directory: Path | None = None) -> dict[str, Any] | None:
     """The state of the stack running from `directory` (None when none is: no file, or its process is gone)."""
     path = (directory or devstack_dir()) / STATE_FILE
     if not path.is_file():
@@ -273,7 +273,7 @@ class ApiGatewayBackend:
         return EdgeResponse(response.status, list(response.headers), response.body)
 
 
-def _api_backend(stack: LocalStack) -> ApiGatewayBackend | None:
+def _api_backend(stack: Emulator) -> ApiGatewayBackend | None:
     if not _module_present("devstack.edge.api_gateway") or not stack.functions.available.get("dashboard"):
         return None
     return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address)

@@ -132,7 +132,7 @@ def running_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str
         devstack("up", "--port", "0", "--schedule", "ingestion=2", "--schedule", "canary=0", "--feed-interval", "1",
                  directory=tmp_path),
         env=child_env(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-    state_file = tmp_path / "stack.json"
+    state_file = tmp_path / "emulator.json"
     end = time.monotonic() + 60
     while not state_file.exists():
         assert process.poll() is None, console(tmp_path)
@@ -181,7 +181,7 @@ def test_up_serves_traces_and_stops_on_ctrl_c_leaving_no_process(
     assert process.returncode == 0, output
     assert output.splitlines()[-1] == "stopped", output
     assert [pid for pid in workers if alive(pid)] == [], output
-    assert not (directory / "stack.json").exists()
+    assert not (directory / "emulator.json").exists()
     after = subprocess.run(devstack("traces", directory=directory), env=child_env(), cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=30)
     assert after.returncode == 1 and "no local stack is running" in after.stderr
@@ -196,4 +196,4 @@ def test_up_says_clearly_that_the_port_is_taken(tmp_path: Path) -> None:
                                 cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stdout
-    assert not (tmp_path / "stack.json").exists()
+    assert not (tmp_path / "emulator.json").exists()

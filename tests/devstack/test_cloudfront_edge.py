@@ -17,7 +17,7 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
-from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, Gateway, PortInUseError, function_url_event
+from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, CloudFrontEdge, PortInUseError, function_url_event
 from lib.tracing.header import TraceHeader
 
 ROOT = "1-6760f3a1-0a1b2c3d4e5f60718293a4b5"
@@ -82,15 +82,15 @@ def streams() -> RecordingStreams:
 
 
 @pytest.fixture
-def gateway(api: RecordingApi, streams: RecordingStreams, dist: Path) -> Iterator[Gateway]:
-    server = Gateway(api, streams, dist, port=0).start()
+def gateway(api: RecordingApi, streams: RecordingStreams, dist: Path) -> Iterator[CloudFrontEdge]:
+    server = CloudFrontEdge(api, streams, dist, port=0).start()
     yield server
     server.stop()
 
 
 @pytest.mark.req("FR-035")
 def test_the_edge_removes_the_clients_sampling_decision_and_keeps_root_and_parent(
-        gateway: Gateway, api: RecordingApi) -> None:
+        gateway: CloudFrontEdge, api: RecordingApi) -> None:
     response = requests.get(f"{gateway.url}/api/v2/health",
                             headers={"X-Amzn-Trace-Id": f"Root={ROOT};Parent={PARENT};Sampled=1"}, timeout=5)
 
@@ -102,7 +102,7 @@ def test_the_edge_removes_the_clients_sampling_decision_and_keeps_root_and_paren
 
 
 @pytest.mark.req("FR-035")
-def test_the_stream_route_gets_the_same_edge_rule(gateway: Gateway, streams: RecordingStreams) -> None:
+def test_the_stream_route_gets_the_same_edge_rule(gateway: CloudFrontEdge, streams: RecordingStreams) -> None:
     for gate in streams.reply.release:
         gate.set()
     response = requests.get(f"{gateway.url}/api/v2/stream",
@@ -114,7 +114,7 @@ def test_the_stream_route_gets_the_same_edge_rule(gateway: Gateway, streams: Rec
 
 @pytest.mark.parametrize("header", ["Root=1-xyz", "Parent=53995c3f42cd8ad8", "Root=" + ROOT + ";Sampled=yes",
                                     "x" * 300])
-def test_a_malformed_trace_header_is_a_400_that_says_why(gateway: Gateway, api: RecordingApi, header: str) -> None:
+def test_a_malformed_trace_header_is_a_400_that_says_why(gateway: CloudFrontEdge, api: RecordingApi, header: str) -> None:
     response = requests.get(f"{gateway.url}/api/v2/health", headers={"X-Amzn-Trace-Id": header}, timeout=5)
 
     assert response.status_code == 400
@@ -124,7 +124,7 @@ def test_a_malformed_trace_header_is_a_400_that_says_why(gateway: Gateway, api: 
 
 
 @pytest.mark.req("FR-015", "FR-082", "SC-037")
-def test_the_function_url_answers_preflight_with_the_trace_headers_allowed_and_exposed(gateway: Gateway) -> None:
+def test_the_function_url_answers_preflight_with_the_trace_headers_allowed_and_exposed(gateway: CloudFrontEdge) -> None:
     response = requests.options(f"{gateway.url}/api/v2/configurations/abc/stream", timeout=5, headers={
         "Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "x-amzn-trace-id,last-event-id,x-sse-session-id"})
@@ -139,7 +139,7 @@ def test_the_function_url_answers_preflight_with_the_trace_headers_allowed_and_e
 
 
 @pytest.mark.req("FR-082")
-def test_a_stream_is_relayed_chunk_by_chunk_with_the_trace_id_exposed(gateway: Gateway,
+def test_a_stream_is_relayed_chunk_by_chunk_with_the_trace_id_exposed(gateway: CloudFrontEdge,
                                                                       streams: RecordingStreams) -> None:
     reply = streams.reply
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
@@ -170,7 +170,7 @@ class EndlessStream(GatedStream):
 
 def test_a_client_that_goes_away_releases_the_stream(api: RecordingApi, dist: Path) -> None:
     streams = RecordingStreams(EndlessStream([]))
-    server = Gateway(api, streams, dist, port=0).start()
+    server = CloudFrontEdge(api, streams, dist, port=0).start()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
             client.sendall(b"GET /api/v2/stream HTTP/1.1\r\nHost: local\r\n\r\n")
@@ -183,13 +183,13 @@ def test_a_client_that_goes_away_releases_the_stream(api: RecordingApi, dist: Pa
         server.stop()
 
 
-def test_the_stream_route_takes_get_only(gateway: Gateway) -> None:
+def test_the_stream_route_takes_get_only(gateway: CloudFrontEdge) -> None:
     response = requests.post(f"{gateway.url}/api/v2/stream", data=b"x", timeout=5)
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
 
 
-def test_the_built_frontend_is_served_at_the_root_and_nothing_outside_it(gateway: Gateway) -> None:
+def test_the_built_frontend_is_served_at_the_root_and_nothing_outside_it(gateway: CloudFrontEdge) -> None:
     index = requests.get(f"{gateway.url}/", timeout=5)
     script = requests.get(f"{gateway.url}/assets/app.js", timeout=5)
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
@@ -206,7 +206,7 @@ def test_the_built_frontend_is_served_at_the_root_and_nothing_outside_it(gateway
 
 def test_an_unbuilt_frontend_says_how_to_build_it(api: RecordingApi, streams: RecordingStreams,
                                                   tmp_path: Path) -> None:
-    server = Gateway(api, streams, tmp_path / "missing-dist", port=0).start()
+    server = CloudFrontEdge(api, streams, tmp_path / "missing-dist", port=0).start()
     try:
         response = requests.get(f"{server.url}/", timeout=5)
     finally:
@@ -221,7 +221,7 @@ def test_a_taken_port_is_a_clear_error(api: RecordingApi, streams: RecordingStre
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(PortInUseError, match=f"127.0.0.1:{port} is already in use"):
-            Gateway(api, streams, dist, port=port)
+            CloudFrontEdge(api, streams, dist, port=port)
 
 
 def test_the_function_url_event_is_what_powertools_parses() -> None:

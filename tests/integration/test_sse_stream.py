@@ -36,7 +36,7 @@ from devstack.lambda_.runtime_api import (
     PRELUDE_DELIMITER,
     RuntimeApi,
     RuntimeProcess,
-    StreamingResponse,
+    ResponseStream,
     function_url_event,
 )
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
@@ -114,7 +114,7 @@ class SseEnvironment:
         self.runtime.stop()
 
     def open(self, path: str = "/api/v2/stream", headers: Mapping[str, str] | None = None,
-             upstream: TraceHeader | None = None, timeout_s: float = 2.5, method: str = "GET") -> StreamingResponse:
+             upstream: TraceHeader | None = None, timeout_s: float = 2.5, method: str = "GET") -> ResponseStream:
         return self.runtime.invoke(function_url_event(method, path, headers), upstream=upstream, timeout_s=timeout_s)
 
 
@@ -195,7 +195,7 @@ def items_of(frames: list[dict[str, str]], ticker: str | None = None) -> list[st
             and (ticker is None or json.loads(frame["data"])["ticker"] == ticker)]
 
 
-def read_until(call: StreamingResponse, done: Callable[[bytes], bool]) -> bytes:
+def read_until(call: ResponseStream, done: Callable[[bytes], bool]) -> bytes:
     """Body bytes as they arrive, until `done(body so far)` or the end of the stream."""
     body = b""
     for chunk in call.chunks():
@@ -470,7 +470,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _final_flush_s(call: StreamingResponse) -> float:
+def _final_flush_s(call: ResponseStream) -> float:
     """From the last frame (the deadline event) to the end of the response: the `finally`'s flush."""
     assert call.completed_at is not None
     return call.completed_at - call.chunk_times[-1]

@@ -18,7 +18,7 @@ Then a summary over every trace the stack recorded: traces, documents, faults, o
 largest document (must stay under 64 KB), document problems (must be none).
 
 Example:
-    >>> run_demo(StackOptions(port=0), faults=True)   # doctest: +SKIP
+    >>> run_demo(EmulatorOptions(port=0), faults=True)   # doctest: +SKIP
     0
 """
 
@@ -43,7 +43,7 @@ import sseclient
 from devstack.console import Console
 from devstack.aws.fault_gate import FaultRule
 from devstack.lambda_.lambda_service import FunctionError, FunctionUnavailableError, scheduled_event
-from devstack.emulator import LocalStack, StackOptions
+from devstack.emulator import Emulator, EmulatorOptions
 from devstack.fakes.news_sources import FailureMode
 from devstack.xray.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
 from lib.metrics import APP_NAMESPACE
@@ -209,7 +209,7 @@ class SseSession:
 
 
 class Demo:
-    def __init__(self, stack: LocalStack, console: Console, faults: bool):
+    def __init__(self, stack: Emulator, console: Console, faults: bool):
         self.stack = stack
         self.console = console
         self.faults = faults
@@ -526,7 +526,7 @@ def write_report_json(path: Path, reports: list[StepReport], summary: Summary, c
     }, indent=2))
 
 
-def run_demo(options: StackOptions, faults: bool = False, console: Console | None = None) -> int:
+def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | None = None) -> int:
     """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report."""
     console = console or Console()
     options.schedules_s = {}
@@ -535,7 +535,7 @@ def run_demo(options: StackOptions, faults: bool = False, console: Console | Non
                              "sse_streaming": {"SSE_HEARTBEAT_INTERVAL_S": DEMO_HEARTBEAT_S,
                                                **options.env_overrides.get("sse_streaming", {})}}
     console.line("starting the local stack ...")
-    with LocalStack(options, console).start() as stack:
+    with Emulator(options, console).start() as stack:
         console.line(f"local stack up at {stack.url}; running the scenario")
         demo = Demo(stack, console, faults)
         demo.pipeline()

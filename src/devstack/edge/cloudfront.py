@@ -11,7 +11,7 @@ The edge rule of FR-035 applies to both API routes: the client's `Sampled` field
 malformed trace header is answered 400 (the edge never guesses).
 
 Example:
-    >>> gateway = Gateway(api_backend, stream_backend, Path("frontend/dist")).start()  # doctest: +SKIP
+    >>> gateway = CloudFrontEdge(api_backend, stream_backend, Path("frontend/dist")).start()  # doctest: +SKIP
     >>> gateway.url                                                                   # doctest: +SKIP
     'http://127.0.0.1:8000'
 """
@@ -140,7 +140,7 @@ def _json(status: int, error: str, message: str) -> EdgeResponse:
     return EdgeResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
 
 
-class Gateway:
+class CloudFrontEdge:
     def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
                  host: str = "127.0.0.1", port: int = 8000, console: Console | None = None):
         self.api = api
@@ -173,7 +173,7 @@ class Gateway:
     def port(self) -> int:
         return int(self._httpd.server_address[1])
 
-    def start(self) -> Gateway:
+    def start(self) -> CloudFrontEdge:
         self._thread.start()
         return self
 

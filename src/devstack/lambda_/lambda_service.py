@@ -44,7 +44,7 @@ import boto3
 from devstack.aws.moto_server import AWS_ENV, REGION, Resources
 from devstack.console import Console
 from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, lambda_environment
-from devstack.lambda_.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, StreamingResponse
+from devstack.lambda_.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, ResponseStream
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
 from lib.tracing.header import TraceHeader
 
@@ -145,7 +145,7 @@ class LambdaService:
         self._pending = 0
         self._pending_cv = threading.Condition()
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
-        self._streams: set[StreamingResponse] = set()
+        self._streams: set[ResponseStream] = set()
         self._stopping = threading.Event()
         limits = {**DEFAULT_MAX_ENVIRONMENTS, **(max_environments or {})}
         self.available: dict[str, bool] = {}
@@ -350,7 +350,7 @@ class LambdaService:
         pool.processes.append(process)
 
     # bookkeeping ---------------------------------------------------------------------------------
-    def _record(self, pool: _Pool, call: StreamingResponse, started: float, outcome: str, error_type: str | None,
+    def _record(self, pool: _Pool, call: ResponseStream, started: float, outcome: str, error_type: str | None,
                 attempt: int, cold: bool) -> None:
         # The function's own time, from the moment a runtime took the event (queueing excluded), as Lambda bills.
         begun = call.delivered_at if call.delivered_at is not None else started
@@ -393,7 +393,7 @@ class LambdaService:
 class StreamingCall:
     """A RESPONSE_STREAM invocation as the gateway relays it (devstack.gateway.StreamingReply)."""
 
-    def __init__(self, call: StreamingResponse, finished: Callable[[str, str | None], None]):
+    def __init__(self, call: ResponseStream, finished: Callable[[str, str | None], None]):
         self._call = call
         self._finished = finished
         self._done = False

@@ -15,7 +15,7 @@ JSON prelude (statusCode, headers, cookies), eight NUL bytes, then the body; an 
 the body began arrives in the trailers `Lambda-Runtime-Function-Error-Type` /
 `Lambda-Runtime-Function-Error-Body` (base64 JSON).
 
-The caller's side is `runtime.invoke(event, upstream) -> StreamingResponse`: it returns at once;
+The caller's side is `runtime.invoke(event, upstream) -> ResponseStream`: it returns at once;
 `prelude()` waits for status and headers, `chunks()` yields the body as the function writes it
 (so a gateway relays it live), `close()` is the client going away: the function's response
 connection is reset, so its next write raises `BrokenPipeError`. Several runtime workers may
@@ -130,7 +130,7 @@ def _as_exception(error: FunctionError) -> Exception:
     return kind(error.message)
 
 
-class StreamingResponse:
+class ResponseStream:
     """The caller's side of one invocation: the function's response as it arrives.
 
     The raw bytes are kept for the invocation's life (bounded by the function's timeout and
@@ -404,8 +404,8 @@ class RuntimeApi:
         self.sampling_rule = sampling_rule
         self.stats = RuntimeStats()
         self.init_error: FunctionError | None = None
-        self._queue: queue.Queue[StreamingResponse] = queue.Queue()
-        self._calls: dict[str, StreamingResponse] = {}
+        self._queue: queue.Queue[ResponseStream] = queue.Queue()
+        self._calls: dict[str, ResponseStream] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         runtime = self
@@ -455,7 +455,7 @@ class RuntimeApi:
         self.stop()
 
     def invoke(self, event: Any, upstream: TraceHeader | None = None, upstream_segment_written: bool = False,
-               timeout_s: float | None = None) -> StreamingResponse:
+               timeout_s: float | None = None) -> ResponseStream:
         """Queue one invocation and return its response handle at once.
 
         `timeout_s` overrides the function's timeout for this invocation (short deadlines in tests).
@@ -464,7 +464,7 @@ class RuntimeApi:
                                 self.sampling_rule)
         if timeout_s is not None:
             invocation.deadline_ms = int((invocation.start_time + timeout_s) * 1000)
-        call = StreamingResponse(self, invocation, json.dumps(event).encode())
+        call = ResponseStream(self, invocation, json.dumps(event).encode())
         with self._lock:
             self._calls[invocation.request_id] = call
             self.stats.invocations += 1
@@ -542,7 +542,7 @@ class RuntimeApi:
             return
         request.close_connection = True
 
-    def _response(self, request: BaseHTTPRequestHandler, call: StreamingResponse) -> None:
+    def _response(self, request: BaseHTTPRequestHandler, call: ResponseStream) -> None:
         streaming = request.headers.get(RESPONSE_MODE_HEADER, "").lower() == "streaming"
         content_type = request.headers.get("Content-Type")
         if streaming:
@@ -585,7 +585,7 @@ class RuntimeApi:
         self._reply(request, 202)
         self._end(call, None)
 
-    def _trailer_error(self, call: StreamingResponse, trailers: Mapping[str, str]) -> FunctionError | None:
+    def _trailer_error(self, call: ResponseStream, trailers: Mapping[str, str]) -> FunctionError | None:
         error_type = trailers.get(ERROR_TYPE_HEADER.lower())
         if error_type is None:
             return None
@@ -599,7 +599,7 @@ class RuntimeApi:
         return FunctionError(self.function.name, error_type, truncate_message(str(body.get("errorMessage", ""))),
                              call.invocation, body)
 
-    def _error(self, request: BaseHTTPRequestHandler, call: StreamingResponse) -> None:
+    def _error(self, request: BaseHTTPRequestHandler, call: ResponseStream) -> None:
         body = self._json_body(request)
         error_type = request.headers.get(ERROR_TYPE_HEADER) or str(body.get("errorType", "Unhandled"))
         self._reply(request, 202)
@@ -629,14 +629,14 @@ class RuntimeApi:
             return {"errorMessage": "(error body is not JSON)"}
         return body if isinstance(body, dict) else {}
 
-    def _protocol_error(self, request: BaseHTTPRequestHandler, call: StreamingResponse, message: str) -> None:
+    def _protocol_error(self, request: BaseHTTPRequestHandler, call: ResponseStream, message: str) -> None:
         self.stats.protocol_errors += 1
         log.warning("runtime protocol error: %s", message)
         self._reply(request, 400, {"errorType": "InvalidRuntimeResponse", "errorMessage": message})
         request.close_connection = True
         self._end(call, FunctionError(self.function.name, "Runtime.InvalidResponse", message, call.invocation))
 
-    def _cut(self, request: BaseHTTPRequestHandler, call: StreamingResponse) -> None:
+    def _cut(self, request: BaseHTTPRequestHandler, call: ResponseStream) -> None:
         """The response connection ended early: the caller went away, or the runtime vanished."""
         request.close_connection = True
         _reset(request.connection)
@@ -657,7 +657,7 @@ class RuntimeApi:
             else:
                 self.stats.errors += 1
 
-    def _end(self, call: StreamingResponse, error: FunctionError | None) -> None:
+    def _end(self, call: ResponseStream, error: FunctionError | None) -> None:
         call._finish(error)
         with self._lock:
             self._calls.pop(call.invocation.request_id, None)

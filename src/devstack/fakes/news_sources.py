@@ -21,7 +21,6 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from http.server import BaseHTTPRequestHandler
 from itertools import count
@@ -32,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from devstack.fakes.failures import ScriptedFailures
 from devstack.loopback import LoopbackServer
 from lib.news.store import ConfigTable
 
@@ -49,12 +49,6 @@ class FailureMode(Enum):
     RATE_LIMITED = "rate_limited"    # 429
     MALFORMED = "malformed"          # 200, JSON, but not the documented shape (an article lacks its headline)
     NOT_JSON = "not_json"            # 200 with an HTML error page
-
-
-@dataclass
-class _Failure:
-    mode: FailureMode
-    remaining: int | None  # None: until recover()
 
 
 def _tiingo_time(moment: dt.datetime) -> str:
@@ -132,7 +126,7 @@ class FakeNewsServer:
         self.api_keys = dict(api_keys or DEFAULT_API_KEYS)
         self.store = NewsStore(now)
         self.requests: Counter[str] = Counter()
-        self._failures: dict[str, _Failure] = {}
+        self._failures: ScriptedFailures[str, FailureMode] = ScriptedFailures()
         self._lock = threading.Lock()
         self._server = LoopbackServer(host, port, self._handler_class(), name="fake-news")
         self._feed_stop = threading.Event()
@@ -170,12 +164,10 @@ class FakeNewsServer:
     # behaviour on demand ----------------------------------------------------------------------
     def fail(self, source: str, mode: FailureMode, times: int | None = None) -> None:
         """Make `source` fail its next `times` requests (None: until `recover`)."""
-        with self._lock:
-            self._failures[source] = _Failure(mode, times)
+        self._failures.fail(source, mode, times)
 
     def recover(self, source: str) -> None:
-        with self._lock:
-            self._failures.pop(source, None)
+        self._failures.recover(source)
 
     def publish(self, source: str, ticker: str, headline: str, summary: str = "",
                 published: dt.datetime | None = None) -> dict[str, Any]:
@@ -197,17 +189,6 @@ class FakeNewsServer:
 
         self._feed = threading.Thread(target=run, name="fake-news-feed", daemon=True)
         self._feed.start()
-
-    def _take_failure(self, source: str) -> FailureMode | None:
-        with self._lock:
-            failure = self._failures.get(source)
-            if failure is None:
-                return None
-            if failure.remaining is not None:
-                failure.remaining -= 1
-                if failure.remaining <= 0:
-                    del self._failures[source]
-            return failure.mode
 
     # HTTP ---------------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -242,7 +223,7 @@ class FakeNewsServer:
                 if not authorised:
                     self._send(401, {"error": "invalid API key"})
                     return
-                failure = server._take_failure(source)
+                failure = server._failures.take(source)
                 if failure is FailureMode.SERVER_ERROR:
                     self._send(503, {"error": "service unavailable"})
                 elif failure is FailureMode.RATE_LIMITED:

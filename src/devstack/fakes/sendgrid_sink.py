@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 
+from devstack.fakes.failures import ScriptedFailures
 from devstack.loopback import LoopbackServer
 
 MAIL_SEND_PATH = "/v3/mail/send"
@@ -59,12 +60,6 @@ class SentEmail:
     subject: str
     text: str
     received_at: float
-
-
-@dataclass
-class _Failure:
-    mode: SinkFailure
-    remaining: int | None  # None: until recover()
 
 
 def mail_errors(body: Any) -> list[dict[str, Any]]:
@@ -107,7 +102,7 @@ class SendGridSink:
         self.hang_s = hang_s
         self._sent: list[SentEmail] = []
         self._statuses: list[int | None] = []
-        self._failure: _Failure | None = None
+        self._failures: ScriptedFailures[None, SinkFailure] = ScriptedFailures()  # one endpoint: one key
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = LoopbackServer(host, port, self._handler_class(), name="sendgrid-sink")
@@ -143,13 +138,11 @@ class SendGridSink:
     # behaviour on demand ----------------------------------------------------------------------
     def fail(self, mode: SinkFailure, times: int | None = None) -> None:
         """Fail the next `times` requests (None: every request until `recover()`)."""
-        with self._lock:
-            self._failure = _Failure(mode, times)
-            self._release.clear()
+        self._release.clear()
+        self._failures.fail(None, mode, times)
 
     def recover(self) -> None:
-        with self._lock:
-            self._failure = None
+        self._failures.recover(None)
         self._release.set()
 
     def sent(self) -> list[SentEmail]:
@@ -166,17 +159,6 @@ class SendGridSink:
         with self._lock:
             self._sent.clear()
             self._statuses.clear()
-
-    def _take_failure(self) -> SinkFailure | None:
-        with self._lock:
-            failure = self._failure
-            if failure is None:
-                return None
-            if failure.remaining is not None:
-                failure.remaining -= 1
-                if failure.remaining <= 0:
-                    self._failure = None
-            return failure.mode
 
     def _record(self, status: int | None, email: SentEmail | None = None) -> None:
         with self._lock:
@@ -227,7 +209,7 @@ class SendGridSink:
                     self._answer(401, {"errors": [{"message": "The provided authorization grant is invalid, "
                                                    "expired, or revoked", "field": None, "help": None}]})
                     return
-                failure = sink._take_failure()
+                failure = sink._failures.take(None)
                 if failure is SinkFailure.HANG:
                     sink._record(None)
                     sink._release.wait(sink.hang_s)

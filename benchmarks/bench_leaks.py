@@ -59,9 +59,9 @@ def run() -> list[Row]:
     import boto3
 
     from devstack.aws.moto_server import MotoServer, create_resources
-    from devstack.xray.otlp_receiver import OtlpReceiver
     from devstack.stack import load_stack
     from devstack.xray.daemon import XRayDaemon
+    from devstack.xray.otlp_receiver import OtlpReceiver
 
     moto = MotoServer().start()
     os.environ["AWS_ENDPOINT_URL"] = moto.endpoint

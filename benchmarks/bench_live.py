@@ -107,9 +107,9 @@ def run() -> list[Row]:
     import boto3
 
     from devstack.aws.moto_server import MotoServer, create_resources
-    from devstack.xray.otlp_receiver import OtlpReceiver
     from devstack.stack import load_stack
     from devstack.xray.daemon import XRayDaemon
+    from devstack.xray.otlp_receiver import OtlpReceiver
 
     spec_env = load_stack().function("sse_streaming").env
     poll_s = float(spec_env["SSE_POLL_INTERVAL_S"])

@@ -86,7 +86,7 @@ class Scenario:
     def _ingestion(self, index: int) -> Any:
         # Steady state: every run sees the day's stories again (dedup) and one of them is new
         # (deleted here before the run), so each run also writes and publishes one item.
-        from devstack.lambda_.lambda_service import scheduled_event
+        from devstack.lambda_.events import scheduled_event
 
         table = self.dynamodb.Table(self.resources.tables["news"])
         items = table.scan(ProjectionExpression="item_id, published_at", ConsistentRead=True)["Items"]
@@ -127,7 +127,7 @@ class Scenario:
         return SnsDelivery(self.stack, self.resources, "127.0.0.1:2000").event(publication)
 
     def _metrics(self, index: int) -> Any:
-        from devstack.lambda_.lambda_service import scheduled_event
+        from devstack.lambda_.events import scheduled_event
 
         return scheduled_event(self.stack.function("metrics"))
 
@@ -426,9 +426,9 @@ def run() -> list[Row]:
 
     from devstack.aws.moto_server import MotoServer, create_resources
     from devstack.fakes.news_sources import FakeNewsServer, seed_ingestion
-    from devstack.xray.pipeline import TracePipeline
     from devstack.fakes.sendgrid_sink import SendGridSink
     from devstack.stack import load_stack
+    from devstack.xray.pipeline import TracePipeline
 
     rows: list[Row] = []
     moto = MotoServer().start()

@@ -22,8 +22,8 @@ import pytest  # noqa: E402
 
 from devstack.aws.moto_server import MotoServer, Resources, create_resources  # noqa: E402
 from devstack.lambda_.invocation import Invocation, SamplingRule, invoke_in_process  # noqa: E402
-from devstack.xray.pipeline import TracePipeline  # noqa: E402
 from devstack.stack import load_stack  # noqa: E402
+from devstack.xray.pipeline import TracePipeline  # noqa: E402
 from lib.tracing.header import TraceHeader  # noqa: E402
 
 

@@ -28,21 +28,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from devstack.aws.moto_server import Resources, create_resources
-from devstack.console import Console
 from devstack.aws.fault_gate import AwsGate, GatedMotoServer
-from devstack.lambda_.lambda_service import LambdaService, Scheduler, StreamingCall
-from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, CloudFrontEdge, function_url_event
-from devstack.fakes.news_sources import FakeNewsServer
-from devstack.xray.pipeline import TracePipeline, devstack_dir
-from devstack.seed import Seeded, seed_stack
-from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.aws.moto_server import Resources, create_resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.console import Console
+from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse
+from devstack.fakes.news_sources import FakeNewsServer
+from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.lambda_service import LambdaService, StreamingCall
+from devstack.lambda_.scheduler import Scheduler
+from devstack.seed import Seeded, seed_stack
 from devstack.stack import REPO_ROOT, Stack, load_stack
+from devstack.xray.pipeline import TracePipeline, devstack_dir
 
 COLLECTOR_PORT = 4318  # the SSE code exports to the ADOT extension's localhost:4318
 FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
-STATE_FILE = "emulator.json"  # not "stack.json": in this project "stack" is the map (infrastructure/terraform/stack.json)
+# Not "stack.json": in this project "stack" means the stack map (infrastructure/terraform/stack.json).
+STATE_FILE = "emulator.json"
 DEFAULT_SCHEDULES_S = {"ingestion": 60.0, "metrics": 60.0, "canary": 300.0}
 
 
@@ -86,7 +89,9 @@ class FunctionUrlBackend:
         self.key = key
 
     def open(self, request: EdgeRequest) -> StreamingCall:
-        return self.service.stream(self.key, function_url_event(request), request.upstream)
+        event = function_url_event(request.method, request.path, request.headers, request.query, request.body,
+                                   request.source_ip)
+        return self.service.stream(self.key, event, request.upstream)
 
 
 class Emulator:

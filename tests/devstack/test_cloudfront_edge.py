@@ -17,7 +17,8 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
-from devstack.edge.cloudfront import EdgeRequest, EdgeResponse, CloudFrontEdge, PortInUseError, function_url_event
+from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse, PortInUseError
+from devstack.lambda_.events import function_url_event
 from lib.tracing.header import TraceHeader
 
 ROOT = "1-6760f3a1-0a1b2c3d4e5f60718293a4b5"
@@ -114,7 +115,8 @@ def test_the_stream_route_gets_the_same_edge_rule(gateway: CloudFrontEdge, strea
 
 @pytest.mark.parametrize("header", ["Root=1-xyz", "Parent=53995c3f42cd8ad8", "Root=" + ROOT + ";Sampled=yes",
                                     "x" * 300])
-def test_a_malformed_trace_header_is_a_400_that_says_why(gateway: CloudFrontEdge, api: RecordingApi, header: str) -> None:
+def test_a_malformed_trace_header_is_a_400_that_says_why(gateway: CloudFrontEdge, api: RecordingApi,
+                                                         header: str) -> None:
     response = requests.get(f"{gateway.url}/api/v2/health", headers={"X-Amzn-Trace-Id": header}, timeout=5)
 
     assert response.status_code == 400
@@ -229,7 +231,8 @@ def test_the_function_url_event_is_what_powertools_parses() -> None:
                           [("Authorization", "Bearer t"), ("X-Amzn-Trace-Id", f"Root={ROOT}"), ("Accept", "a"),
                            ("accept", "b")], b"", "127.0.0.1", TraceHeader(ROOT))
 
-    event = LambdaFunctionUrlEvent(function_url_event(request))
+    event = LambdaFunctionUrlEvent(function_url_event(request.method, request.path, request.headers, request.query,
+                                                    request.body, request.source_ip))
 
     assert event.request_context.http.method == "GET"
     assert event.path == "/api/v2/configurations/a1/stream"

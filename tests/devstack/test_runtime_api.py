@@ -17,16 +17,12 @@ import pytest
 
 from devstack.aws.moto_server import MotoServer
 from devstack.lambda_.invocation import lambda_environment
-from devstack.xray.pipeline import TracePipeline
-from devstack.lambda_.runtime_api import (
-    HTTP_INTEGRATION,
-    PRELUDE_DELIMITER,
-    FunctionError,
-    RuntimeApi,
-    RuntimeProcess,
-    StreamingResponse,
-)
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.response_stream import FunctionError, ResponseStream
+from devstack.lambda_.runtime_api import RuntimeApi
+from devstack.lambda_.wire import HTTP_INTEGRATION, PRELUDE_DELIMITER
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec
+from devstack.xray.pipeline import TracePipeline
 from lib.tracing.header import TraceHeader, new_entity_id
 
 PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 256, 30, {}, {}, None)
@@ -77,7 +73,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def facade_documents(pipeline: TracePipeline, call: StreamingResponse) -> list[dict[str, Any]]:
+def facade_documents(pipeline: TracePipeline, call: ResponseStream) -> list[dict[str, Any]]:
     return [doc for doc in pipeline.tree(call.invocation.trace_header.root, expect_at_least=2).documents
             if doc.get("origin") in ("AWS::Lambda", "AWS::Lambda::Function")]
 

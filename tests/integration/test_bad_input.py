@@ -25,15 +25,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.edge.api_gateway import ApiGateway, GatewayRequest
 from devstack.aws.moto_server import MotoServer, Resources
-from devstack.lambda_.lambda_service import LambdaService
-from devstack.lambda_.invocation import invoke_in_process
-from devstack.xray.pipeline import TracePipeline
-from devstack.lambda_.runtime_api import function_url_event
-from devstack.fakes.sendgrid_sink import SendGridSink
 from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest
+from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.invocation import invoke_in_process
+from devstack.lambda_.lambda_service import LambdaService
 from devstack.stack import load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import render
 from lib.alerts import AlertTable, Direction
 from lib.news.model import iso_ms

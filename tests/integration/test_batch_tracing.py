@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from devstack.lambda_.invocation import SamplingRule, invoke_in_process
-from devstack.xray.pipeline import TracePipeline
 from devstack.stack import FunctionSpec
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import document_problems
 from lib.metrics import APP_NAMESPACE
 from lib.tracing.annotations import InvalidAnnotationError

@@ -33,8 +33,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack.aws.moto_server import Resources
 from devstack.lambda_.invocation import Invocation, invoke_in_process
-from devstack.xray.pipeline import TracePipeline
 from devstack.stack import load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import TraceTree, document_problems, read_traces, render
 from lambdas.canary import clients
 from lambdas.canary.service import run_canary

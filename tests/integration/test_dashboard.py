@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.edge.api_gateway import ApiGateway, GatewayRequest, GatewayResponse
 from devstack.aws.moto_server import Resources
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, GatewayResponse
 from devstack.lambda_.invocation import SamplingRule
 from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import Node, TraceTree, document_problems, render

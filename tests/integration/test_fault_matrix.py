@@ -38,14 +38,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.aws.moto_server import MotoServer, Resources
 from devstack.aws.fault_gate import AwsGate, FaultRule, GatedMotoServer
-from devstack.lambda_.lambda_service import LambdaService
-from devstack.lambda_.invocation import invoke_in_process
-from devstack.xray.pipeline import TracePipeline
-from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.aws.moto_server import MotoServer, Resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.lambda_.invocation import invoke_in_process
+from devstack.lambda_.lambda_service import LambdaService
 from devstack.stack import load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import Node, TraceTree, render
 from lib.alerts import AlertTable, Direction
 from lib.metrics import cloudwatch_client

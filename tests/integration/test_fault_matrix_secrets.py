@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from devstack.fakes.news_sources import DEFAULT_API_KEYS
-from devstack.seed import DEMO_ALERT
 from devstack.fakes.sendgrid_sink import DEFAULT_API_KEY as SENDGRID_API_KEY
+from devstack.seed import DEMO_ALERT
 from devstack.stack import REPO_ROOT, SRC_ROOT
 from devstack.xray.trace_reader import flatten
 

@@ -15,8 +15,8 @@ import pytest
 
 from devstack.aws.moto_server import Resources
 from devstack.lambda_.invocation import Invocation, invoke_in_process
-from devstack.xray.pipeline import TracePipeline
 from devstack.stack import load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
 from lib.metrics import APP_NAMESPACE, cloudwatch_client
 from lib.news.model import iso_ms

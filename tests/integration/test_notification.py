@@ -18,11 +18,11 @@ import boto3
 import pytest
 
 from devstack.aws.moto_server import Resources
-from devstack.lambda_.invocation import Invocation, invoke_in_process
-from devstack.xray.pipeline import TracePipeline
-from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
 from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import FunctionSpec, load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
 from lib.alerts import AlertRule, AlertTable, Direction
 from lib.metrics import cloudwatch_client

@@ -15,8 +15,8 @@ from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased
 
 from devstack.lambda_.invocation import invoke_in_process
-from devstack.xray.pipeline import TracePipeline
 from devstack.stack import FunctionSpec
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import document_problems
 from lib.tracing import otel
 from lib.tracing.bounds import MAX_MESSAGE_CHARS

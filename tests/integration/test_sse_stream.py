@@ -28,18 +28,16 @@ import boto3
 import pytest
 
 from devstack.aws.moto_server import MotoServer, Resources
-from devstack.xray.collector_config import load_indexed_attributes
+from devstack.lambda_.events import function_url_event
 from devstack.lambda_.invocation import lambda_environment
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.response_stream import ResponseStream
+from devstack.lambda_.runtime_api import RuntimeApi
+from devstack.lambda_.wire import PRELUDE_DELIMITER
+from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
+from devstack.xray.collector_config import load_indexed_attributes
 from devstack.xray.otlp_receiver import OtlpReceiver
 from devstack.xray.pipeline import TracePipeline
-from devstack.lambda_.runtime_api import (
-    PRELUDE_DELIMITER,
-    RuntimeApi,
-    RuntimeProcess,
-    ResponseStream,
-    function_url_event,
-)
-from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
 from devstack.xray.trace_reader import TraceTree, document_problems
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader, new_entity_id

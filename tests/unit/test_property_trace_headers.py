@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.edge.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
 from devstack.aws.moto_server import MotoServer, Resources
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
 from devstack.edge.cloudfront import apply_edge_rule
 from devstack.lambda_.invocation import Invocation, SamplingRule
-from devstack.xray.pipeline import TracePipeline
 from devstack.stack import load_stack
+from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import document_problems, render
 from lib.tracing.header import MAX_HEADER_LENGTH, InvalidTraceHeaderError, TraceHeader, new_trace_id
 from tests.integration.test_sse_stream import SseEnvironment

@@ -40,11 +40,13 @@ import boto3
 import requests
 import sseclient
 
-from devstack.console import Console
 from devstack.aws.fault_gate import FaultRule
-from devstack.lambda_.lambda_service import FunctionError, FunctionUnavailableError, scheduled_event
+from devstack.console import Console
 from devstack.emulator import Emulator, EmulatorOptions
 from devstack.fakes.news_sources import FailureMode
+from devstack.lambda_.events import scheduled_event
+from devstack.lambda_.lambda_service import FunctionUnavailableError
+from devstack.lambda_.response_stream import FunctionError
 from devstack.xray.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
 from lib.metrics import APP_NAMESPACE
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES

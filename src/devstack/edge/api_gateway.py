@@ -42,8 +42,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from devstack.aws.moto_server import REGION
-from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, SamplingRule
 from devstack.aws.sns_delivery import Invoke
+from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, SamplingRule
 from devstack.stack import LOCAL_ENVIRONMENT, physical_name
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader, new_entity_id

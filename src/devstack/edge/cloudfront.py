@@ -26,13 +26,12 @@ import select
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from devstack.console import Console
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
@@ -103,36 +102,6 @@ def apply_edge_rule(raw: str | None) -> TraceHeader | None:
     if raw is None or not raw.strip():
         return None
     return TraceHeader.parse(raw).without_sampling()
-
-
-def function_url_event(request: EdgeRequest, url_id: str = "localdevstackfunctionurl") -> dict[str, Any]:
-    """The event a Function URL gives its function (payload format 2.0), from an edge request."""
-    now = time.time()
-    headers: dict[str, str] = {}
-    for key, value in request.headers:  # repeated headers are joined with commas, as the Function URL does
-        lowered = key.lower()
-        headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
-    query: dict[str, str] = {}
-    for key, values in parse_qs(request.query, keep_blank_values=True).items():
-        query[key] = ",".join(values)
-    event: dict[str, Any] = {
-        "version": "2.0", "routeKey": "$default", "rawPath": request.path, "rawQueryString": request.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": url_id, "domainName": f"{url_id}.lambda-url.us-east-1.on.aws",
-            "domainPrefix": url_id,
-            "http": {"method": request.method, "path": request.path, "protocol": "HTTP/1.1",
-                     "sourceIp": request.source_ip, "userAgent": headers.get("user-agent", "")},
-            "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if request.body:
-        event["body"] = request.body.decode("utf-8", errors="replace")
-    return event
 
 
 def _json(status: int, error: str, message: str) -> EdgeResponse:

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
 import json
 import os
@@ -41,10 +40,12 @@ from typing import Any
 
 import boto3
 
-from devstack.aws.moto_server import AWS_ENV, REGION, Resources
+from devstack.aws.moto_server import AWS_ENV, Resources
 from devstack.console import Console
-from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, lambda_environment
-from devstack.lambda_.runtime_api import FunctionError, RuntimeApi, RuntimeProcess, ResponseStream
+from devstack.lambda_.invocation import Invocation, lambda_environment
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.response_stream import FunctionError, ResponseStream
+from devstack.lambda_.runtime_api import RuntimeApi
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
 from lib.tracing.header import TraceHeader
 
@@ -54,8 +55,7 @@ DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; the loca
 DEFAULT_MAX_ENVIRONMENTS = {"sse_streaming": 8, "analysis": 3}
 PROCESS_STOP_TIMEOUT_S = 3.0
 
-__all__ = ["FunctionError", "FunctionUnavailableError", "InvocationRecord", "LambdaService", "Scheduler",
-           "StreamingCall", "code_present", "scheduled_event"]
+__all__ = ["FunctionUnavailableError", "InvocationRecord", "LambdaService", "StreamingCall", "code_present"]
 
 
 class FunctionUnavailableError(RuntimeError):
@@ -98,16 +98,6 @@ def runtime_command(spec: FunctionSpec) -> list[str]:
     if spec.package == "image":
         return [sys.executable, str(SSE_BOOTSTRAP)]
     return [sys.executable, "-m", "awslambdaric", spec.handler]
-
-
-def scheduled_event(function: FunctionSpec, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The event EventBridge sends a scheduled target."""
-    moment = now or dt.datetime.now(dt.UTC)
-    return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": ACCOUNT_ID, "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{function.name}-schedule"], "detail": {},
-    }
 
 
 @dataclass
@@ -425,41 +415,3 @@ class StreamingCall:
 
     def wait(self, timeout_s: float | None = None) -> bool:
         return self._call.wait(timeout_s)
-
-
-class Scheduler:
-    """EventBridge schedules: each scheduled function invoked (Event type) every `interval` seconds."""
-
-    def __init__(self, service: LambdaService, intervals_s: Mapping[str, float]):
-        self.service = service
-        self.intervals_s = {key: value for key, value in intervals_s.items() if value > 0}
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def fire(self, key: str) -> tuple[Any, Invocation]:
-        """One scheduled invocation now, run to its end (retries included)."""
-        return self.service.invoke_event(key, scheduled_event(self.service.stack.function(key)))
-
-    def start(self) -> Scheduler:
-        for key, interval in self.intervals_s.items():
-            if not self.service.available.get(key):
-                continue
-            thread = threading.Thread(target=self._run, args=(key, interval), name=f"schedule-{key}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def _run(self, key: str, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.fire(key)
-            except (FunctionError, FunctionUnavailableError) as error:
-                if self._stop.is_set():
-                    return  # the stack went down under this run
-                # EventBridge keeps its schedule whatever one run did: say what happened, fire again later.
-                self.service.console.event("schedule", key, outcome=type(error).__name__, detail=str(error)[:200])
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=1)

@@ -5,7 +5,7 @@ One `RuntimeApi` is the Runtime API of one execution environment. The function's
 `.../invocation/{id}/error`; a runtime that cannot start reports `.../init/error`. Each
 invocation carries the headers Lambda gives: `Lambda-Runtime-Aws-Request-Id`,
 `Lambda-Runtime-Deadline-Ms`, `Lambda-Runtime-Trace-Id` (the facade's Root, Parent and sampling
-decision: `devstack.lambda_service.Invocation` decides it and writes the `AWS::Lambda` /
+decision: `devstack.lambda_.invocation.Invocation` decides it and writes the `AWS::Lambda` /
 `AWS::Lambda::Function` segments when the invocation ends) and
 `Lambda-Runtime-Invoked-Function-Arn`.
 
@@ -15,16 +15,16 @@ JSON prelude (statusCode, headers, cookies), eight NUL bytes, then the body; an 
 the body began arrives in the trailers `Lambda-Runtime-Function-Error-Type` /
 `Lambda-Runtime-Function-Error-Body` (base64 JSON).
 
-The caller's side is `runtime.invoke(event, upstream) -> ResponseStream`: it returns at once;
-`prelude()` waits for status and headers, `chunks()` yields the body as the function writes it
-(so a gateway relays it live), `close()` is the client going away: the function's response
-connection is reset, so its next write raises `BrokenPipeError`. Several runtime workers may
+The caller's side is `runtime.invoke(event, upstream) -> ResponseStream` (`response_stream`); the
+wire literals are in `wire`, the runtime process in `process`. `close()` on a stream is the client
+going away: the function's response connection is reset, so its next write raises `BrokenPipeError`.
+Several runtime workers may
 poll one RuntimeApi at once (multi-concurrency, `AWS_LAMBDA_MAX_CONCURRENCY`).
 
 Example:
     >>> with RuntimeApi(load_stack().function("sse_streaming"), daemon.address) as runtime:    # doctest: +SKIP
     ...     process = RuntimeProcess(runtime, [sys.executable, "docker/sse/bootstrap"], env).start()
-    ...     call = runtime.invoke(function_url_event("GET", "/api/v2/stream"))
+    ...     call = runtime.invoke(function_url_event("GET", "/api/v2/stream"))   # lambda_.events
     ...     status, headers = call.prelude()
     ...     for chunk in call.chunks(): ...
 """
@@ -37,304 +37,44 @@ import dataclasses
 import json
 import logging
 import queue
-import socket
-import struct
-import subprocess
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 from devstack.aws.moto_server import REGION
 from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, SamplingRule
-from devstack.stack import SRC_ROOT, FunctionSpec
+from devstack.lambda_.response_stream import (
+    TIMEOUT_GRACE_S,
+    FunctionError,
+    ProtocolError,
+    ResponseStream,
+    _reset,
+)
+from devstack.lambda_.wire import (
+    API_PREFIX,
+    DEADLINE_HEADER,
+    ERROR_BODY_TRAILER,
+    ERROR_TYPE_HEADER,
+    FUNCTION_ARN_HEADER,
+    INIT_ERROR_PATH,
+    NEXT_PATH,
+    REQUEST_ID_HEADER,
+    RESPONSE_MODE_HEADER,
+    STREAMING_MODE,
+    TRACE_ID_HEADER,
+)
+from devstack.stack import FunctionSpec
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader
 
 log = logging.getLogger("devstack.lambda_.runtime_api")
 
-API_PREFIX = "/2018-06-01/runtime"
-HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
-PRELUDE_DELIMITER = b"\x00" * 8
-RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
-ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
-ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
 MAX_BUFFERED_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 MAX_STREAMED_BYTES = 20 * 1024 * 1024  # Lambda's (default) streamed response limit
 MAX_LINE_BYTES = 64 * 1024
-TIMEOUT_GRACE_S = 0.5  # how late past its deadline an invocation is declared timed out
-
-Mode = Literal["buffered", "streaming"]
-
-
-class FunctionError(Exception):
-    """The function failed an invocation (what Lambda reports as `X-Amz-Function-Error`)."""
-
-    def __init__(self, function: str, error_type: str, message: str, invocation: Invocation | None,
-                 body: Mapping[str, Any] | None = None):
-        super().__init__(f"{function}: {error_type}: {message}")
-        self.function = function
-        self.error_type = error_type
-        self.message = message
-        self.invocation = invocation
-        self.body = dict(body or {})
-
-
-class ResponseNotReadyError(TimeoutError):
-    """The function has not answered (yet) within the time the caller would wait."""
-
-
-class ProtocolError(ValueError):
-    """The runtime broke the Runtime API protocol (bad chunking, bad prelude, bad JSON)."""
-
-
-def function_url_event(
-    method: str, path: str, headers: Mapping[str, str] | None = None, query: str = "",
-    body: str | None = None, source_ip: str = "127.0.0.1", url_id: str = "localfunctionurl",
-) -> dict[str, Any]:
-    """A Lambda Function URL event (payload format 2.0), as the URL gives it to the function.
-
-    Example:
-        >>> function_url_event("GET", "/api/v2/stream")["requestContext"]["http"]["method"]
-        'GET'
-    """
-    now = time.time()
-    lowered = {key.lower(): value for key, value in (headers or {}).items()}
-    event: dict[str, Any] = {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query, "headers": lowered,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": url_id, "domainName": f"{url_id}.lambda-url.{REGION}.on.aws",
-            "domainPrefix": url_id, "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
-        },
-        "isBase64Encoded": False,
-    }
-    if body is not None:
-        event["body"] = body
-    return event
-
-
-_ERROR_CLASSES: dict[str, type[Exception]] = {}
-
-
-def _as_exception(error: FunctionError) -> Exception:
-    """An exception named like the function's error type, for the facade's `cause` (Invocation.finish)."""
-    kind = _ERROR_CLASSES.setdefault(error.error_type, type(error.error_type, (Exception,), {}))
-    return kind(error.message)
-
-
-class ResponseStream:
-    """The caller's side of one invocation: the function's response as it arrives.
-
-    The raw bytes are kept for the invocation's life (bounded by the function's timeout and
-    MAX_STREAMED_BYTES), so the body and the raw stream can both be read.
-    """
-
-    def __init__(self, runtime: RuntimeApi, invocation: Invocation, event: bytes):
-        self._runtime = runtime
-        self.invocation = invocation
-        self.event = event
-        self._cv = threading.Condition()
-        self._raw: list[bytes] = []
-        self._size = 0
-        self.chunk_times: list[float] = []  # time.monotonic() of each chunk's arrival
-        self.mode: Mode | None = None
-        self.content_type: str | None = None
-        self.error: FunctionError | None = None
-        self.completed = False
-        self.completed_at: float | None = None
-        self.disconnected = False
-        self.delivered_at: float | None = None  # when a runtime took it from /next
-        self._connection: socket.socket | None = None
-        self._prelude: tuple[int, list[tuple[str, str]]] | None = None
-        self._prelude_json: dict[str, Any] | None = None
-        self._body_offset: tuple[int, int] | None = None  # (chunk index, byte offset) where the body starts
-        self._buffered_body = b""
-
-    # -- the runtime's side (server threads) -------------------------------------------------------
-    def _begin(self, mode: Mode, content_type: str | None, connection: socket.socket | None) -> None:
-        with self._cv:
-            self.mode, self.content_type, self._connection = mode, content_type, connection
-            if mode == "streaming" and content_type != HTTP_INTEGRATION:  # a plain stream: all body
-                self._prelude = (200, [("content-type", content_type or "application/octet-stream")])
-                self._body_offset = (0, 0)
-            self._cv.notify_all()
-
-    def _feed(self, data: bytes) -> None:
-        with self._cv:
-            self._raw.append(data)
-            self._size += len(data)
-            self.chunk_times.append(time.monotonic())
-            if self.mode == "streaming" and self.content_type == HTTP_INTEGRATION and self._prelude is None:
-                self._find_prelude()
-            self._cv.notify_all()
-
-    def _finish(self, error: FunctionError | None) -> bool:
-        """End the invocation once; False when it had already ended (e.g. timed out before)."""
-        with self._cv:
-            if self.completed:
-                return False
-            self.completed, self.completed_at, self._connection = True, time.monotonic(), None
-            self.error = error
-            self._runtime._count_end(error)
-            if error is None and self.mode == "buffered":
-                self._prelude_from_buffered_response()
-            self._cv.notify_all()
-        self.invocation.finish(None if error is None else _as_exception(error), status=200)
-        return True
-
-    def _find_prelude(self) -> None:
-        joined = b"".join(self._raw)
-        at = joined.find(PRELUDE_DELIMITER)
-        if at < 0:
-            return
-        try:
-            prelude = json.loads(joined[:at])
-        except ValueError as error:
-            raise ProtocolError("the streamed response's prelude is not JSON") from error
-        self._prelude_json = prelude if isinstance(prelude, dict) else None
-        self._prelude = _http_prelude(prelude)
-        offset, index = at + len(PRELUDE_DELIMITER), 0
-        while index < len(self._raw) and offset >= len(self._raw[index]):
-            offset -= len(self._raw[index])
-            index += 1
-        self._body_offset = (index, offset)
-
-    def _prelude_from_buffered_response(self) -> None:
-        """The Function URL's view of a buffered payload: a `{statusCode, headers, body}` result, or JSON."""
-        payload = b"".join(self._raw)
-        try:
-            result = json.loads(payload) if payload else None
-        except ValueError:
-            result = None
-        if isinstance(result, dict) and isinstance(result.get("statusCode"), int):
-            self._prelude_json = result
-            self._prelude = _http_prelude(result)
-            body = result.get("body") or ""
-            raw_body = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-        else:
-            self._prelude = (200, [("content-type", "application/json")])
-            raw_body = payload
-        self._buffered_body = raw_body
-
-    # -- the caller's side -------------------------------------------------------------------------
-    def _deadline(self, timeout_s: float | None) -> float:
-        if timeout_s is not None:
-            return time.monotonic() + timeout_s
-        remaining = self.invocation.deadline_ms / 1000 - time.time()
-        return time.monotonic() + max(0.0, remaining) + TIMEOUT_GRACE_S + 1.0
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """True once the invocation ended (response complete, error, timeout or disconnect)."""
-        end = self._deadline(timeout_s)
-        with self._cv:
-            while not self.completed:
-                if not self._cv.wait(max(0.0, end - time.monotonic())) and time.monotonic() >= end:
-                    return False
-            return True
-
-    def prelude(self, timeout_s: float | None = None) -> tuple[int, list[tuple[str, str]]]:
-        """Status and headers as the Function URL answers them; a failed invocation is a 502."""
-        end = self._deadline(timeout_s)
-        with self._cv:
-            while self._prelude is None and not self.completed:
-                if not self._cv.wait(max(0.0, end - time.monotonic())) and time.monotonic() >= end:
-                    raise ResponseNotReadyError("the function sent no response prelude in time")
-            if self._prelude is not None:
-                return self._prelude[0], list(self._prelude[1])
-        if self.error is not None:
-            return 502, [("content-type", "application/json"), ("x-amzn-errortype", self.error.error_type)]
-        return 502, [("content-type", "application/json")]
-
-    def prelude_json(self, timeout_s: float | None = None) -> dict[str, Any] | None:
-        """The prelude exactly as the function sent it (None before it arrived or when there is none)."""
-        self.prelude(timeout_s)
-        return self._prelude_json
-
-    def raw_chunks(self) -> Iterator[bytes]:
-        """Every chunk exactly as the runtime wrote it (prelude and delimiter included), as it arrives."""
-        index = 0
-        while (chunk := self._raw_chunk(index)) is not None:
-            index += 1
-            yield chunk
-
-    def _raw_chunk(self, index: int) -> bytes | None:
-        """Raw chunk `index` once it has arrived; None when the stream ended before it."""
-        with self._cv:
-            while index >= len(self._raw) and not self.completed:
-                self._cv.wait(0.5)
-            return self._raw[index] if index < len(self._raw) else None
-
-    def chunks(self) -> Iterator[bytes]:
-        """The response body as the function writes it (after the prelude), then the end of the stream."""
-        self.prelude()
-        if self.mode == "buffered" and self.error is None:
-            if self._buffered_body:
-                yield self._buffered_body
-            return
-        if self._body_offset is None:  # a failed invocation: the Function URL's error body
-            if self.error is not None:
-                yield json.dumps({"errorType": self.error.error_type, "errorMessage": self.error.message}).encode()
-            return
-        index, offset = self._body_offset
-        while (raw := self._raw_chunk(index)) is not None:
-            chunk = raw[offset:]
-            index, offset = index + 1, 0
-            if chunk:
-                yield chunk
-
-    def payload(self, timeout_s: float | None = None) -> bytes:
-        """Everything the function wrote, once the invocation ended."""
-        if not self.wait(timeout_s):
-            raise ResponseNotReadyError("the invocation did not end in time")
-        return b"".join(self._raw)
-
-    def result(self, timeout_s: float | None = None) -> Any:
-        """A buffered invocation's JSON result; FunctionError when the function failed."""
-        payload = self.payload(timeout_s)
-        if self.error is not None:
-            raise self.error
-        return json.loads(payload) if payload else None
-
-    def close(self) -> str | None:
-        """The caller is done (or its client went away): an unfinished response is cut off, as a
-        reset connection. Returns the function's error type, if the invocation failed."""
-        with self._cv:
-            connection = None if self.completed else self._connection
-            if not self.completed:
-                self.disconnected = True
-            self._cv.notify_all()
-        if connection is not None:
-            _reset(connection)
-        return None if self.error is None else self.error.error_type
-
-
-def _http_prelude(prelude: Any) -> tuple[int, list[tuple[str, str]]]:
-    if not isinstance(prelude, dict) or not isinstance(prelude.get("statusCode", 200), int):
-        raise ProtocolError("the response prelude must be an object with an integer statusCode")
-    headers = prelude.get("headers") or {}
-    cookies = prelude.get("cookies") or []
-    if not isinstance(headers, dict) or not isinstance(cookies, list):
-        raise ProtocolError("prelude headers must be an object and cookies a list")
-    pairs = [(str(key), str(value)) for key, value in headers.items()]
-    pairs += [("set-cookie", str(cookie)) for cookie in cookies]
-    return int(prelude.get("statusCode", 200)), pairs
-
-
-def _reset(connection: socket.socket) -> None:
-    """Cut a connection the way a vanished client does: RST, so the writer's next send fails."""
-    try:
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its handler: nothing left to cut
 
 
 def _read_chunked(stream: BinaryIO, on_chunk: Any, limit: int) -> dict[str, str]:
@@ -486,7 +226,7 @@ class RuntimeApi:
             self._reply(request, 404, {"errorType": "NotFound", "errorMessage": f"unknown path {path[:100]}"})
             return
         parts = path[len(API_PREFIX) + 1:].split("/")
-        if method == "GET" and parts == ["invocation", "next"]:
+        if method == "GET" and path == NEXT_PATH:
             self._next(request)
         elif method == "POST" and len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
             call = self._calls.get(parts[1])
@@ -502,7 +242,7 @@ class RuntimeApi:
                 self._response(request, call)
             else:
                 self._error(request, call)
-        elif method == "POST" and parts == ["init", "error"]:
+        elif method == "POST" and path == INIT_ERROR_PATH:
             self._init_error(request)
         else:
             self._reply(request, 404, {"errorType": "NotFound", "errorMessage": f"unknown path {path[:100]}"})
@@ -533,17 +273,17 @@ class RuntimeApi:
             invocation = call.invocation
             call.delivered_at = time.monotonic()
             self._reply(request, 200, raw=call.event, headers={
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-                "Lambda-Runtime-Trace-Id": invocation.trace_header.format(),
-                "Lambda-Runtime-Invoked-Function-Arn":
+                REQUEST_ID_HEADER: invocation.request_id,
+                DEADLINE_HEADER: str(invocation.deadline_ms),
+                TRACE_ID_HEADER: invocation.trace_header.format(),
+                FUNCTION_ARN_HEADER:
                     f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function.name}",
             })
             return
         request.close_connection = True
 
     def _response(self, request: BaseHTTPRequestHandler, call: ResponseStream) -> None:
-        streaming = request.headers.get(RESPONSE_MODE_HEADER, "").lower() == "streaming"
+        streaming = request.headers.get(RESPONSE_MODE_HEADER, "").lower() == STREAMING_MODE
         content_type = request.headers.get("Content-Type")
         if streaming:
             if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
@@ -678,67 +418,3 @@ class RuntimeApi:
                     _reset(connection)
 
 
-class RuntimeProcess:
-    """A runtime (`bootstrap`, `python -m awslambdaric ...`) as a child process of this one.
-
-    Its output is kept (the last lines) for diagnostics; `stop()` ends exactly this process.
-    """
-
-    def __init__(self, runtime: RuntimeApi, command: Sequence[str], environment: Mapping[str, str],
-                 cwd: Path = SRC_ROOT, keep_lines: int = 500):
-        self.runtime = runtime
-        self.command = list(command)
-        self.environment = {**environment, "AWS_LAMBDA_RUNTIME_API": runtime.address}
-        self.cwd = cwd
-        self.output: deque[str] = deque(maxlen=keep_lines)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    def start(self) -> RuntimeProcess:
-        self._process = subprocess.Popen(
-            self.command, env=dict(self.environment), cwd=str(self.cwd), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        self._reader = threading.Thread(target=self._read, name="runtime-process-output", daemon=True)
-        self._reader.start()
-        return self
-
-    def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            self.output.append(line.decode("utf-8", errors="replace").rstrip())
-
-    def exit_code(self, timeout_s: float = 0.0) -> int | None:
-        """The exit code once the process ended (waiting up to `timeout_s`), else None."""
-        if self._process is None:
-            return None
-        try:
-            return self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout_s)
-        if process.stdout is not None:
-            process.stdout.close()
-
-    def __enter__(self) -> RuntimeProcess:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()

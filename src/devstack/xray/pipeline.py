@@ -20,10 +20,10 @@ import boto3
 
 from devstack.aws.moto_server import REGION, MotoServer
 from devstack.xray.collector_config import load_indexed_attributes
+from devstack.xray.daemon import XRayDaemon
 from devstack.xray.otlp_receiver import OtlpReceiver
 from devstack.xray.segment_sink import SegmentSink
 from devstack.xray.trace_reader import TraceTree, read_traces
-from devstack.xray.daemon import XRayDaemon
 
 
 def devstack_dir() -> Path:

@@ -40,6 +40,7 @@ import boto3
 import requests
 import sseclient
 
+from devstack.aws.cloudwatch import metric_sum
 from devstack.aws.fault_gate import FaultRule
 from devstack.console import Console
 from devstack.emulator import Emulator, EmulatorOptions
@@ -47,8 +48,15 @@ from devstack.fakes.news_sources import FailureMode
 from devstack.lambda_.events import scheduled_event
 from devstack.lambda_.lambda_service import FunctionUnavailableError
 from devstack.lambda_.response_stream import FunctionError
-from devstack.xray.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
-from lib.metrics import APP_NAMESPACE
+from devstack.xray.trace_reader import (
+    Node,
+    TraceTree,
+    document_problems,
+    read_traces,
+    recent_trace_ids,
+    render,
+    silent_failures,
+)
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 from lib.tracing.header import TraceHeader, new_entity_id
 from lib.tracing.powertools import SilentFailurePath
@@ -122,22 +130,6 @@ def trace_problems(tree: TraceTree, client_parents: set[str]) -> list[str]:
 def browser_header() -> TraceHeader:
     """What the frontend sends: a fresh root, its own parent id, no sampling decision."""
     return TraceHeader(root=TraceHeader.new_root().root, parent=new_entity_id())
-
-
-def metric_sum(metric: str, function_name: str, since: dt.datetime) -> float:
-    stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace=APP_NAMESPACE, MetricName=metric,
-        Dimensions=[{"Name": "FunctionName", "Value": function_name}],
-        StartTime=since - dt.timedelta(minutes=5), EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5),
-        Period=60, Statistics=["Sum"])
-    return float(sum(point["Sum"] for point in stats["Datapoints"]))
-
-
-def silent_failures(tree: TraceTree) -> list[str]:
-    """Names of the silent-failure-path subsegments marked error or fault (FR-002)."""
-    return [str(node.document.get("name")) for node in tree.nodes()
-            if node.document.get("annotations", {}).get("silent_failure_path")
-            and (node.document.get("error") or node.document.get("fault"))]
 
 
 class SseSession:
@@ -415,7 +407,7 @@ class Demo:
                     report.check(armed.hits == 1, f"the gate answered {armed.hits} call(s) with {armed.code} "
                                                   "(expected exactly one)")
                 tree = self.tree(report, path.subsegment_name, header.root, expect_at_least=4)
-                failed = silent_failures(tree)
+                failed = [str(failure.get("name")) for failure in silent_failures(tree)]
                 report.check(failed == [path.subsegment_name],
                              f"exactly one silent-failure subsegment marked: {failed} (FR-002, SC-004)")
                 after = metric_sum(path.metric.value, function_name, self.started)

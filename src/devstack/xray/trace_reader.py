@@ -167,3 +167,28 @@ def render(tree: TraceTree, max_siblings: int | None = None, keep: Callable[[Nod
     for root in tree.roots:
         visit(root, 1)
     return "\n".join(lines)
+
+
+def silent_failures(tree: TraceTree) -> list[dict[str, Any]]:
+    """The silent-failure-path subsegments (FR-002, annotation `silent_failure_path`) marked error or fault.
+
+    Example:
+        >>> doc = {"name": "breaker_load", "id": "a" * 16, "trace_id": "1-0-0", "start_time": 1, "error": True,
+        ...        "annotations": {"silent_failure_path": "circuit_breaker_load"}}
+        >>> [failure["name"] for failure in silent_failures(build_tree("1-0-0", [json.dumps(doc)]))]
+        ['breaker_load']
+    """
+    return [node.document for node in tree.nodes()
+            if node.document.get("annotations", {}).get("silent_failure_path")
+            and (node.document.get("error") or node.document.get("fault"))]
+
+
+def ancestors(tree: TraceTree, node: Node) -> list[str]:
+    """Names of the node's ancestors, nearest first."""
+    by_id = {each.id: each for each in tree.nodes()}
+    names = []
+    parent = by_id.get(str(node.document.get("parent_id", "")))
+    while parent is not None:
+        names.append(str(parent.document.get("name")))
+        parent = by_id.get(str(parent.document.get("parent_id", "")))
+    return names

@@ -25,8 +25,8 @@ import boto3
 
 from devstack.aws.moto_server import AWS_ENV, REGION
 from devstack.console import Console
-from devstack.edge.cloudfront import PortInUseError
 from devstack.emulator import DEFAULT_SCHEDULES_S, Emulator, EmulatorOptions, EmulatorStartError, running_emulator
+from devstack.loopback import PortInUseError
 from devstack.xray.pipeline import devstack_dir
 from devstack.xray.trace_reader import read_traces, recent_trace_ids, render
 

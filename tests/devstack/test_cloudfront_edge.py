@@ -17,8 +17,9 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
-from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse, PortInUseError
+from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse
 from devstack.lambda_.events import function_url_event
+from devstack.loopback import PortInUseError
 from lib.tracing.header import TraceHeader
 
 ROOT = "1-6760f3a1-0a1b2c3d4e5f60718293a4b5"

@@ -34,10 +34,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 from devstack.aws.moto_server import MotoServer
 from devstack.aws.sns_delivery import Publication
+from devstack.loopback import LoopbackServer
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -266,20 +267,17 @@ class _GatedThreadedServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         app = gate.wrap(DomainDispatcherApplication(create_backend_app))
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._server = LoopbackServer(make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler),
+                                      name="moto")
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def get_host_and_port(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._server.host, self._server.port
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 class GatedMotoServer(MotoServer):

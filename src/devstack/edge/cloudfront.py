@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import json
 import mimetypes
 import re
@@ -28,12 +27,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from devstack.console import Console
+from devstack.loopback import LoopbackServer
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
 
 TRACE_HEADER = "X-Amzn-Trace-Id"
@@ -47,10 +47,6 @@ FUNCTION_URL_CORS = {
     "Access-Control-Expose-Headers": "x-amzn-trace-id, x-sse-resume-supported, retry-after",  # FR-082
     "Access-Control-Max-Age": "600",
 }
-
-
-class PortInUseError(RuntimeError):
-    """The gateway's port is taken (another devstack, or another server)."""
 
 
 @dataclass(frozen=True)
@@ -121,37 +117,23 @@ class CloudFrontEdge:
         # browser writes no segment of its own, so these are the only parent ids a trace may lack.
         self.client_parents: set[str] = set()
         self._lock = threading.Lock()
-        try:
-            self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise PortInUseError(
-                    f"{host}:{port} is already in use (another devstack running? stop it, or pick a free port "
-                    f"with --port)") from error
-            raise
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="gateway", daemon=True)
+        self._server = LoopbackServer.http(host, port, self._handler_class(), name="cloudfront-edge")
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._server.port
 
     def start(self) -> CloudFrontEdge:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Idempotent. Stops accepting; streams being relayed end with their invocations."""
-        if self._thread.is_alive():  # shutdown() waits for serve_forever: only when it runs
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
+        self._server.stop()
 
     # routing -------------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

@@ -128,7 +128,7 @@ class FakeNewsServer:
         self.requests: Counter[str] = Counter()
         self._failures: ScriptedFailures[str, FailureMode] = ScriptedFailures()
         self._lock = threading.Lock()
-        self._server = LoopbackServer(host, port, self._handler_class(), name="fake-news")
+        self._server = LoopbackServer.http(host, port, self._handler_class(), name="fake-news")
         self._feed_stop = threading.Event()
         self._feed: threading.Thread | None = None
 

@@ -105,7 +105,7 @@ class SendGridSink:
         self._failures: ScriptedFailures[None, SinkFailure] = ScriptedFailures()  # one endpoint: one key
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._server = LoopbackServer(host, port, self._handler_class(), name="sendgrid-sink")
+        self._server = LoopbackServer.http(host, port, self._handler_class(), name="sendgrid-sink")
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> SendGridSink:

@@ -66,6 +66,7 @@ from devstack.lambda_.wire import (
     STREAMING_MODE,
     TRACE_ID_HEADER,
 )
+from devstack.loopback import LoopbackServer
 from devstack.stack import FunctionSpec
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader
@@ -162,27 +163,22 @@ class RuntimeApi:
             def do_POST(self) -> None:
                 runtime._route(self, "POST")
 
-        self._server = _QuietServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="runtime-api", daemon=True)
+        self._server = LoopbackServer.http(host, port, Handler, name="runtime-api", server_class=_QuietServer)
         self._watchdog = threading.Thread(target=self._watch_deadlines, name="runtime-api-deadlines", daemon=True)
 
     @property
     def address(self) -> str:
         """`AWS_LAMBDA_RUNTIME_API` for the runtime process (host:port)."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        return self._server.address
 
     def start(self) -> RuntimeApi:
-        self._thread.start()
+        self._server.start()
         self._watchdog.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         with self._lock:
             pending = [call for call in self._calls.values() if not call.completed]
         for call in pending:

@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from devstack.loopback import LoopbackServer
 from devstack.xray.segment_sink import SegmentSink
 from lib.tracing.annotations import ANNOTATION_KEY
 
@@ -175,26 +176,23 @@ class OtlpReceiver:
             def do_POST(self) -> None:
                 receiver._handle(self)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+        self._server = LoopbackServer.http(host, port, Handler, name="otlp-receiver")
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}{TRACES_PATH}"
 
     def start(self) -> OtlpReceiver:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self.hang.clear()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
         request.send_response(status)

@@ -26,23 +26,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import queue
-import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
-import sseclient
 
 from devstack.aws.cloudwatch import metric_sum
 from devstack.aws.fault_gate import FaultRule
 from devstack.console import Console
+from devstack.demo.report import (
+    REPORT_FILE,
+    CheckFailed,
+    StepFailed,
+    StepReport,
+    Summary,
+    format_report,
+    write_report_json,
+)
+from devstack.demo.sse_client import SseSession, browser_header
 from devstack.emulator import Emulator, EmulatorOptions
 from devstack.fakes.news_sources import FailureMode
 from devstack.lambda_.events import scheduled_event
@@ -57,61 +61,13 @@ from devstack.xray.trace_reader import (
     render,
     silent_failures,
 )
-from lib.tracing.bounds import MAX_DOCUMENT_BYTES
-from lib.tracing.header import TraceHeader, new_entity_id
+from lib.tracing.header import TraceHeader
 from lib.tracing.powertools import SilentFailurePath
 
 TREE_SIBLINGS = 2
-SSE_WAIT_S = 45.0
 DEMO_HEARTBEAT_S = "3"  # the stream's heartbeat (15 s in AWS): a cut stream ends within it
 STREAM_END_WAIT_S = 30.0
 TRACE_SETTLE_S = 10.0
-REPORT_FILE = "demo-report.json"
-
-
-class StepFailed(AssertionError):
-    """A demo step cannot go on (a wait timed out, a run failed)."""
-
-
-class CheckFailed(StepFailed):
-    """A check did not hold (already recorded in the step's report)."""
-
-
-@dataclass
-class StepReport:
-    title: str
-    checks: list[tuple[bool, str]] = field(default_factory=list)
-    traces: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered tree)
-    error: str | None = None
-    functions: tuple[str, ...] = ()  # whose runtime output to show when the step fails
-    logs: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(ok for ok, _ in self.checks)
-
-    def check(self, condition: bool, text: str) -> None:
-        self.checks.append((bool(condition), text))
-        if not condition:
-            raise CheckFailed(text)
-
-
-@dataclass
-class Summary:
-    traces: int = 0
-    documents: int = 0
-    faults: int = 0
-    errors: int = 0
-    orphans: int = 0
-    client_linked: int = 0  # stage segments whose parent is the browser's Parent (a client writes no segment)
-    largest_document: int = 0
-    problems: list[str] = field(default_factory=list)
-    recorded_lines: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.traces > 0 and self.orphans == 0 and not self.problems and \
-            self.largest_document <= MAX_DOCUMENT_BYTES
 
 
 def _notable(node: Node) -> bool:
@@ -125,81 +81,6 @@ def trace_problems(tree: TraceTree, client_parents: set[str]) -> list[str]:
     linked = {f"orphan {doc['name']}/{doc['id']} -> {doc['parent_id']}" for doc in tree.orphans
               if doc["parent_id"] in client_parents and doc.get("origin") == "AWS::ApiGateway::Stage"}
     return [problem for problem in document_problems(tree) if problem not in linked]
-
-
-def browser_header() -> TraceHeader:
-    """What the frontend sends: a fresh root, its own parent id, no sampling decision."""
-    return TraceHeader(root=TraceHeader.new_root().root, parent=new_entity_id())
-
-
-class SseSession:
-    """One tab's SSE client, as the frontend behaves: stable session id, sequence, previous trace id."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.session_id = secrets.token_hex(16)
-        self.sequence = 0
-        self.previous_trace_id: str | None = None
-        self.last_event_id: str | None = None
-        self.events: queue.Queue[Any] = queue.Queue()
-        self.response: requests.Response | None = None
-        self.trace_id: str | None = None
-        self.retry_ms: int | None = None
-
-    def connect(self, path: str = "/api/v2/stream") -> int:
-        self.sequence += 1
-        header = browser_header()
-        headers = {"X-Amzn-Trace-Id": header.format(), "X-SSE-Session-Id": self.session_id,
-                   "X-SSE-Connection-Sequence": str(self.sequence), "Accept": "text/event-stream"}
-        if self.previous_trace_id:
-            headers["X-SSE-Previous-Trace-Id"] = self.previous_trace_id
-        if self.last_event_id:
-            headers["Last-Event-ID"] = self.last_event_id
-        self.events = queue.Queue()  # this connection's events only
-        self.response = requests.get(self.base_url + path, headers=headers, stream=True, timeout=(5, SSE_WAIT_S))
-        returned = TraceHeader.parse(self.response.headers["x-amzn-trace-id"]).root \
-            if "x-amzn-trace-id" in self.response.headers else header.root
-        self.trace_id = returned
-        if self.response.status_code == 200:
-            threading.Thread(target=self._read, args=(self.response, self.events), daemon=True,
-                             name="sse-reader").start()
-        return self.response.status_code
-
-    @staticmethod
-    def _read(response: requests.Response, events: queue.Queue[Any]) -> None:
-        try:
-            for event in sseclient.SSEClient(response.iter_content(chunk_size=None)).events():
-                events.put(event)
-        except (requests.RequestException, OSError, AttributeError):
-            pass  # the demo cut the connection: the reader ends with it
-        events.put(None)
-
-    def next_event(self, accept: Callable[[Any], bool], timeout_s: float = SSE_WAIT_S) -> tuple[Any, list[Any]]:
-        """The first event `accept`s, and every event seen before it (ids remembered, as the browser does)."""
-        seen: list[Any] = []
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            try:
-                event = self.events.get(timeout=max(0.05, end - time.monotonic()))
-            except queue.Empty:
-                break
-            if event is None:
-                break
-            if event.retry:
-                self.retry_ms = int(event.retry)
-            if event.id:
-                self.last_event_id = event.id
-            seen.append(event)
-            if accept(event):
-                return event, seen
-        raise StepFailed(f"no matching SSE event within {timeout_s:.0f} s (saw {[e.event for e in seen]})")
-
-    def cut(self) -> None:
-        """Drop the connection the way a network failure does; the next connection follows up on it."""
-        if self.response is not None:
-            self.previous_trace_id = self.trace_id
-            self.response.close()
-            self.response = None
 
 
 class Demo:
@@ -468,56 +349,6 @@ class Demo:
         record = self.stack.directory / "traces" / "segments.jsonl"
         summary.recorded_lines = sum(1 for _ in record.open()) if record.is_file() else 0
         return summary
-
-
-def format_report(reports: list[StepReport], summary: Summary, notes: list[str]) -> str:
-    lines = ["", "=" * 100, "DEMO REPORT", "=" * 100]
-    for report in reports:
-        lines.append(f"\n{'PASS' if report.ok else 'FAIL'}  {report.title}")
-        for ok, text in report.checks:
-            lines.append(f"   {'✓' if ok else '✗'} {text}")
-        if report.error:
-            lines.append(f"   ✗ {report.error}")
-        if report.logs:
-            lines.append("   last runtime output:")
-            lines.extend(f"     {line[:160]}" for line in report.logs)
-        for label, rendered in report.traces:
-            lines.append(f"   {label}:")
-            lines.extend(f"     {line}" for line in rendered.splitlines())
-    lines += ["", "-" * 100, "SUMMARY", "-" * 100,
-              f"{'step':<86} result"]
-    lines += [f"{report.title[:84]:<86} {'PASS' if report.ok else 'FAIL'}" for report in reports]
-    lines += [
-        "",
-        f"traces (X-Ray API)          {summary.traces}",
-        f"segment documents           {summary.documents}   (segments.jsonl: {summary.recorded_lines}; the canary's "
-        "probe traces go to PutTraceSegments directly)",
-        f"documents with fault/error  {summary.faults} / {summary.errors}",
-        f"orphans                     {summary.orphans}   (stage segments linked to the browser's Parent: "
-        f"{summary.client_linked})",
-        f"largest document            {summary.largest_document} bytes (limit {MAX_DOCUMENT_BYTES})",
-        f"document problems           {len(summary.problems)}",
-    ]
-    lines += [f"   {problem}" for problem in summary.problems[:20]]
-    lines += [f"note: {note}" for note in notes]
-    passed = sum(report.ok for report in reports)
-    verdict = "ALL STEPS PASSED" if passed == len(reports) and summary.ok else \
-        f"{len(reports) - passed} of {len(reports)} STEPS FAILED" if passed < len(reports) else "TRACE CHECKS FAILED"
-    lines += ["", verdict, ""]
-    return "\n".join(lines)
-
-
-def write_report_json(path: Path, reports: list[StepReport], summary: Summary, client_parents: set[str],
-                      ok: bool) -> None:
-    """The report for machines (tests, CI): steps and checks, trace ids, summary, the clients' Parent ids."""
-    path.write_text(json.dumps({
-        "ok": ok,
-        "steps": [{"title": r.title, "ok": r.ok, "error": r.error, "checks": [{"ok": ok_, "text": text}
-                                                                             for ok_, text in r.checks],
-                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces]} for r in reports],
-        "summary": {key: value for key, value in summary.__dict__.items()},
-        "client_parents": sorted(client_parents),
-    }, indent=2))
 
 
 def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | None = None) -> int:

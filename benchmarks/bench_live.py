@@ -106,7 +106,8 @@ def _latencies(writer: Writer, clients: list[Client]) -> list[float]:
 def run() -> list[Row]:
     import boto3
 
-    from devstack.aws.moto_server import MotoServer, create_resources
+    from devstack.aws.moto_server import MotoServer
+    from devstack.aws.resources import create_resources
     from devstack.stack import load_stack
     from devstack.xray.daemon import XRayDaemon
     from devstack.xray.otlp_receiver import OtlpReceiver

@@ -69,7 +69,7 @@ class Scenario:
     def __init__(self, key: str, world: dict[str, Any]):
         import boto3
 
-        from devstack.aws.moto_server import create_resources
+        from devstack.aws.resources import create_resources
         from devstack.stack import load_stack
 
         self.key = key
@@ -424,7 +424,8 @@ def count_udp() -> None:
 def run() -> list[Row]:
     import boto3
 
-    from devstack.aws.moto_server import MotoServer, create_resources
+    from devstack.aws.moto_server import MotoServer
+    from devstack.aws.resources import create_resources
     from devstack.fakes.news_sources import FakeNewsServer, seed_ingestion
     from devstack.fakes.sendgrid_sink import SendGridSink
     from devstack.stack import load_stack

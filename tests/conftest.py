@@ -20,7 +20,8 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from devstack.aws.moto_server import MotoServer, Resources, create_resources  # noqa: E402
+from devstack.aws.moto_server import MotoServer  # noqa: E402
+from devstack.aws.resources import Resources, create_resources  # noqa: E402
 from devstack.lambda_.invocation import Invocation, SamplingRule, invoke_in_process  # noqa: E402
 from devstack.stack import load_stack  # noqa: E402
 from devstack.xray.pipeline import TracePipeline  # noqa: E402

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from devstack.aws.fault_gate import AwsGate, GatedMotoServer
-from devstack.aws.moto_server import Resources, create_resources
+from devstack.aws.resources import Resources, create_resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.console import Console
 from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse

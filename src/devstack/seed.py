@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import boto3
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.fakes.news_sources import DEFAULT_TICKERS, FakeNewsServer, seed_ingestion
 from devstack.fakes.sendgrid_sink import DEFAULT_API_KEY as DEFAULT_SENDGRID_API_KEY
 from lib.alerts import AlertTable, Direction

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.aws.moto_server import MotoServer, Resources
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.edge.api_gateway import ApiGateway, GatewayRequest
 from devstack.fakes.sendgrid_sink import SendGridSink

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import load_stack
 from devstack.xray.pipeline import TracePipeline

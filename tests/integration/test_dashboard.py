@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.edge.api_gateway import ApiGateway, GatewayRequest, GatewayResponse
 from devstack.lambda_.invocation import SamplingRule
 from devstack.xray.pipeline import TracePipeline

@@ -40,7 +40,8 @@ from botocore.exceptions import ClientError
 
 from devstack.aws.cloudwatch import metric_sum
 from devstack.aws.fault_gate import AwsGate, FaultRule, GatedMotoServer
-from devstack.aws.moto_server import MotoServer, Resources
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
 from devstack.lambda_.invocation import invoke_in_process

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.aws.cloudwatch import metric_dimensions, metric_samples, metric_sum
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.fakes.news_sources import FailureMode
 from devstack.xray.trace_reader import ancestors, document_problems, render, silent_failures
 from lib.config import ConfigurationError

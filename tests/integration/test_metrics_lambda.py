@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import load_stack
 from devstack.xray.pipeline import TracePipeline

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
 from devstack.lambda_.invocation import Invocation, invoke_in_process

@@ -9,7 +9,7 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from devstack.aws.moto_server import Resources
+from devstack.aws.resources import Resources
 from devstack.xray.pipeline import TracePipeline
 from lambdas.sse_streaming.events import AFTER_ALL, BEFORE_ALL, Position
 from lambdas.sse_streaming.feed import MalformedItemError, query_analysed

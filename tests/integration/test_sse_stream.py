@@ -27,7 +27,8 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws.moto_server import MotoServer, Resources
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
 from devstack.lambda_.events import function_url_event
 from devstack.lambda_.invocation import lambda_environment
 from devstack.lambda_.process import RuntimeProcess

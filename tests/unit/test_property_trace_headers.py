@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.aws.moto_server import MotoServer, Resources
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
 from devstack.edge.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
 from devstack.edge.cloudfront import apply_edge_rule
 from devstack.lambda_.invocation import Invocation, SamplingRule

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from devstack.aws.moto_server import REGION, Resources
+from devstack.aws.moto_server import REGION
+from devstack.aws.resources import Resources
 from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, Invocation
 from devstack.stack import Stack
 from lib.tracing.header import TraceHeader, new_entity_id

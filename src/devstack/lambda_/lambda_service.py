@@ -40,7 +40,8 @@ from typing import Any
 
 import boto3
 
-from devstack.aws.moto_server import AWS_ENV, Resources
+from devstack.aws.moto_server import AWS_ENV
+from devstack.aws.resources import Resources
 from devstack.console import Console
 from devstack.lambda_.invocation import Invocation, lambda_environment
 from devstack.lambda_.process import RuntimeProcess

@@ -7,7 +7,7 @@ sources (publishing new headlines over time), the SendGrid sink, the seed data, 
 gateway. `stop()` stops all of it, workers included; a state file (`<dir>/emulator.json`) tells
 `python -m devstack traces` where a running stack's X-Ray API is.
 
-Example:
+Example (not run: starts the whole stack):
     >>> with Emulator(EmulatorOptions(port=0)).start() as stack:   # doctest: +SKIP
     ...     print(stack.url)
 """

@@ -7,9 +7,9 @@
   VADER scores 0.70 and 0.94), created as the dashboard creates rules (`lib.alerts.AlertTable`);
   its stream token is returned once, for the per-alert SSE stream (the table keeps its SHA-256).
 
-Example:
+Example (not run: writes the stack's secrets and an alert rule):
     >>> seeded = seed_stack(resources, news_server, sendgrid_api_key="local-sendgrid-key")  # doctest: +SKIP
-    >>> seeded.alert.ticker
+    >>> seeded.alert.ticker                                                                 # doctest: +SKIP
     'NVDA'
 """
 

@@ -5,7 +5,7 @@ dimension), for the demo's checks and the tests: the one place that queries them
 ago) to an hour ahead, so a datapoint timestamped by a slightly skewed clock still counts:
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html.
 
-Example:
+Example (not run: needs the stack's metrics):
     >>> metric_sum("AnalysisErrors", "sentiment-analyzer-local-analysis")       # doctest: +SKIP
     1.0
 """

@@ -11,7 +11,7 @@ The gate also taps successful SNS `Publish` calls (topic, message, MessageId, tr
 is how the devstack delivers SNS messages to the subscribed function across processes
 (devstack.aws.sns_delivery writes the SNS segment and builds the event).
 
-Example:
+Example (not run: starts moto behind the gate):
     >>> gate = AwsGate()
     >>> server = GatedMotoServer(gate).start()                                    # doctest: +SKIP
     >>> rule = gate.arm(FaultRule.dynamodb("PutItem", "ResourceNotFoundException",

@@ -2,7 +2,7 @@
 
 boto3 reads `AWS_ENDPOINT_URL`, so the Lambdas' code runs unchanged against it.
 
-Example:
+Example (not run: starts a moto server):
     >>> server = MotoServer().start()               # doctest: +SKIP
 """
 

@@ -8,7 +8,7 @@ under the publisher's Publish subsegment and invokes each subscribed function wi
 client; `SnsDelivery` writes the SNS segment and invokes the function subscribed to the topic in
 the stack map, with the SNS → Lambda event Lambda would get.
 
-Example:
+Example (not run: needs the stack's topics and a Lambda service):
     >>> capture = SnsCapture().attach(sns_client())                      # doctest: +SKIP
     >>> invoke("ingestion", {})                                          # doctest: +SKIP
     >>> delivery = SnsDelivery(load_stack(), resources, daemon.address)  # doctest: +SKIP

@@ -17,7 +17,7 @@ The steps (each one shows its trace ids and trace trees, read back through the X
 Then a summary over every trace the stack recorded: traces, documents, faults, orphans (must be 0),
 largest document (must stay under 64 KB), document problems (must be none).
 
-Example:
+Example (not run: runs the whole demo, about a minute):
     >>> run_demo(EmulatorOptions(port=0), faults=True)   # doctest: +SKIP
     0
 """

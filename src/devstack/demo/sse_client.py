@@ -2,7 +2,7 @@
 connection sequence, the previous connection's trace id, `Last-Event-ID` on reconnect, and a browser's
 trace header (a fresh `Root` and `Parent`, no sampling decision: FR-035).
 
-Example:
+Example (not run: needs a running stack):
     >>> session = SseSession("http://127.0.0.1:8000")              # doctest: +SKIP
     >>> session.connect()                                          # doctest: +SKIP
     200

@@ -19,7 +19,7 @@ What happens to one HTTP request, in the order AWS does it:
    client's `Parent` when one was sent, as API Gateway links it: a browser writes no segment of
    its own, so in X-Ray that parent is the client, and the stage segment is the trace's root.
 
-Example:
+Example (not run: needs the dashboard function behind it):
     >>> gateway = ApiGateway(invoke, daemon.address, sampling_rule=SamplingRule())            # doctest: +SKIP
     >>> response = gateway.handle(GatewayRequest("GET", "/api/v2/health",
     ...                           headers={"X-Amzn-Trace-Id": "Root=1-...;Parent=..."}))     # doctest: +SKIP

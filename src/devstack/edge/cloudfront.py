@@ -10,7 +10,7 @@ The edge rule of FR-035 applies to both API routes: the client's `Sampled` field
 `X-Amzn-Trace-Id` (Root and Parent stay, for linkage); the sampling decision is the server's. A
 malformed trace header is answered 400 (the edge never guesses).
 
-Example:
+Example (not run: binds a port and needs the stack's backends):
     >>> gateway = CloudFrontEdge(api_backend, stream_backend, Path("frontend/dist")).start()  # doctest: +SKIP
     >>> gateway.url                                                                   # doctest: +SKIP
     'http://127.0.0.1:8000'

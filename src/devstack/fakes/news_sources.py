@@ -8,7 +8,7 @@ and auth follow the real APIs, so the ingestion Lambda runs unchanged against it
 - `GET /tiingo/news?tickers=aapl,msft&startDate=YYYY-MM-DD&endDate=YYYY-MM-DD`, `Authorization: Token <key>`
 - `GET /api/v1/company-news?symbol=AAPL&from=YYYY-MM-DD&to=YYYY-MM-DD`, `X-Finnhub-Token: <key>`
 
-Example:
+Example (not run: needs the ingestion function's secret and tables on moto):
     >>> with FakeNewsServer() as server:                                  # doctest: +SKIP
     ...     server.fail("tiingo", FailureMode.SERVER_ERROR)
     ...     env = server.environment()     # TIINGO_BASE_URL, FINNHUB_BASE_URL

@@ -14,7 +14,7 @@ On demand (`fail(mode, times)`), the next `times` requests (or all, until `recov
 `hang_s` seconds (or until `recover()` / `stop()`) and the connection then closed, so a client's
 timeout fires. Every request's outcome is kept in order (`statuses`; None for a hang).
 
-Example:
+Example (not run: needs the notification function's secret on moto):
     >>> with SendGridSink() as sink:                                   # doctest: +SKIP
     ...     sink.store_api_key(secret_name)          # the `sendgrid` secret: {"api_key": ...}
     ...     sink.fail(SinkFailure.SERVER_ERROR, times=1)

@@ -6,7 +6,7 @@ segment's id, Sampled) and the X-Ray SDK sends only subsegments; the service its
 SDK's and OTel's documents have a real parent, and `invoke_in_process` runs a handler that way
 (tests and benchmarks; the devstack runs each function in its own process via the Runtime API).
 
-Example:
+Example (not run: needs a running trace pipeline):
     >>> result = invoke_in_process(load_stack().function("metrics"), {}, env, daemon.address)  # doctest: +SKIP
 """
 

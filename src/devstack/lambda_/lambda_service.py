@@ -18,7 +18,7 @@ Invocation types:
 - `stream` (RESPONSE_STREAM, the Function URL of the SSE function): status, headers, then the body
   chunks as the function writes them.
 
-Example:
+Example (not run: starts runtime processes):
     >>> service = LambdaService(load_stack(), resources, daemon.address, moto.endpoint).start()  # doctest: +SKIP
     >>> result, invocation = service.invoke("dashboard", api_gateway_event)                    # doctest: +SKIP
 """

@@ -1,6 +1,6 @@
 """A runtime (`bootstrap`, `python -m awslambdaric ...`) as a child process: one execution environment.
 
-Example:
+Example (not run: starts a runtime process):
     >>> with RuntimeApi(load_stack().function("analysis"), daemon.address) as runtime:   # doctest: +SKIP
     ...     RuntimeProcess(runtime, runtime_command(spec), env).start()
 """

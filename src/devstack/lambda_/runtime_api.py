@@ -21,7 +21,7 @@ going away: the function's response connection is reset, so its next write raise
 Several runtime workers may
 poll one RuntimeApi at once (multi-concurrency, `AWS_LAMBDA_MAX_CONCURRENCY`).
 
-Example:
+Example (not run: starts a runtime process):
     >>> with RuntimeApi(load_stack().function("sse_streaming"), daemon.address) as runtime:    # doctest: +SKIP
     ...     process = RuntimeProcess(runtime, [sys.executable, "docker/sse/bootstrap"], env).start()
     ...     call = runtime.invoke(function_url_event("GET", "/api/v2/stream"))   # lambda_.events

@@ -4,7 +4,7 @@ EventBridge invokes a Lambda target asynchronously (Event invocation type), so a
 retried by Lambda, and the schedule keeps firing whatever one run did:
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html.
 
-Example:
+Example (not run: starts runtime processes):
     >>> scheduler = Scheduler(service, {"ingestion": 60.0}).start()   # doctest: +SKIP
     >>> scheduler.fire("metrics")                                     # doctest: +SKIP
 """

@@ -4,7 +4,7 @@ Each datagram is `{"format":"json","version":1}\\n<document>`. The receive loop 
 but `recvfrom` and append, on a socket with a large receive buffer: a naive listener dropped
 40 % of a burst here. Garbage is counted and logged, never fatal.
 
-Example:
+Example (not run: starts a UDP server and needs a segment sink):
     >>> daemon = XRayDaemon(sink).start()           # doctest: +SKIP
     >>> os.environ["AWS_XRAY_DAEMON_ADDRESS"] = daemon.address   # doctest: +SKIP
 """

@@ -7,7 +7,7 @@ exceptions, annotations only for the configured `indexed_attributes`, the rest a
 Bad requests (truncated protobuf, wrong content type, oversized bodies) are counted and answered
 with a 4xx; they never stop the receiver.
 
-Example:
+Example (not run: starts a server on loopback and needs a segment sink):
     >>> receiver = OtlpReceiver(sink, indexed_attributes={"session_id"}).start()   # doctest: +SKIP
     >>> receiver.endpoint                                                           # doctest: +SKIP
     'http://127.0.0.1:4318/v1/traces'

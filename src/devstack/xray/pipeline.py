@@ -2,7 +2,7 @@
 
 Tests, benchmarks and `python -m devstack` all use this same machinery.
 
-Example:
+Example (not run: starts moto, the daemon and the receiver):
     >>> with TracePipeline() as pipeline:              # doctest: +SKIP
     ...     ...                                        # run code that traces
     ...     tree = pipeline.tree(trace_id)

@@ -5,7 +5,7 @@ Both the X-Ray daemon (UDP, the SDK's subsegments and the Lambda facades) and th
 (OTel spans converted as the awsxray exporter does) hand documents to one `SegmentSink`, which
 batches them on its own thread like the real daemon.
 
-Example:
+Example (not run: needs moto's X-Ray API):
     >>> sink = SegmentSink(xray_client, record_path=Path(".devstack/traces/segments.jsonl"))  # doctest: +SKIP
     >>> sink.start(); sink.submit(document_json); sink.wait_idle(); sink.stop()               # doctest: +SKIP
 """

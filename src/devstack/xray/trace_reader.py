@@ -1,6 +1,6 @@
 """Trace trees read back through the X-Ray API (`GetTraceSummaries`, `BatchGetTraces`).
 
-Example:
+Example (not run: needs the X-Ray API of a running stack):
     >>> trees = read_traces(boto3.client("xray"), ["1-5759e988-bd862e3fe1be46a994272793"])  # doctest: +SKIP
     >>> print(render(trees[0]))                                                             # doctest: +SKIP
 """

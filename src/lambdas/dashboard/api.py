@@ -10,7 +10,7 @@ CORS (Powertools' CORSConfig): the browser may send the trace header and the SSE
 (FR-015) and may read `x-amzn-trace-id` (FR-082), which every response carries: the invocation's
 trace Root, so the browser learns the trace that served it.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> with_trace_header(app.resolve(rest_proxy_event, context))   # doctest: +SKIP
     {'statusCode': 200, 'multiValueHeaders': {'x-amzn-trace-id': ['Root=1-...'], ...}, 'body': '...'}
 """

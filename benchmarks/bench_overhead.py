@@ -4,7 +4,7 @@ Two worker processes play two execution environments of one function, one traced
 `POWERTOOLS_TRACE_DISABLED=true` (the Tracer decides at construction, and the X-Ray SDK's
 disable switch is process-global, so the modes cannot share a process). Each imports the handler
 and warms it up; then the parent has them take turns, one warm invocation at a time in ABBA order,
-through `devstack.lambda_service.invoke_in_process` on realistic work. Taking turns puts both
+through `devstack.lambda_.invocation.invoke_in_process` on realistic work. Taking turns puts both
 modes under the same background load, which on this shared 2-core machine swings by tens of
 percent within a minute; separate runs could not resolve 5 %.
 

@@ -1,6 +1,6 @@
 """What the local stack starts with: tracked tickers, the secrets of the local fakes, one alert rule.
 
-- tickers and the `news_api` secret: through `devstack.news_sources.seed_ingestion` (the fake
+- tickers and the `news_api` secret: through `devstack.fakes.news_sources.seed_ingestion` (the fake
   sources' keys);
 - the `sendgrid` secret: `{"api_key": ...}`, the key the local SendGrid sink accepts;
 - one alert rule that fires on the shipped news: NVDA above 0.5 (the fixtures carry NVDA headlines

@@ -4,7 +4,7 @@ Each execution environment is a process running the function's own runtime again
 Runtime API (`devstack.lambda_.runtime_api`): the batch functions through AWS's runtime interface client
 (`python -m awslambdaric <handler>`, which sets `_X_AMZN_TRACE_ID` per invocation as Lambda
 does), the SSE function through its container's `docker/sse/bootstrap`. Each process gets the
-environment Lambda gives (`devstack.lambda_service.lambda_environment`, the stack map's env
+environment Lambda gives (`devstack.lambda_.invocation.lambda_environment`, the stack map's env
 resolved to local resources, plus the stack's local overrides). The Runtime API decides sampling
 and writes the `AWS::Lambda` / `AWS::Lambda::Function` segments per invocation.
 
@@ -382,7 +382,7 @@ class LambdaService:
 
 
 class StreamingCall:
-    """A RESPONSE_STREAM invocation as the gateway relays it (devstack.gateway.StreamingReply)."""
+    """A RESPONSE_STREAM invocation as the gateway relays it (devstack.edge.cloudfront.StreamingReply)."""
 
     def __init__(self, call: ResponseStream, finished: Callable[[str, str | None], None]):
         self._call = call

@@ -7,7 +7,7 @@ import socket
 import time
 
 from benchmarks.common import Row
-from devstack.pipeline import TracePipeline
+from devstack.xray.pipeline import TracePipeline
 from lib.tracing.header import new_entity_id, new_trace_id
 
 HEADER = b'{"format":"json","version":1}\n'

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from benchmarks.common import Row, percentile
-from devstack.pipeline import TracePipeline
+from devstack.xray.pipeline import TracePipeline
 from lib.tracing import otel
 
 SPANS = 64

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, Row, median
-from devstack.lambda_service import lambda_environment
+from devstack.lambda_.invocation import lambda_environment
 from devstack.stack import SRC_ROOT, FunctionSpec, load_stack, physical_name
 from tests.fixtures.packages import image_pins, site_of
 

@@ -1,7 +1,7 @@
 """Benchmark 4: leaks in one SSE execution environment: threads and RSS of the runtime process after
 10,000 warm invocations, against after the first one.
 
-The process is the image's real `bootstrap` (devstack.runtime_api) with the function's multi-
+The process is the image's real `bootstrap` (devstack.lambda_.runtime_api) with the function's multi-
 concurrency: every worker takes a first invocation, a longer stream read to its `deadline` event,
 so that every code path ran once before the figures are read (first streams with the short deadline
 made no DynamoDB query yet: the first one later loaded botocore's service models, ~13 MB once, and
@@ -58,10 +58,11 @@ def _figures(sse: SseFunction) -> tuple[int, float]:
 def run() -> list[Row]:
     import boto3
 
-    from devstack.aws import MotoServer, create_resources
-    from devstack.otlp_receiver import OtlpReceiver
+    from devstack.aws.moto_server import MotoServer
+    from devstack.aws.resources import create_resources
     from devstack.stack import load_stack
-    from devstack.xray_daemon import XRayDaemon
+    from devstack.xray.daemon import XRayDaemon
+    from devstack.xray.otlp_receiver import OtlpReceiver
 
     moto = MotoServer().start()
     os.environ["AWS_ENDPOINT_URL"] = moto.endpoint

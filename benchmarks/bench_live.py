@@ -106,10 +106,11 @@ def _latencies(writer: Writer, clients: list[Client]) -> list[float]:
 def run() -> list[Row]:
     import boto3
 
-    from devstack.aws import MotoServer, create_resources
-    from devstack.otlp_receiver import OtlpReceiver
+    from devstack.aws.moto_server import MotoServer
+    from devstack.aws.resources import create_resources
     from devstack.stack import load_stack
-    from devstack.xray_daemon import XRayDaemon
+    from devstack.xray.daemon import XRayDaemon
+    from devstack.xray.otlp_receiver import OtlpReceiver
 
     spec_env = load_stack().function("sse_streaming").env
     poll_s = float(spec_env["SSE_POLL_INTERVAL_S"])

@@ -4,7 +4,7 @@ Two worker processes play two execution environments of one function, one traced
 `POWERTOOLS_TRACE_DISABLED=true` (the Tracer decides at construction, and the X-Ray SDK's
 disable switch is process-global, so the modes cannot share a process). Each imports the handler
 and warms it up; then the parent has them take turns, one warm invocation at a time in ABBA order,
-through `devstack.lambda_service.invoke_in_process` on realistic work. Taking turns puts both
+through `devstack.lambda_.invocation.invoke_in_process` on realistic work. Taking turns puts both
 modes under the same background load, which on this shared 2-core machine swings by tens of
 percent within a minute; separate runs could not resolve 5 %.
 
@@ -69,7 +69,7 @@ class Scenario:
     def __init__(self, key: str, world: dict[str, Any]):
         import boto3
 
-        from devstack.aws import create_resources
+        from devstack.aws.resources import create_resources
         from devstack.stack import load_stack
 
         self.key = key
@@ -86,7 +86,7 @@ class Scenario:
     def _ingestion(self, index: int) -> Any:
         # Steady state: every run sees the day's stories again (dedup) and one of them is new
         # (deleted here before the run), so each run also writes and publishes one item.
-        from devstack.functions import scheduled_event
+        from devstack.lambda_.events import scheduled_event
 
         table = self.dynamodb.Table(self.resources.tables["news"])
         items = table.scan(ProjectionExpression="item_id, published_at", ConsistentRead=True)["Items"]
@@ -95,7 +95,7 @@ class Scenario:
         return scheduled_event(self.stack.function("ingestion"))
 
     def _analysis(self, index: int) -> Any:
-        from devstack.sns_delivery import Publication, SnsDelivery
+        from devstack.aws.sns_delivery import Publication, SnsDelivery
 
         message = _store_pending(self.dynamodb.Table(self.resources.tables["news"]))
         publication = Publication(self.resources.topics["news_items"], json.dumps(message), None,
@@ -104,7 +104,7 @@ class Scenario:
 
     def _dashboard(self, index: int) -> Any:
         # The dashboard's busiest call: the latest sentiment and counts of two tickers.
-        from devstack.api_gateway import ApiGateway, GatewayRequest
+        from devstack.edge.api_gateway import ApiGateway, GatewayRequest
         from lib.tracing.header import TraceHeader, new_entity_id
 
         request = GatewayRequest("GET", "/api/v2/sentiment", "tickers=AAPL,MSFT",
@@ -115,7 +115,7 @@ class Scenario:
 
     def _notification(self, index: int) -> Any:
         # A score that crosses one of the ticker's three rules: one email through the SendGrid sink.
-        from devstack.sns_delivery import Publication, SnsDelivery
+        from devstack.aws.sns_delivery import Publication, SnsDelivery
         from lib.news.model import iso_ms
 
         now = dt.datetime.now(dt.UTC)
@@ -127,7 +127,7 @@ class Scenario:
         return SnsDelivery(self.stack, self.resources, "127.0.0.1:2000").event(publication)
 
     def _metrics(self, index: int) -> Any:
-        from devstack.functions import scheduled_event
+        from devstack.lambda_.events import scheduled_event
 
         return scheduled_event(self.stack.function("metrics"))
 
@@ -144,7 +144,7 @@ def serve(key: str, mode: str, results_fd: int) -> None:
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
     world = json.loads(os.environ[WORLD_ENV])
     os.environ["AWS_ENDPOINT_URL"] = world["aws_endpoint"]
-    from devstack.lambda_service import invoke_in_process
+    from devstack.lambda_.invocation import invoke_in_process
 
     scenario = Scenario(key, world)  # before the handler's import: its resource calls are not patched
     spec = scenario.stack.function(key)
@@ -220,7 +220,7 @@ def micro(mode: str, daemon_address: str, out: Path) -> None:
 # --- parent side: the world, the turns, the figures ----------------------------------------------------
 
 def _available(key: str) -> bool:
-    from devstack.functions import code_present
+    from devstack.lambda_.lambda_service import code_present
     from devstack.stack import load_stack
 
     return code_present(load_stack().function(key))
@@ -415,7 +415,7 @@ def count_udp() -> None:
     threading.Thread(target=receive, daemon=True).start()
     host, port = receiver.getsockname()
     print(f"{host}:{port}", flush=True)
-    from devstack.trace_reader import flatten
+    from devstack.xray.trace_reader import flatten
 
     parsed, subsegments = 0, 0
     for _ in sys.stdin:
@@ -429,11 +429,12 @@ def count_udp() -> None:
 def run() -> list[Row]:
     import boto3
 
-    from devstack.aws import MotoServer, create_resources
-    from devstack.news_sources import FakeNewsServer, seed_ingestion
-    from devstack.pipeline import TracePipeline
-    from devstack.sendgrid_sink import SendGridSink
+    from devstack.aws.moto_server import MotoServer
+    from devstack.aws.resources import create_resources
+    from devstack.fakes.news_sources import FakeNewsServer, seed_ingestion
+    from devstack.fakes.sendgrid_sink import SendGridSink
     from devstack.stack import load_stack
+    from devstack.xray.pipeline import TracePipeline
 
     rows: list[Row] = []
     moto = MotoServer().start()

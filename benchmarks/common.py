@@ -55,13 +55,14 @@ class CountingSink:
 
 class SseFunction:
     """One execution environment of the SSE function: the image's real `bootstrap` as a child process
-    against a local Runtime API (devstack.runtime_api), on moto, exporting to `traces_endpoint`."""
+    against a local Runtime API (devstack.lambda_.runtime_api), on moto, exporting to `traces_endpoint`."""
 
     def __init__(self, aws_endpoint: str, resources: Any, daemon_address: str, traces_endpoint: str,
                  overrides: dict[str, str] | None = None, sampling_rule: Any = None):
-        from devstack.functions import runtime_command
-        from devstack.lambda_service import lambda_environment
-        from devstack.runtime_api import RuntimeApi, RuntimeProcess
+        from devstack.lambda_.invocation import lambda_environment
+        from devstack.lambda_.lambda_service import runtime_command
+        from devstack.lambda_.process import RuntimeProcess
+        from devstack.lambda_.runtime_api import RuntimeApi
         from devstack.stack import SRC_ROOT, load_stack
 
         self.spec = load_stack().function("sse_streaming")
@@ -87,7 +88,7 @@ class SseFunction:
 
     def open(self, path: str = "/api/v2/stream", headers: dict[str, str] | None = None,
              timeout_s: float = 2.0) -> Any:
-        from devstack.runtime_api import function_url_event
+        from devstack.lambda_.events import function_url_event
 
         return self.runtime.invoke(function_url_event("GET", path, headers), timeout_s=timeout_s)
 

@@ -20,10 +20,11 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from devstack.aws import MotoServer, Resources, create_resources  # noqa: E402
-from devstack.lambda_service import Invocation, SamplingRule, invoke_in_process  # noqa: E402
-from devstack.pipeline import TracePipeline  # noqa: E402
+from devstack.aws.moto_server import MotoServer  # noqa: E402
+from devstack.aws.resources import Resources, create_resources  # noqa: E402
+from devstack.lambda_.invocation import Invocation, SamplingRule, invoke_in_process  # noqa: E402
 from devstack.stack import load_stack  # noqa: E402
+from devstack.xray.pipeline import TracePipeline  # noqa: E402
 from lib.tracing.header import TraceHeader  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def stack_resources(moto_server: MotoServer) -> Resources:
 
 
 class Invoker:
-    """Runs a stack function's handler in this process the way Lambda would (see devstack.lambda_service)."""
+    """Runs a stack function's handler in this process the way Lambda would (see devstack.lambda_.invocation)."""
 
     def __init__(self, pipeline: TracePipeline, resources: Resources):
         self.pipeline = pipeline

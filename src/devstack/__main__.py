@@ -23,12 +23,12 @@ from types import FrameType
 
 import boto3
 
-from devstack.aws import AWS_ENV, REGION
+from devstack.aws.moto_server import AWS_ENV, REGION
 from devstack.console import Console
-from devstack.gateway import PortInUseError
-from devstack.local_stack import DEFAULT_SCHEDULES_S, LocalStack, StackOptions, StackStartError, running_stack
-from devstack.pipeline import devstack_dir
-from devstack.trace_reader import read_traces, recent_trace_ids, render
+from devstack.emulator import DEFAULT_SCHEDULES_S, Emulator, EmulatorOptions, EmulatorStartError, running_emulator
+from devstack.loopback import PortInUseError
+from devstack.xray.pipeline import devstack_dir
+from devstack.xray.trace_reader import read_traces, recent_trace_ids, render
 
 
 def _schedule(value: str) -> tuple[str, float]:
@@ -86,19 +86,19 @@ def _wait_for_interrupt() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     console = Console()
-    options = StackOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir(),
+    options = EmulatorOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir(),
                            schedules_s={**DEFAULT_SCHEDULES_S, **dict(args.schedule)},
                            feed_interval_s=args.feed_interval)
-    running = running_stack(options.directory)
+    running = running_emulator(options.directory)
     if running is not None:
         console.line(f"error: a local stack is already running from {options.directory} (pid {running['pid']}, "
                      f"{running['gateway']}); stop it first, or use another --dir")
         return 2
     console.line("starting the local stack ...")
-    stack = LocalStack(options, console)
+    stack = Emulator(options, console)
     try:
         stack.start()
-    except (PortInUseError, StackStartError) as error:
+    except (PortInUseError, EmulatorStartError) as error:
         console.line(f"error: {error}")
         return 2
     try:
@@ -111,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def banner(stack: LocalStack) -> str:
+def banner(stack: Emulator) -> str:
     lines = [
         f"local stack up: {stack.url}  (Ctrl-C stops everything)",
         f"  AWS (moto)      {stack.moto.endpoint}",
@@ -129,24 +129,24 @@ def banner(stack: LocalStack) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from devstack.demo import run_demo
+    from devstack.demo.scenario import run_demo
 
     directory = args.dir or devstack_dir()
-    running = running_stack(directory)
+    running = running_emulator(directory)
     if running is not None:
         print(f"error: a local stack is already running from {directory} (pid {running['pid']}, {running['gateway']}):"
               " stop it first, or give the demo its own --dir", file=sys.stderr)
         return 2
-    options = StackOptions(host=args.host, port=args.port, directory=directory)
+    options = EmulatorOptions(host=args.host, port=args.port, directory=directory)
     try:
         return run_demo(options, faults=args.faults)
-    except (PortInUseError, StackStartError) as error:
+    except (PortInUseError, EmulatorStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
-    state = running_stack(args.dir)
+    state = running_emulator(args.dir)
     if state is None:
         print("no local stack is running (start one with `make up`, or `python -m devstack up`)", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
 Lines go to a text stream (stdout by default) under a lock, so threads never interleave a line.
 
 Example:
+    >>> import io
     >>> console = Console(stream=io.StringIO(), clock=lambda: 0.0)
     >>> console.event("invoke", "ingestion", trace="1-5759e988-bd862e3fe1be46a994272793", ms=812.0, outcome="ok")
     >>> console.stream.getvalue().split()[1:3]

@@ -1,38 +1,78 @@
-"""One lifecycle for devstack's small HTTP fakes: a ThreadingHTTPServer served from a daemon thread."""
+"""One lifecycle for every small server of the devstack: bound on loopback, served from a daemon
+thread, stopped (idempotently) by `stop()`.
+
+The fakes, the CloudFront edge, the Runtime API endpoints, the OTLP receiver and the gated moto
+server all run through it; only what they serve differs.
+
+Example:
+    >>> from http.server import BaseHTTPRequestHandler
+    >>> server = LoopbackServer.http("127.0.0.1", 0, BaseHTTPRequestHandler, name="example").start()
+    >>> server.url.startswith("http://127.0.0.1:")
+    True
+    >>> server.stop(); server.stop()   # idempotent
+"""
 
 from __future__ import annotations
 
+import errno
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+POLL_INTERVAL_S = 0.05  # stop() (shutdown) returns within one poll, not within the default 0.5 s
+
+
+class PortInUseError(RuntimeError):
+    """The server's port is taken (another devstack, or another server)."""
+
 
 class LoopbackServer:
-    """Serve ``handler`` on ``host:port`` (port 0: a free one) until :meth:`stop`.
+    """Serve an already bound `server` from a daemon thread named `name` until `stop`."""
 
-    Example::
-
-        server = LoopbackServer("127.0.0.1", 0, Handler, name="fake-news").start()
-        requests.get(f"{server.url}/health")
-        server.stop()
-    """
-
-    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str):
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
-        # A short poll interval: stop() (shutdown) returns within it, not within the default 0.5 s.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+    def __init__(self, server: socketserver.BaseServer, name: str):
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL_S},
                                         name=name, daemon=True)
+
+    @classmethod
+    def http(cls, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str,
+             server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> LoopbackServer:
+        """A threading HTTP server for `handler` on `host:port` (port 0: a free one); PortInUseError if taken."""
+        try:
+            server = server_class((host, port), handler)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"{host}:{port} is already in use (another devstack running? stop it, or pick a free port "
+                    f"with --port)") from error
+            raise
+        server.daemon_threads = True
+        return cls(server, name)
 
     def start(self) -> LoopbackServer:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        """Idempotent; safe before `start` (shutdown() would wait for a serve_forever that never ran)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])  # type: ignore[attr-defined]
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])  # type: ignore[attr-defined]
+
+    @property
+    def address(self) -> str:
+        """host:port"""
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self.address}"

@@ -1,15 +1,15 @@
 """What the local stack starts with: tracked tickers, the secrets of the local fakes, one alert rule.
 
-- tickers and the `news_api` secret: through `devstack.news_sources.seed_ingestion` (the fake
+- tickers and the `news_api` secret: through `devstack.fakes.news_sources.seed_ingestion` (the fake
   sources' keys);
 - the `sendgrid` secret: `{"api_key": ...}`, the key the local SendGrid sink accepts;
 - one alert rule that fires on the shipped news: NVDA above 0.5 (the fixtures carry NVDA headlines
   VADER scores 0.70 and 0.94), created as the dashboard creates rules (`lib.alerts.AlertTable`);
   its stream token is returned once, for the per-alert SSE stream (the table keeps its SHA-256).
 
-Example:
+Example (not run: writes the stack's secrets and an alert rule):
     >>> seeded = seed_stack(resources, news_server, sendgrid_api_key="local-sendgrid-key")  # doctest: +SKIP
-    >>> seeded.alert.ticker
+    >>> seeded.alert.ticker                                                                 # doctest: +SKIP
     'NVDA'
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import boto3
 
-from devstack.aws import Resources
-from devstack.news_sources import DEFAULT_TICKERS, FakeNewsServer, seed_ingestion
-from devstack.sendgrid_sink import DEFAULT_API_KEY as DEFAULT_SENDGRID_API_KEY
+from devstack.aws.resources import Resources
+from devstack.fakes.news_sources import DEFAULT_TICKERS, FakeNewsServer, seed_ingestion
+from devstack.fakes.sendgrid_sink import DEFAULT_API_KEY as DEFAULT_SENDGRID_API_KEY
 from lib.alerts import AlertTable, Direction
 
 

@@ -5,7 +5,7 @@ dimension name is ever repeated (CloudWatch rejects that). Published with `put_m
 which the batch Lambdas' Tracer records as a CloudWatch subsegment.
 
 Example:
-    >>> put_metric(Metric.NEW_ITEMS_INGESTED, 3)  # doctest: +SKIP
+    >>> put_metric(Metric.NEW_ITEMS_INGESTED, 3)   # as the function named by AWS_LAMBDA_FUNCTION_NAME
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def put_metrics(data: Sequence[MetricDatumTypeDef]) -> None:
     """Publish several data (built with `metric_datum`) in as few calls as the API allows.
 
     Example:
-        >>> put_metrics([metric_datum(Metric.POLL_DURATION_MS, 12.5, "Milliseconds")])  # doctest: +SKIP
+        >>> put_metrics([metric_datum(Metric.POLL_DURATION_MS, 12.5, "Milliseconds")])
     """
     for start in range(0, len(data), MAX_DATA_PER_CALL):
         cloudwatch_client().put_metric_data(

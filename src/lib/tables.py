@@ -1,7 +1,10 @@
 """The execution environment's DynamoDB resource: one per process, for every function and module.
 
 Example:
-    >>> table = dynamodb().Table(os.environ["CONFIG_TABLE"])   # doctest: +SKIP
+    >>> import os
+    >>> table = dynamodb().Table(os.environ["CONFIG_TABLE"])
+    >>> table.table_status
+    'ACTIVE'
 """
 
 from __future__ import annotations
@@ -33,8 +36,13 @@ def query_pages(table: Table, **query: Any) -> Iterator[QueryOutputTableTypeDef]
     """Every page of one `Table.query`, following `LastEvaluatedKey`, fetched as they are read.
 
     Example:
+        >>> import os
+        >>> from boto3.dynamodb.conditions import Key
+        >>> table = dynamodb().Table(os.environ["CONFIG_TABLE"])
         >>> rows = [row for page in query_pages(table, KeyConditionExpression=Key("pk").eq("ticker"))
-        ...         for row in page["Items"]]                                        # doctest: +SKIP
+        ...         for row in page["Items"]]
+        >>> all(row["pk"] == "ticker" for row in rows)
+        True
     """
     while True:
         page = table.query(**query)

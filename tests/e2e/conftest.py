@@ -24,7 +24,7 @@ import boto3
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
-from devstack.trace_reader import TraceTree, read_traces
+from devstack.xray.trace_reader import TraceTree, read_traces
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,7 +74,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
         [sys.executable, "-m", "devstack", "up", "--port", "0", "--dir", str(directory), "--schedule", "ingestion=3",
          "--schedule", "metrics=0", "--schedule", "canary=0", "--feed-interval", "2"],
         env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    state_file = directory / "stack.json"
+    state_file = directory / "emulator.json"
     end = time.monotonic() + 60
     while not state_file.exists():
         if process.poll() is not None or time.monotonic() > end:

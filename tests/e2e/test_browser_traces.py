@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from devstack.trace_reader import Node, TraceTree
+from devstack.xray.trace_reader import Node, TraceTree
 from lib.tracing.header import TraceHeader
 
 from .conftest import CuttableProxy, RunningStack, Tab

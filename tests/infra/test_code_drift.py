@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.collector_config import load_indexed_attributes
-from devstack.lambda_service import lambda_environment
+from devstack.lambda_.invocation import lambda_environment
 from devstack.stack import load_stack
+from devstack.xray.collector_config import load_indexed_attributes
 from lib.metrics import APP_NAMESPACE, CANARY_NAMESPACE, CanaryMetric, Metric
 from tests.infra.hcl import contract_metrics, module
 

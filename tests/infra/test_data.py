@@ -81,7 +81,7 @@ def test_the_stack_key_rotates_and_lets_alarms_and_logs_use_it():
 @pytest.mark.req("FR-017")
 def test_devstack_tables_agree_with_terraform():
     """The devstack creates its tables from the same map, the way this module does."""
-    from devstack.aws import table_definition
+    from devstack.aws.resources import table_definition
     from devstack.stack import physical_name
 
     body = table()

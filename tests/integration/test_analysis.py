@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from devstack.trace_reader import document_problems, render
+from devstack.aws.cloudwatch import metric_dimensions, metric_samples
+from devstack.xray.trace_reader import document_problems, render, silent_failures
 from lambdas.analysis.service import FANOUT_ATTEMPTS, ItemNotFoundError, MalformedSnsEventError
 from lib.news.model import Resolution, iso_ms
 from lib.news.sentiment import score
@@ -19,11 +20,8 @@ from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
     aws_fault,
     function_name,
-    metric_dimensions,
-    metric_samples,
     news_fixture,
     news_server_fixture,
-    silent_failures,
 )
 
 PUBLISHED = dt.datetime(2026, 1, 15, 9, 47, 31, 250000, tzinfo=dt.UTC)
@@ -100,14 +98,14 @@ def test_a_malformed_message_raises_a_typed_error_faults_the_trace_and_writes_no
     news: NewsHarness, case: str
 ) -> None:
     item = news.store_item("Microsoft schedules its annual developer conference", ticker="MSFT")
-    errors_before = metric_samples("AnalysisErrors", "analysis")
+    errors_before = metric_samples("AnalysisErrors", function_name("analysis"))
     upstream = TraceHeader.new_root()
     with pytest.raises((ValidationError, MalformedSnsEventError)) as raised:
         news.analyse(MALFORMED[case](news, item), upstream=upstream)
 
     assert news.item(item)["status"] == "pending"  # not even a valid first record was processed
     assert news.buckets("MSFT") == {} and news.published("sentiment_scored") == []
-    assert metric_samples("AnalysisErrors", "analysis") == errors_before + 1
+    assert metric_samples("AnalysisErrors", function_name("analysis")) == errors_before + 1
     tree = news.pipeline.tree(upstream.root, expect_at_least=4)
     handler = tree.find("## lambda_handler")[0].document
     assert handler["fault"] is True
@@ -121,12 +119,12 @@ def test_a_malformed_message_raises_a_typed_error_faults_the_trace_and_writes_no
 
 @pytest.mark.req("FR-005", "FR-018")
 def test_a_message_for_an_unknown_item_raises_and_writes_nothing(news: NewsHarness) -> None:
-    errors_before = metric_samples("AnalysisErrors", "analysis")
+    errors_before = metric_samples("AnalysisErrors", function_name("analysis"))
     message = {"item_id": "0" * 32, "published_at": iso_ms(PUBLISHED)}
     with pytest.raises(ItemNotFoundError):
         news.analyse(news.sns_event(message))
     assert news.items() == [] and news.published("sentiment_scored") == []
-    assert metric_samples("AnalysisErrors", "analysis") == errors_before + 1
+    assert metric_samples("AnalysisErrors", function_name("analysis")) == errors_before + 1
     assert [[{"Name": "FunctionName", "Value": function_name("analysis")}]] == metric_dimensions("AnalysisErrors")
 
 
@@ -137,7 +135,7 @@ def _conflict() -> dict[str, Any]:
 @pytest.mark.req("FR-002", "FR-005", "FR-043", "SC-004", "SC-019", "SC-002")
 def test_fanout_that_keeps_failing_is_retried_a_bounded_number_of_times_then_recorded(news: NewsHarness) -> None:
     item = news.store_item("Apple suppliers warn of weaker demand for accessories", ticker="AAPL")
-    failures_before = metric_samples("TimeseriesFanoutPartialFailure", "analysis")
+    failures_before = metric_samples("TimeseriesFanoutPartialFailure", function_name("analysis"))
     with aws_fault(news.dynamodb, "TransactWriteItems", "TransactionCanceledException",
                    response=_conflict()) as failed:
         result, invocation = news.analyse(news.sns_event(item.message()))
@@ -153,7 +151,7 @@ def test_fanout_that_keeps_failing_is_retried_a_bounded_number_of_times_then_rec
     assert failure["cause"]["exceptions"][0]["type"] == "FanoutFailedError"
     assert failure["annotations"]["fanout_attempts"] == FANOUT_ATTEMPTS
     assert not tree.find("## lambda_handler")[0].document.get("fault")
-    assert metric_samples("TimeseriesFanoutPartialFailure", "analysis") == failures_before + 1
+    assert metric_samples("TimeseriesFanoutPartialFailure", function_name("analysis")) == failures_before + 1
     assert [[{"Name": "FunctionName", "Value": function_name("analysis")}]] == metric_dimensions(
         "TimeseriesFanoutPartialFailure")
 
@@ -161,13 +159,13 @@ def test_fanout_that_keeps_failing_is_retried_a_bounded_number_of_times_then_rec
 @pytest.mark.req("FR-002")
 def test_a_transient_fanout_conflict_is_retried_and_counts_once(news: NewsHarness) -> None:
     item = news.store_item("Tesla delivers more cars than expected and beats estimates", ticker="TSLA")
-    failures_before = metric_samples("TimeseriesFanoutPartialFailure", "analysis")
+    failures_before = metric_samples("TimeseriesFanoutPartialFailure", function_name("analysis"))
     with aws_fault(news.dynamodb, "TransactWriteItems", "TransactionCanceledException", times=1,
                    response=_conflict()) as failed:
         result, invocation = news.analyse(news.sns_event(item.message()))
     assert len(failed) == 1 and result["items"][0]["fanout_failed"] is False
     assert all(row["count"] == 1 for row in news.buckets("TSLA").values()) and len(news.buckets("TSLA")) == 4
-    assert metric_samples("TimeseriesFanoutPartialFailure", "analysis") == failures_before
+    assert metric_samples("TimeseriesFanoutPartialFailure", function_name("analysis")) == failures_before
     tree = news.pipeline.tree(invocation.trace_header.root, expect_at_least=10)
     assert silent_failures(tree) == []
 
@@ -183,7 +181,7 @@ def test_a_non_retryable_fanout_error_is_not_retried(news: NewsHarness) -> None:
 @pytest.mark.req("FR-002", "FR-043", "SC-019")
 def test_a_failed_hand_off_to_notification_is_recorded_and_the_item_stays_analyzed(news: NewsHarness) -> None:
     item = news.store_item("Tesla recalls vehicles over a faulty seat belt warning", ticker="TSLA")
-    failures_before = metric_samples("DownstreamNotificationFailure", "analysis")
+    failures_before = metric_samples("DownstreamNotificationFailure", function_name("analysis"))
     with aws_fault(news.sns, "Publish", "ThrottledException", status=429):
         result, invocation = news.analyse(news.sns_event(item.message()))
     assert result["items"][0]["publish_failed"] is True
@@ -191,4 +189,4 @@ def test_a_failed_hand_off_to_notification_is_recorded_and_the_item_stays_analyz
     tree = news.pipeline.tree(invocation.trace_header.root, expect_at_least=10)
     [failure] = silent_failures(tree)
     assert failure["name"] == "downstream_sns_publish" and failure["throttle"] is True
-    assert metric_samples("DownstreamNotificationFailure", "analysis") == failures_before + 1
+    assert metric_samples("DownstreamNotificationFailure", function_name("analysis")) == failures_before + 1

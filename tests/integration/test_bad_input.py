@@ -25,16 +25,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.api_gateway import ApiGateway, GatewayRequest
-from devstack.aws import MotoServer, Resources
-from devstack.functions import LambdaService
-from devstack.lambda_service import invoke_in_process
-from devstack.pipeline import TracePipeline
-from devstack.runtime_api import function_url_event
-from devstack.sendgrid_sink import SendGridSink
-from devstack.sns_delivery import Publication, SnsDelivery
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
+from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest
+from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.invocation import invoke_in_process
+from devstack.lambda_.lambda_service import LambdaService
 from devstack.stack import load_stack
-from devstack.trace_reader import render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import render
 from lib.alerts import AlertTable, Direction
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader

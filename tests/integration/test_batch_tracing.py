@@ -9,14 +9,13 @@ import json
 import logging
 from typing import Any
 
-import boto3
 import pytest
 
-from devstack.lambda_service import SamplingRule, invoke_in_process
-from devstack.pipeline import TracePipeline
+from devstack.aws.cloudwatch import metric_sum
+from devstack.lambda_.invocation import SamplingRule, invoke_in_process
 from devstack.stack import FunctionSpec
-from devstack.trace_reader import document_problems
-from lib.metrics import APP_NAMESPACE
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import document_problems
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader
@@ -85,12 +84,7 @@ def test_silent_failure_records_one_error_subsegment_and_its_metric(
     assert failed[0]["cause"]["exceptions"][0]["type"] == "ResourceNotFoundException"
     handler = tree.find("## lambda_handler")[0].document
     assert not handler.get("fault") and not handler.get("error")  # handled: the run went on
-    stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace=APP_NAMESPACE, MetricName="AuditEventPersistenceFailure",
-        Dimensions=[{"Name": "FunctionName", "Value": PROBE.name}],
-        StartTime=before, EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
-    )
-    assert sum(point["Sum"] for point in stats["Datapoints"]) >= 1
+    assert metric_sum("AuditEventPersistenceFailure", PROBE.name, since=before) >= 1
 
 
 @pytest.mark.req("FR-002", "FR-018")

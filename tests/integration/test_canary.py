@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devstack.aws import Resources
-from devstack.lambda_service import Invocation, invoke_in_process
-from devstack.pipeline import TracePipeline
+from devstack.aws.resources import Resources
+from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import load_stack
-from devstack.trace_reader import TraceTree, document_problems, read_traces, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import TraceTree, document_problems, read_traces, render
 from lambdas.canary import clients
 from lambdas.canary.service import run_canary
 from lambdas.canary.settings import CanarySettings

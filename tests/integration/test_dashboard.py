@@ -1,4 +1,4 @@
-"""The dashboard API through the emulated API Gateway stage (devstack.api_gateway), on moto and the
+"""The dashboard API through the emulated API Gateway stage (devstack.edge.api_gateway), on moto and the
 local trace pipeline: one trace from the browser's header to DynamoDB, the sampling rule at the
 edge, CORS, the endpoints' shapes (specs/contracts.md), and a 4xx for every kind of bad input."""
 
@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.api_gateway import ApiGateway, GatewayRequest, GatewayResponse
-from devstack.aws import Resources
-from devstack.lambda_service import SamplingRule
-from devstack.pipeline import TracePipeline
-from devstack.trace_reader import Node, TraceTree, document_problems, render
+from devstack.aws.resources import Resources
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, GatewayResponse
+from devstack.lambda_.invocation import SamplingRule
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
 from lib.news.model import Resolution, iso_ms
 from lib.tables import dynamodb
 from lib.tracing.header import TraceHeader, new_entity_id

@@ -38,15 +38,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.aws import MotoServer, Resources
-from devstack.faults import AwsGate, FaultRule, GatedMotoServer
-from devstack.functions import LambdaService
-from devstack.lambda_service import invoke_in_process
-from devstack.pipeline import TracePipeline
-from devstack.sendgrid_sink import SendGridSink, SinkFailure
-from devstack.sns_delivery import Publication, SnsDelivery
+from devstack.aws.cloudwatch import metric_sum
+from devstack.aws.fault_gate import AwsGate, FaultRule, GatedMotoServer
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
+from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.lambda_.invocation import invoke_in_process
+from devstack.lambda_.lambda_service import LambdaService
 from devstack.stack import load_stack
-from devstack.trace_reader import Node, TraceTree, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import Node, TraceTree, render, silent_failures
 from lib.alerts import AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms
@@ -55,10 +57,9 @@ from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
     aws_calls,
     aws_fault,
-    metric_sum,
+    function_name,
     news_fixture,
     news_server_fixture,
-    silent_failures,
 )
 from tests.integration.test_sse_stream import SseEnvironment, items_of, parse_frames, seed
 
@@ -106,7 +107,7 @@ def analysis_update_throttled(world: World) -> None:
     news = world.news
     item = news.store_item("Retailer beats holiday sales forecast", "Shoppers spent more than expected.")
     event, upstream = news.sns_event(item.message()), TraceHeader.new_root()
-    errors_before = metric_sum("AnalysisErrors", "analysis")
+    errors_before = metric_sum("AnalysisErrors", function_name("analysis"))
     with aws_fault(news.dynamodb, "UpdateItem", "ProvisionedThroughputExceededException"), \
             pytest.raises(ClientError) as raised:
         news.analyse(event, upstream=upstream)
@@ -114,7 +115,7 @@ def analysis_update_throttled(world: World) -> None:
     tree = world.tree(upstream.root, 4)
     assert failed_call(tree, "dynamodb", "ProvisionedThroughputExceededException") and handler_faulted(tree), \
         render(tree)
-    assert metric_sum("AnalysisErrors", "analysis") == errors_before + 1
+    assert metric_sum("AnalysisErrors", function_name("analysis")) == errors_before + 1
     assert news.item(item)["status"] == "pending" and news.published("sentiment_scored") == []
     news.analyse(event)  # SNS redelivers the same message
     assert news.item(item)["status"] == "analyzed" and len(news.published("sentiment_scored")) == 1
@@ -124,14 +125,14 @@ def analysis_fanout_throttled(world: World) -> None:
     news = world.news
     item = news.store_item("Airline raises its guidance", "Bookings are strong.")
     upstream = TraceHeader.new_root()
-    before = metric_sum("TimeseriesFanoutPartialFailure", "analysis")
+    before = metric_sum("TimeseriesFanoutPartialFailure", function_name("analysis"))
     with aws_fault(news.dynamodb, "TransactWriteItems", "ThrottlingException") as refused:
         result, _ = news.analyse(news.sns_event(item.message()), upstream=upstream)
     assert len(refused) >= 2 and result["items"][0]["fanout_failed"] is True  # retried, bounded
     tree = world.tree(upstream.root, 6)
     [path] = silent_failures(tree)
     assert path["name"] == "timeseries_fanout_batch_write" and path.get("throttle"), render(tree)
-    assert metric_sum("TimeseriesFanoutPartialFailure", "analysis") == before + 1
+    assert metric_sum("TimeseriesFanoutPartialFailure", function_name("analysis")) == before + 1
     assert news.item(item)["status"] == "analyzed" and len(news.published("sentiment_scored")) == 1
 
 
@@ -155,13 +156,13 @@ def ingestion_put_throttled(world: World) -> None:
 def ingestion_publish_denied(world: World) -> None:
     news = world.news
     upstream = TraceHeader.new_root()
-    before = metric_sum("DownstreamNotificationFailure", "ingestion")
+    before = metric_sum("DownstreamNotificationFailure", function_name("ingestion"))
     with aws_fault(news.sns, "Publish", "AuthorizationError", 403):
         result, _ = news.ingest(upstream=upstream)
     assert result["new_items"] == 11 and result["publish_failures"] == 11
     tree = world.tree(upstream.root, 20)
     assert [p["name"] for p in silent_failures(tree)] == ["downstream_sns_publish"], render(tree)
-    assert metric_sum("DownstreamNotificationFailure", "ingestion") == before + 1
+    assert metric_sum("DownstreamNotificationFailure", function_name("ingestion")) == before + 1
     assert {item["status"] for item in news.items()} == {"pending"}
     news.backdate_pending(minutes=15)  # time passes; self-healing takes the stuck items
     healed, _ = news.ingest()
@@ -174,14 +175,14 @@ def analysis_publish_error(world: World) -> None:
     news = world.news
     item = news.store_item("Bank posts record profit", "Trading revenue soared.")
     upstream = TraceHeader.new_root()
-    before = metric_sum("DownstreamNotificationFailure", "analysis")
+    before = metric_sum("DownstreamNotificationFailure", function_name("analysis"))
     with aws_fault(news.sns, "Publish", "InternalError", 500):
         result, _ = news.analyse(news.sns_event(item.message()), upstream=upstream)
     assert result["items"][0]["publish_failed"] is True
     tree = world.tree(upstream.root, 6)
     [path] = silent_failures(tree)
     assert path["name"] == "downstream_sns_publish" and path.get("fault"), render(tree)
-    assert metric_sum("DownstreamNotificationFailure", "analysis") == before + 1
+    assert metric_sum("DownstreamNotificationFailure", function_name("analysis")) == before + 1
     stored = news.item(item)
     assert stored["status"] == "analyzed" and stored["sentiment_label"] == result["items"][0]["label"]
 
@@ -274,7 +275,7 @@ def notification_sendgrid_429(world: World) -> None:
 
 def _sendgrid_failing(world: World, mode: SinkFailure, flag: str) -> None:
     upstream = TraceHeader.new_root()
-    before = metric_sum("NotificationDeliveryFailures", "notification")
+    before = metric_sum("NotificationDeliveryFailures", function_name("notification"))
     world.sendgrid.fail(mode)
     with alert_rule(world), pytest.raises(Exception) as raised:
         notify(world, upstream)
@@ -283,7 +284,7 @@ def _sendgrid_failing(world: World, mode: SinkFailure, flag: str) -> None:
     assert type(raised.value).__name__ == "NotificationDeliveryError"
     attempts = sendgrid_nodes(world.tree(upstream.root, 8))
     assert len(attempts) == 3 and all(a.get(flag) for a in attempts), attempts
-    assert metric_sum("NotificationDeliveryFailures", "notification") == before + 1
+    assert metric_sum("NotificationDeliveryFailures", function_name("notification")) == before + 1
     assert world.sendgrid.sent() == []
 
 

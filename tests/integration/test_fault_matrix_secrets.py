@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from devstack.news_sources import DEFAULT_API_KEYS
+from devstack.fakes.news_sources import DEFAULT_API_KEYS
+from devstack.fakes.sendgrid_sink import DEFAULT_API_KEY as SENDGRID_API_KEY
 from devstack.seed import DEMO_ALERT
-from devstack.sendgrid_sink import DEFAULT_API_KEY as SENDGRID_API_KEY
 from devstack.stack import REPO_ROOT, SRC_ROOT
-from devstack.trace_reader import flatten
+from devstack.xray.trace_reader import flatten
 
 DEMO_TIMEOUT_S = 300
 

@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws import MotoServer, Resources
-from devstack.pipeline import TracePipeline
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
+from devstack.xray.pipeline import TracePipeline
 from tests.integration.test_sse_stream import SseEnvironment, items_of, parse_frames, seed
 
 CUTS = 20

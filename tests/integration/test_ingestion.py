@@ -10,29 +10,25 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from devstack.aws import Resources
-from devstack.news_sources import FailureMode
-from devstack.trace_reader import document_problems, render
+from devstack.aws.cloudwatch import metric_dimensions, metric_samples, metric_sum
+from devstack.aws.resources import Resources
+from devstack.fakes.news_sources import FailureMode
+from devstack.xray.trace_reader import ancestors, document_problems, render, silent_failures
 from lib.config import ConfigurationError
 from lib.news.model import item_id
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
-    ancestors,
     aws_fault,
     function_name,
-    metric_dimensions,
-    metric_samples,
-    metric_sum,
     news_fixture,
     news_server_fixture,
-    silent_failures,
 )
 
 
 @pytest.mark.req("FR-029", "SC-003")
 def test_one_run_stores_new_items_pending_and_publishes_each_once(news: NewsHarness) -> None:
-    heartbeat_before = metric_samples("NewItemsIngested", "ingestion")
+    heartbeat_before = metric_samples("NewItemsIngested", function_name("ingestion"))
     result, invocation = news.ingest()
 
     items = news.items()
@@ -47,7 +43,7 @@ def test_one_run_stores_new_items_pending_and_publishes_each_once(news: NewsHarn
     published = news.published()
     assert sorted(json.loads(p.message)["item_id"] for p in published) == sorted(i["item_id"] for i in items)
     assert all(set(json.loads(p.message)) == {"item_id", "published_at"} for p in published)
-    assert metric_samples("NewItemsIngested", "ingestion") == heartbeat_before + 1
+    assert metric_samples("NewItemsIngested", function_name("ingestion")) == heartbeat_before + 1
 
     tree = news.pipeline.tree(invocation.trace_header.root, expect_at_least=30)
     assert document_problems(tree) == [], render(tree)
@@ -76,7 +72,7 @@ def test_each_sources_http_call_hangs_under_its_fetch_in_the_worker_thread(news:
 
 @pytest.mark.req("FR-002", "FR-005", "FR-043", "SC-004", "SC-019")
 def test_a_failing_source_is_aggregated_and_the_other_sources_news_still_arrives(news: NewsHarness) -> None:
-    errors_before = metric_samples("ParallelFetcherErrors", "ingestion")
+    errors_before = metric_samples("ParallelFetcherErrors", function_name("ingestion"))
     news.server.fail("tiingo", FailureMode.SERVER_ERROR)
     result, invocation = news.ingest()
 
@@ -90,7 +86,7 @@ def test_a_failing_source_is_aggregated_and_the_other_sources_news_still_arrives
     assert failed[0]["cause"]["exceptions"][0]["type"] == "SourceFetchErrors"
     assert "tiingo" in failed[0]["cause"]["exceptions"][0]["message"]
     assert not tree.find("## lambda_handler")[0].document.get("fault")
-    assert metric_samples("ParallelFetcherErrors", "ingestion") == errors_before + 1
+    assert metric_samples("ParallelFetcherErrors", function_name("ingestion")) == errors_before + 1
     assert [{"Name": "FunctionName", "Value": function_name("ingestion")}] in metric_dimensions(
         "ParallelFetcherErrors")
 
@@ -133,7 +129,7 @@ def test_each_ingestion_silent_path_records_one_error_subsegment_one_metric_and_
     metric, client, operation, when, code, status = SILENT_PATHS[path]
     if path == "circuit_breaker_save":
         _seed_half_failed_tiingo_breaker(news)
-    before = metric_samples(metric, "ingestion")
+    before = metric_samples(metric, function_name("ingestion"))
     with aws_fault(getattr(news, client), operation, code, status, when=when) as failed:
         result, invocation = news.ingest()
 
@@ -146,7 +142,7 @@ def test_each_ingestion_silent_path_records_one_error_subsegment_one_metric_and_
     assert errors[0]["annotations"]["failure_kind"] == ("fault" if status >= 500 or path == "downstream_sns_publish"
                                                           else "throttle" if "Throughput" in code else "error")
     assert not tree.find("## lambda_handler")[0].document.get("fault")
-    assert metric_samples(metric, "ingestion") == before + 1
+    assert metric_samples(metric, function_name("ingestion")) == before + 1
     assert [{"Name": "FunctionName", "Value": function_name("ingestion")}] in metric_dimensions(metric)
     assert all(dims == [{"Name": "FunctionName", "Value": dims[0]["Value"]}] for dims in metric_dimensions(metric))
 
@@ -165,11 +161,11 @@ def test_each_ingestion_silent_path_records_one_error_subsegment_one_metric_and_
 
 @pytest.mark.req("FR-002", "FR-043", "SC-019", "FR-056")
 def test_silent_path_metrics_are_emitted_even_when_the_trace_is_not_sampled(news: NewsHarness) -> None:
-    before = metric_samples("AuditEventPersistenceFailure", "ingestion")
+    before = metric_samples("AuditEventPersistenceFailure", function_name("ingestion"))
     upstream = TraceHeader.new_root().with_parent("53995c3f42cd8ad8", sampled=False)
     with aws_fault(news.dynamodb, "PutItem", "ResourceNotFoundException", when=_state_put_of("audit#ingestion")):
         _, invocation = news.ingest(upstream=upstream)
-    assert metric_samples("AuditEventPersistenceFailure", "ingestion") == before + 1
+    assert metric_samples("AuditEventPersistenceFailure", function_name("ingestion")) == before + 1
     news.pipeline.settle()
     assert news.pipeline.documents(invocation.trace_header.root) == []
 
@@ -269,20 +265,21 @@ def test_a_missing_environment_variable_is_a_configuration_error(news: NewsHarne
 @pytest.mark.req("FR-045", "FR-042")
 def test_new_items_ingested_is_a_heartbeat_sent_every_run_zero_included(news: NewsHarness) -> None:
     news.ingest()
-    samples, total = metric_samples("NewItemsIngested", "ingestion"), metric_sum("NewItemsIngested", "ingestion")
+    ingestion = function_name("ingestion")
+    samples, total = metric_samples("NewItemsIngested", ingestion), metric_sum("NewItemsIngested", ingestion)
     result, _ = news.ingest()
     assert result["new_items"] == 0
-    assert metric_samples("NewItemsIngested", "ingestion") == samples + 1
-    assert metric_sum("NewItemsIngested", "ingestion") == total
+    assert metric_samples("NewItemsIngested", function_name("ingestion")) == samples + 1
+    assert metric_sum("NewItemsIngested", function_name("ingestion")) == total
 
 
 @pytest.mark.req("FR-042")
 def test_high_latency_alert_is_sent_only_for_a_run_over_its_threshold(news: NewsHarness) -> None:
-    before = metric_samples("HighLatencyAlert", "ingestion")
+    before = metric_samples("HighLatencyAlert", function_name("ingestion"))
     news.ingest()  # the default threshold (30 s) is far away
-    assert metric_samples("HighLatencyAlert", "ingestion") == before
+    assert metric_samples("HighLatencyAlert", function_name("ingestion")) == before
     news.ingest(HIGH_LATENCY_ALERT_S="0")
-    assert metric_samples("HighLatencyAlert", "ingestion") == before + 1
+    assert metric_samples("HighLatencyAlert", function_name("ingestion")) == before + 1
 
 
 @pytest.mark.req("FR-010", "FR-011")

@@ -19,16 +19,14 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.news_sources import DEFAULT_TICKERS
-from devstack.trace_reader import Node, render
+from devstack.fakes.news_sources import DEFAULT_TICKERS
+from devstack.xray.trace_reader import Node, ancestors, render, silent_failures
 from lib.news.model import iso_ms, item_id
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
     _request_body,
-    ancestors,
     news_fixture,
     news_server_fixture,
-    silent_failures,
 )
 
 STORE = "## lambdas.ingestion.service.store_new_items"

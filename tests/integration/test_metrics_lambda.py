@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws import Resources
-from devstack.lambda_service import Invocation, invoke_in_process
-from devstack.pipeline import TracePipeline
+from devstack.aws.resources import Resources
+from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import load_stack
-from devstack.trace_reader import Node, TraceTree, document_problems, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
 from lib.metrics import APP_NAMESPACE, cloudwatch_client
 from lib.news.model import iso_ms
 from lib.tables import dynamodb

@@ -17,13 +17,13 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws import Resources
-from devstack.lambda_service import Invocation, invoke_in_process
-from devstack.pipeline import TracePipeline
-from devstack.sendgrid_sink import SendGridSink, SinkFailure
-from devstack.sns_delivery import Publication, SnsDelivery
+from devstack.aws.resources import Resources
+from devstack.aws.sns_delivery import Publication, SnsDelivery
+from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
+from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import FunctionSpec, load_stack
-from devstack.trace_reader import Node, TraceTree, document_problems, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
 from lib.alerts import AlertRule, AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms

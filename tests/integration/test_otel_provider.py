@@ -14,10 +14,10 @@ from opentelemetry.propagators.aws import AwsXRayLambdaPropagator
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased
 
-from devstack.lambda_service import invoke_in_process
-from devstack.pipeline import TracePipeline
+from devstack.lambda_.invocation import invoke_in_process
 from devstack.stack import FunctionSpec
-from devstack.trace_reader import document_problems
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import document_problems
 from lib.tracing import otel
 from lib.tracing.bounds import MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader

@@ -6,16 +6,14 @@ import json
 
 import pytest
 
-from devstack.news_sources import FailureMode
-from devstack.trace_reader import TraceTree, document_problems, render
+from devstack.fakes.news_sources import FailureMode
+from devstack.xray.trace_reader import TraceTree, ancestors, document_problems, render, silent_failures
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
-    ancestors,
     aws_calls,
     aws_fault,
     news_fixture,
     news_server_fixture,
-    silent_failures,
 )
 
 

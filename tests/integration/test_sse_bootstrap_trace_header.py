@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from devstack.runtime_api import RuntimeApi, RuntimeProcess, function_url_event
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.runtime_api import RuntimeApi
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
 from lib.tracing.header import TraceHeader, new_entity_id
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from devstack.aws import Resources
-from devstack.pipeline import TracePipeline
+from devstack.aws.resources import Resources
+from devstack.xray.pipeline import TracePipeline
 from lambdas.sse_streaming.events import AFTER_ALL, BEFORE_ALL, Position
 from lambdas.sse_streaming.feed import MalformedItemError, query_analysed
 

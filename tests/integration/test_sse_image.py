@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
+from devstack.xray.collector_config import COLLECTOR_CONFIG, load_collector_config, load_indexed_attributes
 from tests.fixtures.packages import closure, image_pins
 
 SSE_DIR = REPO_ROOT / "docker" / "sse"

@@ -27,20 +27,19 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.aws import MotoServer, Resources
-from devstack.collector_config import load_indexed_attributes
-from devstack.lambda_service import lambda_environment
-from devstack.otlp_receiver import OtlpReceiver
-from devstack.pipeline import TracePipeline
-from devstack.runtime_api import (
-    PRELUDE_DELIMITER,
-    RuntimeApi,
-    RuntimeProcess,
-    StreamingResponse,
-    function_url_event,
-)
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.invocation import lambda_environment
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.response_stream import ResponseStream
+from devstack.lambda_.runtime_api import RuntimeApi
+from devstack.lambda_.wire import PRELUDE_DELIMITER
 from devstack.stack import REPO_ROOT, SRC_ROOT, load_stack
-from devstack.trace_reader import TraceTree, document_problems
+from devstack.xray.collector_config import load_indexed_attributes
+from devstack.xray.otlp_receiver import OtlpReceiver
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import TraceTree, document_problems
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader, new_entity_id
 from lib.tracing.otel import EXPORT_TIMEOUT_S
@@ -114,7 +113,7 @@ class SseEnvironment:
         self.runtime.stop()
 
     def open(self, path: str = "/api/v2/stream", headers: Mapping[str, str] | None = None,
-             upstream: TraceHeader | None = None, timeout_s: float = 2.5, method: str = "GET") -> StreamingResponse:
+             upstream: TraceHeader | None = None, timeout_s: float = 2.5, method: str = "GET") -> ResponseStream:
         return self.runtime.invoke(function_url_event(method, path, headers), upstream=upstream, timeout_s=timeout_s)
 
 
@@ -195,7 +194,7 @@ def items_of(frames: list[dict[str, str]], ticker: str | None = None) -> list[st
             and (ticker is None or json.loads(frame["data"])["ticker"] == ticker)]
 
 
-def read_until(call: StreamingResponse, done: Callable[[bytes], bool]) -> bytes:
+def read_until(call: ResponseStream, done: Callable[[bytes], bool]) -> bytes:
     """Body bytes as they arrive, until `done(body so far)` or the end of the stream."""
     body = b""
     for chunk in call.chunks():
@@ -470,7 +469,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _final_flush_s(call: StreamingResponse) -> float:
+def _final_flush_s(call: ResponseStream) -> float:
     """From the last frame (the deadline event) to the end of the response: the `finally`'s flush."""
     assert call.completed_at is not None
     return call.completed_at - call.chunk_times[-1]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from devstack.news_sources import DEFAULT_API_KEYS, FailureMode, FakeNewsServer, NewsStore
+from devstack.fakes.news_sources import DEFAULT_API_KEYS, FailureMode, FakeNewsServer, NewsStore
 from lib.news.sources import FinnhubSource, MalformedSourcePayloadError, SourceHTTPError, TiingoSource
 
 TICKERS = ["AAPL", "MSFT", "TSLA", "NVDA"]

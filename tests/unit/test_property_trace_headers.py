@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
-from devstack.aws import MotoServer, Resources
-from devstack.gateway import apply_edge_rule
-from devstack.lambda_service import Invocation, SamplingRule
-from devstack.pipeline import TracePipeline
+from devstack.aws.moto_server import MotoServer
+from devstack.aws.resources import Resources
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
+from devstack.edge.cloudfront import apply_edge_rule
+from devstack.lambda_.invocation import Invocation, SamplingRule
 from devstack.stack import load_stack
-from devstack.trace_reader import document_problems, render
+from devstack.xray.pipeline import TracePipeline
+from devstack.xray.trace_reader import document_problems, render
 from lib.tracing.header import MAX_HEADER_LENGTH, InvalidTraceHeaderError, TraceHeader, new_trace_id
 from tests.integration.test_sse_stream import SseEnvironment
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.runtime_api import function_url_event
+from devstack.lambda_.events import function_url_event
 from lambdas.sse_streaming.events import (
     AFTER_ALL,
     BEFORE_ALL,

@@ -3,7 +3,7 @@
 A malformed event or message raises (pydantic's ValidationError) before anything is written;
 every failed invocation counts one `AnalysisErrors` and is re-raised (SNS retries, then the DLQ).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler(sns_event, context)   # doctest: +SKIP
     {'items': [{'item_id': '...', 'duplicate': False, 'label': 'positive', ...}]}
 """

@@ -13,7 +13,7 @@ ClientRequestToken makes a retry of an ambiguous failure safe. Retryable failure
 transaction conflicts with a concurrent item of the same ticker) are retried a bounded number of
 times, then the path records the failure and the run goes on.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> outcome = analyse(AnalysisSettings.from_env(), NewsItemMessage(item_id=..., published_at=...))  # doctest: +SKIP
     >>> outcome.label, outcome.duplicate                                                               # doctest: +SKIP
     ('positive', False)

@@ -7,7 +7,7 @@
   outage; a recovery message when a paged outage heals. A page that no channel delivered is not
   counted as sent, so the next failed run tries again.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> decision = decide(previous_state, Status.FAILED, urgent=False)       # doctest: +SKIP
     >>> Alerter(topic_arn, webhook_url, policy).send(subject, payload)       # doctest: +SKIP
 """

@@ -13,7 +13,7 @@ so the run's result names the check that failed and why.
   back from exactly its second.
 - `app_metrics_check`: `NewItemsIngested` (the ingestion heartbeat, every run) is still arriving.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> probe = TraceProbe(settings, run_id, policy, readback)   # doctest: +SKIP
     >>> probe.submit(); probe.verify().status                    # doctest: +SKIP
     <Status.HEALTHY: 'healthy'>

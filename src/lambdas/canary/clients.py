@@ -4,7 +4,7 @@
 errors); botocore retrying underneath would multiply the calls and hide a revoked role behind
 seconds of backoff. Timeouts are short: the canary must report within its own timeout.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> xray().put_trace_segments(TraceSegmentDocuments=[...])   # doctest: +SKIP
 """
 

@@ -6,7 +6,7 @@ exponential backoff, at most three times, and turns any AWS error into `AwsCallE
 `AwsFailure` the checks report. Credential and permission errors are never retried: they are paged
 at once (a revoked role does not heal by waiting).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> policy = RetryPolicy(base_delay_s=1.0, sleep=time.sleep)                      # doctest: +SKIP
     >>> call_aws("cloudwatch:PutMetricData", lambda: cw.put_metric_data(**req), policy)  # doctest: +SKIP
 """

@@ -1,6 +1,6 @@
 """Canary Lambda handler: one scheduled run (EventBridge, every 5 minutes; the event carries nothing).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler({"source": "aws.events"}, context)   # doctest: +SKIP
     {'health': 'healthy', 'failed_checks': [], ...}
 """

@@ -4,7 +4,7 @@ The run never crashes on an AWS error (FR-018's exemption): each check returns a
 the result names every check that did not pass. Order matters for time: both probes are written
 first, then both are read back, so one back-off wait (FR-078) serves both.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> result = run_canary(CanarySettings.from_env(), run_id=context.aws_request_id)   # doctest: +SKIP
     >>> result.health, result.failed_checks                                             # doctest: +SKIP
     (<Status.FAILED: 'failed'>, ['xray_traces', 'trace_loss'])

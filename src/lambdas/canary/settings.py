@@ -1,6 +1,6 @@
 """The canary's configuration: exactly the env of stack.json's `canary` entry, checked once per run.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> settings = CanarySettings.from_env({**os.environ, "CANARY_TRACE_BATCH_SIZE": "10"})   # doctest: +SKIP
     >>> settings.readback_delays_s
     (30.0, 60.0)

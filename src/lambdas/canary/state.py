@@ -7,7 +7,7 @@
 Writes are conditional on the version read, so two overlapping runs cannot silently undo each
 other: the loser's write fails and its run reports `canary_state` as failed.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> store = StateStore(settings.state_table, policy)        # doctest: +SKIP
     >>> state = store.load(); store.save(state.advanced(...))   # doctest: +SKIP
 """

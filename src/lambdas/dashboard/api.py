@@ -1,17 +1,16 @@
 """The dashboard's JSON API (API Gateway REST proxy → this Lambda), on Powertools' APIGatewayRestResolver.
 
-Routes and shapes: specs/contracts.md ("HTTP API"). Bad input never reaches a table and never
-gives a 500: query, path and body are checked by the resolver's data validation (pydantic) and
-answered 400 `{"error", "message"}` naming the parameter and what is wrong; an unknown ticker or
-alert is 404, a known path with another method 405 (with `Allow`), a body over 16 KB 413.
-What is not the client's fault (a DynamoDB failure) is not caught: the invocation faults, X-Ray
-records it, and API Gateway answers 502; never a swallowed error with a 200.
+Routes and shapes: specs/contracts.md ("HTTP API"). This module holds the routes; the error model
+(400/404/405/413 as `{"error", "message"}`, the one body-size guard) is `lambdas.dashboard.errors`.
+Bad input never reaches a table and never gives a 500: query, path and body are checked by the
+resolver's data validation (pydantic). What is not the client's fault (a DynamoDB failure) is not
+caught: the invocation faults, X-Ray records it, and API Gateway answers 502.
 
 CORS (Powertools' CORSConfig): the browser may send the trace header and the SSE client's headers
 (FR-015) and may read `x-amzn-trace-id` (FR-082), which every response carries: the invocation's
 trace Root, so the browser learns the trace that served it.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> with_trace_header(app.resolve(rest_proxy_event, context))   # doctest: +SKIP
     {'statusCode': 200, 'multiValueHeaders': {'x-amzn-trace-id': ['Root=1-...'], ...}, 'body': '...'}
 """
@@ -19,7 +18,6 @@ Example:
 # No `from __future__ import annotations` here: the resolver reads the routes' annotations at
 # runtime (through the Tracer's wrappers), and string annotations would not resolve there.
 
-import binascii
 import datetime as dt
 import os
 import re
@@ -28,15 +26,10 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.dashboard.errors import ApiError, MissingTraceContextError, register_error_handlers
 from lib.alerts import (
     ALERT_ID_PATTERN,
     EMAIL_PATTERN,
@@ -47,41 +40,23 @@ from lib.alerts import (
 )
 from lib.dashboard_queries import MAX_CURSOR_CHARS, DashboardReader, InvalidCursorError
 from lib.news.model import Resolution
-from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader, current_trace_id
 from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer
 
 tracer = lambda_tracer()
 logger = lambda_logger()
 
-MAX_BODY_BYTES = 16 * 1024
 MAX_TICKER_CHARS = 10
 MAX_TICKERS_PER_REQUEST = 20
 MAX_TICKERS_PARAM_CHARS = MAX_TICKERS_PER_REQUEST * (MAX_TICKER_CHARS + 1)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-MAX_ERRORS_REPORTED = 5
 TRACE_RESPONSE_HEADER = "x-amzn-trace-id"
 # FR-015 / FR-048: what the browser's API and SSE clients send beyond CORS-safelisted headers
 # (Powertools adds Authorization and Content-Type itself; listed anyway, they are ours too).
 CORS_ALLOW_HEADERS = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
                       "X-SSE-Connection-Sequence", "Content-Type", "Authorization"]
 CORS_MAX_AGE_S = 600
-
-
-class ApiError(Exception):
-    """An answer for the client: `status` with `{"error": code, "message": message}`."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-class MissingTraceContextError(RuntimeError):
-    """The function runs without `_X_AMZN_TRACE_ID`: active tracing is off (a deployment error)."""
 
 
 def cors_config() -> CORSConfig:
@@ -248,99 +223,7 @@ def delete_alert(alert_id: Annotated[str, Path(pattern=ALERT_ID_PATTERN)]) -> Re
     return Response(204, None, "")
 
 
-# Errors ---------------------------------------------------------------------------------------------
-
-def request_body_bytes(event: APIGatewayProxyEvent) -> int:
-    """The body's size in bytes; for a base64 body, from its length (decoding could fail: not a 5xx)."""
-    body = event.body or ""
-    if event.is_base64_encoded:
-        return len(body) * 3 // 4
-    return len(body.encode())
-
-
-def payload_too_large() -> ApiError:
-    return ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
-
-
-def reject_large_bodies(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
-    """413 for a body over 16 KB on any route (the validation errors' handler checks it first too)."""
-    if request_body_bytes(resolver.current_event) > MAX_BODY_BYTES:
-        raise payload_too_large()
-    return next_middleware(resolver)
-
-
-app.use(middlewares=[reject_large_bodies])
-
-
-def error_response(error: ApiError) -> Response[dict[str, str]]:
-    annotate(tracer, api_error=error.code, http_status=error.status)
-    logger.info("request rejected", extra={"status": error.status, "error": error.code,
-                                           "method": app.current_event.http_method,
-                                           "path": truncate_message(app.current_event.path, 200)})
-    return Response(error.status, content_types.APPLICATION_JSON, {"error": error.code, "message": error.message},
-                    headers=error.headers)
-
-
-@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
-def handle_api_error(error: ApiError) -> Response[dict[str, str]]:
-    return error_response(error)
-
-
-_LOCATIONS = {"query": "query parameter", "path": "path parameter", "body": "body field"}
-
-
-def describe_validation_error(error: dict[str, Any]) -> str:
-    """`query parameter 'limit': Input should be a valid integer` (never the input itself: it may be 10 KB)."""
-    location = [str(part) for part in error.get("loc", ())]
-    if error.get("type") == "json_invalid":
-        detail = (error.get("ctx") or {}).get("error", "")
-        return f"request body is not valid JSON: {detail}".rstrip(": ")
-    if location[:1] == ["body"] and len(location) == 1:
-        return f"request body: {error.get('msg')}"
-    kind = _LOCATIONS.get(location[0], location[0]) if location else "request"
-    name = ".".join(location[1:])
-    return f"{kind} '{name}': {error.get('msg')}"
-
-
-@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-def handle_invalid_request(error: RequestValidationError) -> Response[dict[str, str]]:
-    # Validation runs before the middlewares: an oversized body is reported as such, not as its content.
-    if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
-        return error_response(payload_too_large())
-    errors = list(error.errors())
-    code = "invalid_json" if any(e.get("type") == "json_invalid" for e in errors) else "invalid_request"
-    message = "; ".join(describe_validation_error(e) for e in errors[:MAX_ERRORS_REPORTED])
-    return error_response(ApiError(400, code, truncate_message(message, 1000)))
-
-
-@app.exception_handler([UnicodeDecodeError, binascii.Error])  # type: ignore[untyped-decorator]
-def handle_unreadable_body(_: ValueError) -> Response[dict[str, str]]:
-    """The resolver decodes the body before validating it: bytes that are not UTF-8 are the client's error."""
-    if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
-        return error_response(payload_too_large())
-    return error_response(ApiError(400, "invalid_json", "request body is not UTF-8 encoded JSON"))
-
-
-@app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
-def handle_unsupported_content_type(_: RequestUnsupportedContentType) -> Response[dict[str, str]]:
-    # 400, not 415: the contract's error statuses are 400/404/405/413.
-    if request_body_bytes(app.current_event) > MAX_BODY_BYTES:
-        return error_response(payload_too_large())
-    message = "request body must be JSON (Content-Type: application/json)"
-    return error_response(ApiError(400, "invalid_request", message))
-
-
-@app.not_found
-def handle_no_route(_: NotFoundError) -> Response[dict[str, str]]:
-    method = app.current_event.http_method.upper()
-    path = app.current_event.path
-    shown = truncate_message(path, 200)
-    methods = allowed_methods(path)
-    if methods:
-        allow = ", ".join(sorted(methods | {"OPTIONS"}))
-        message = f"{method} is not allowed on {shown} (allowed: {allow})"
-        return error_response(ApiError(405, "method_not_allowed", message, headers={"Allow": allow}))
-    return error_response(ApiError(404, "not_found", f"no such path: {shown}"))
+register_error_handlers(app, allowed_methods, tracer, logger)
 
 
 def with_trace_header(response: dict[str, Any]) -> dict[str, Any]:

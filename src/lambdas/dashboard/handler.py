@@ -1,6 +1,6 @@
 """Dashboard Lambda handler: an API Gateway REST proxy event in, the API's answer out (lambdas.dashboard.api).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler({"httpMethod": "GET", "path": "/api/v2/health", ...}, context)   # doctest: +SKIP
     {'statusCode': 200, 'multiValueHeaders': {'x-amzn-trace-id': ['Root=1-...'], ...}, 'body': '{"status":"ok"}', ...}
 """

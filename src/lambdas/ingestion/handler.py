@@ -1,6 +1,6 @@
 """Ingestion Lambda handler: one scheduled run (the event carries nothing the run needs).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler({"source": "aws.events"}, context)   # doctest: +SKIP
     {'tickers': 3, 'new_items': 12, ...}
 """

@@ -7,7 +7,7 @@ FR-043 metric) and the run goes on as designed: an unreadable breaker counts as 
 unpublished item stays `pending` until self-healing re-publishes it, a failing source leaves the
 others' news flowing.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> report = run_ingestion(IngestionSettings.from_env(), request_id="r-1")   # doctest: +SKIP
     >>> report.new_items                                                          # doctest: +SKIP
     12

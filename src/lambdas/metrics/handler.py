@@ -3,7 +3,7 @@
 When its own work fails, the run counts one `MetricsLambdaErrors` and re-raises: the invocation
 faults (Lambda's `Errors` alarm and X-Ray see it); never a 200 that hides a blind monitor.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)   # doctest: +SKIP
     {'stuck_items': 0, 'stuck_after_minutes': 5, 'cutoff': '...'}
 """

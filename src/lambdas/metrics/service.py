@@ -7,7 +7,7 @@ included: its alarm treats missing data as breaching, so a silent metrics Lambda
 Each step is its own subsegment; its DynamoDB Query and CloudWatch PutMetricData calls are
 subsegments below them (the Tracer's botocore patch: FR-003, FR-004).
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> run(MetricsSettings.from_env(), dt.datetime.now(dt.UTC))   # doctest: +SKIP
     {'stuck_items': 0, 'stuck_after_minutes': 5, 'cutoff': '2026-01-05T14:25:01.234Z'}
 """

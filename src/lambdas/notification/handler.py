@@ -4,7 +4,7 @@ A malformed event raises (pydantic's ValidationError) before anything is read or
 delivery raises NotificationDeliveryError (see lambdas.notification.service): Lambda retries the
 asynchronous invocation, then the message goes to the function's dead-letter queue.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> lambda_handler(sns_event, context)   # doctest: +SKIP
     {'notifications': [{'ticker': 'AAPL', 'rules': 2, 'fired': 1, 'sent': 1}]}
 """

@@ -10,7 +10,7 @@ Retries: 429, 5xx, timeouts and unreachable hosts are transient and retried afte
 policy's delays (bounded: `len(delays) + 1` attempts, never past the invocation's deadline); any
 other 4xx (a rejected request, a wrong key) is permanent and raised at once.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> policy = RetryPolicy(delays_s=(1.0, 4.0), timeout_s=5.0)
     >>> mailer = SendGridMailer(tracer, api_key, "https://api.sendgrid.com", policy)         # doctest: +SKIP
     >>> mailer.send(Mail(from_email=..., to_emails=..., subject=..., plain_text_content=...))  # doctest: +SKIP

@@ -15,7 +15,7 @@ SendGrid (`mailer`). Every firing rule is attempted even when an earlier one fai
 then counted (`NotificationDeliveryFailures`, one per undelivered email) and raised together as
 NotificationDeliveryError: the invocation faults, nothing is swallowed.
 
-Example:
+Example (not run: needs a Lambda context and the function's AWS resources):
     >>> notify(NotificationSettings.from_env(), ScoredMessage(...), seconds_left=lambda: 50.0)  # doctest: +SKIP
     Report(ticker='AAPL', rules=2, fired=1, sent=1)
 """

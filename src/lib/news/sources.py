@@ -7,8 +7,11 @@ whole response (nothing of a malformed response is kept); an HTTP failure raises
 `SourceHTTPError`.
 
 Example:
-    >>> source = TiingoSource("https://api.tiingo.com", api_key="...")          # doctest: +SKIP
-    >>> articles = source.fetch(["AAPL"], since=dt.date(2026, 1, 4), until=dt.date(2026, 1, 5))  # doctest: +SKIP
+    >>> source = TiingoSource(news_server.base_url, api_key=news_server.api_keys["tiingo"])  # the devstack's fake
+    >>> today = dt.datetime.now(dt.UTC).date()
+    >>> articles = source.fetch(["AAPL"], since=today - dt.timedelta(days=2), until=today)
+    >>> {article.ticker for article in articles}
+    {'AAPL'}
 """
 
 from __future__ import annotations

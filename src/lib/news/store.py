@@ -5,9 +5,15 @@ and raises what DynamoDB raised; the Lambdas decide which failures are silent fa
 Clients are created on first use (boto3 reads `AWS_ENDPOINT_URL` then) and reused when warm.
 
 Example:
-    >>> news = NewsTable(os.environ["NEWS_TABLE"])                       # doctest: +SKIP
-    >>> news.put_new(NewsItem.from_article(article, now))               # doctest: +SKIP
+    >>> import os
+    >>> from lib.news.model import Article
+    >>> news = NewsTable(os.environ["NEWS_TABLE"])
+    >>> now = dt.datetime.now(dt.UTC)
+    >>> article = Article("tiingo", "AAPL", f"Example headline {now.isoformat()}", "", "https://example.com/a", now)
+    >>> news.put_new(NewsItem.from_article(article, now))
     True
+    >>> news.put_new(NewsItem.from_article(article, now))   # the same story again: not new
+    False
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""AWS itself, locally: moto on loopback, the stack's resources, SNS delivery and the fault gate."""

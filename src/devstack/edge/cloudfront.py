@@ -1,0 +1,302 @@
+"""The local edge: one HTTP server (127.0.0.1:8000 by default) in front of the stack, as CloudFront is.
+
+- `/api/v2/stream`, `/api/v2/stream/...` and `/api/v2/configurations/{id}/stream`: the SSE
+  function's Function URL (RESPONSE_STREAM). The response is relayed chunk by chunk as the function
+  writes it; CORS is the Function URL's configuration.
+- every other `/api/v2/...`: API Gateway (REST) → the dashboard function.
+- everything else: the built frontend (`frontend/dist`), same origin as the API.
+
+The edge rule of FR-035 applies to both API routes: the client's `Sampled` field is removed from
+`X-Amzn-Trace-Id` (Root and Parent stay, for linkage); the sampling decision is the server's. A
+malformed trace header is answered 400 (the edge never guesses).
+
+Example (not run: binds a port and needs the stack's backends):
+    >>> gateway = CloudFrontEdge(api_backend, stream_backend, Path("frontend/dist")).start()  # doctest: +SKIP
+    >>> gateway.url                                                                   # doctest: +SKIP
+    'http://127.0.0.1:8000'
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from devstack.console import Console
+from devstack.loopback import LoopbackServer
+from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
+
+TRACE_HEADER = "X-Amzn-Trace-Id"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+STREAM_PATH = re.compile(r"^/api/v2/(stream(/.*)?|configurations/[^/]+/stream)$")
+# The Function URL's CORS configuration (Terraform sets the same lists on the URL).
+FUNCTION_URL_CORS = {
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Allow-Headers": ("X-Amzn-Trace-Id, Last-Event-ID, X-SSE-Session-Id, X-SSE-Previous-Trace-Id, "
+                                     "X-SSE-Connection-Sequence, Authorization, Content-Type"),
+    "Access-Control-Expose-Headers": "x-amzn-trace-id, x-sse-resume-supported, retry-after",  # FR-082
+    "Access-Control-Max-Age": "600",
+}
+
+
+@dataclass(frozen=True)
+class EdgeRequest:
+    """An HTTP request after the edge rule: `upstream` is the client's trace header without `Sampled`."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    upstream: TraceHeader | None
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
+
+
+@dataclass
+class EdgeResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class StreamingReply(Protocol):
+    """A response whose body arrives over time (a RESPONSE_STREAM invocation)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None:
+        """The client went away (or the relay is done): release the invocation."""
+
+
+class ApiBackend(Protocol):
+    def handle(self, request: EdgeRequest) -> EdgeResponse: ...
+
+
+class StreamBackend(Protocol):
+    def open(self, request: EdgeRequest) -> StreamingReply: ...
+
+
+def apply_edge_rule(raw: str | None) -> TraceHeader | None:
+    """FR-035: parse the client's header and drop its sampling decision (InvalidTraceHeaderError if malformed)."""
+    if raw is None or not raw.strip():
+        return None
+    return TraceHeader.parse(raw).without_sampling()
+
+
+def _json(status: int, error: str, message: str) -> EdgeResponse:
+    body = json.dumps({"error": error, "message": message}).encode()
+    return EdgeResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
+
+
+class CloudFrontEdge:
+    def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
+                 host: str = "127.0.0.1", port: int = 8000, console: Console | None = None):
+        self.api = api
+        self.stream = stream
+        self.static_dir = static_dir.resolve() if static_dir is not None else None
+        self.console = console or Console(quiet=True)
+        self.open_streams = 0
+        # The `Parent` ids clients sent: API Gateway links its stage segment to the client's Parent, and a
+        # browser writes no segment of its own, so these are the only parent ids a trace may lack.
+        self.client_parents: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = LoopbackServer.http(host, port, self._handler_class(), name="cloudfront-edge")
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def start(self) -> CloudFrontEdge:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Idempotent. Stops accepting; streams being relayed end with their invocations."""
+        self._server.stop()
+
+    # routing -------------------------------------------------------------------------------------
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "devstack-gateway"
+
+            def log_message(self, format: str, *args: Any) -> None:  # the console has its own lines
+                pass
+
+            def do_GET(self) -> None:
+                gateway._route(self)
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
+
+        return Handler
+
+    def _route(self, handler: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(handler.path)
+        if not url.path.startswith("/api/"):
+            self._static(handler, url.path)
+            return
+        length = int(handler.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._reply(handler, _json(413, "payload_too_large", f"request body over {MAX_BODY_BYTES} bytes"))
+            handler.close_connection = True
+            return
+        body = handler.rfile.read(length) if length else b""
+        try:
+            upstream = apply_edge_rule(handler.headers.get(TRACE_HEADER))
+        except InvalidTraceHeaderError as error:
+            self._reply(handler, _json(400, "invalid_trace_header", str(error)))
+            return
+        # The edge forwards the header it rewrote, never the client's original.
+        headers = [(key, value) for key, value in handler.headers.items() if key.lower() != TRACE_HEADER.lower()]
+        if upstream is not None:
+            headers.append((TRACE_HEADER, upstream.format()))
+        request = EdgeRequest(handler.command, url.path, url.query, headers, body,
+                              str(handler.client_address[0]), upstream)
+        if upstream is not None and upstream.parent is not None:
+            with self._lock:
+                self.client_parents.add(upstream.parent)
+        if STREAM_PATH.match(url.path):
+            self._function_url(handler, request)
+        else:
+            self._api(handler, request)
+
+    def _api(self, handler: BaseHTTPRequestHandler, request: EdgeRequest) -> None:
+        if self.api is None:
+            self._reply(handler, _json(503, "unavailable", "the dashboard API is not part of this stack yet"))
+            return
+        response = self.api.handle(request)
+        self._reply(handler, response)
+
+    def _cors(self, request: EdgeRequest) -> list[tuple[str, str]]:
+        origin = request.header("Origin")
+        return [("Access-Control-Allow-Origin", origin or "*"), ("Vary", "Origin"),
+                *FUNCTION_URL_CORS.items()]
+
+    def _function_url(self, handler: BaseHTTPRequestHandler, request: EdgeRequest) -> None:
+        if request.method == "OPTIONS":  # the Function URL answers preflight itself; the function never sees it
+            self._reply(handler, EdgeResponse(204, [*self._cors(request), ("Content-Length", "0")]))
+            return
+        if request.method != "GET":
+            self._reply(handler, _json(405, "method_not_allowed", "the stream endpoints accept GET only"))
+            return
+        if self.stream is None:
+            self._reply(handler, _json(503, "unavailable", "the SSE function is not part of this stack yet"))
+            return
+        started = time.monotonic()
+        reply = self.stream.open(request)
+        headers = [(k, v) for k, v in reply.headers if k.lower() not in ("content-length", "transfer-encoding",
+                                                                        "connection")]
+        headers += self._cors(request)
+        trace_id = request.upstream.root if request.upstream else None
+        if trace_id and not any(k.lower() == "x-amzn-trace-id" for k, _ in headers):
+            headers.append(("x-amzn-trace-id", f"Root={trace_id}"))
+        with self._lock:
+            self.open_streams += 1
+        self.console.event("sse", "connect", trace=trace_id, outcome=str(reply.status),
+                           detail=f"{request.path} session={request.header('X-SSE-Session-Id') or '-'} "
+                                  f"seq={request.header('X-SSE-Connection-Sequence') or '-'} "
+                                  f"last-event-id={request.header('Last-Event-ID') or '-'}")
+        sent, outcome = 0, "ended"
+        watcher = threading.Thread(target=self._watch_client, args=(handler, reply), name="sse-client-watch",
+                                   daemon=True)
+        try:
+            handler.send_response(reply.status)
+            for key, value in headers:
+                handler.send_header(key, value)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.send_header("Cache-Control", "no-cache")
+            handler.end_headers()
+            watcher.start()
+            for chunk in reply.chunks():
+                if not chunk:
+                    continue
+                handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                handler.wfile.flush()
+                sent += len(chunk)
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = "client gone"
+            handler.close_connection = True
+        finally:
+            reply.close()
+            with self._lock:
+                self.open_streams -= 1
+            self.console.event("sse", "close", trace=trace_id, ms=(time.monotonic() - started) * 1000,
+                               outcome=outcome, detail=f"{sent} bytes")
+
+    @staticmethod
+    def _watch_client(handler: BaseHTTPRequestHandler, reply: StreamingReply) -> None:
+        """Close the reply as soon as the client hangs up, not at the next chunk (a heartbeat may be far off):
+        the function then meets a closed connection on its next write, as behind a Function URL."""
+        connection = handler.connection
+        try:
+            while True:
+                readable, _, _ = select.select([connection], [], [], 1.0)
+                if getattr(handler.wfile, "closed", False) or connection.fileno() < 0:
+                    return
+                if readable:
+                    if connection.recv(1, socket.MSG_PEEK):
+                        return  # the client sent something (not a hang-up): nothing to watch for any more
+                    break
+        except (OSError, ValueError):
+            pass  # the socket is gone: that is a hang-up too
+        reply.close()
+
+    def _static(self, handler: BaseHTTPRequestHandler, path: str) -> None:
+        if handler.command not in ("GET", "HEAD"):
+            self._reply(handler, _json(405, "method_not_allowed", "static files accept GET only"))
+            return
+        if self.static_dir is None or not (self.static_dir / "index.html").is_file():
+            message = b"The frontend is not built: run `make frontend-build` (or `cd frontend && npm run build`).\n"
+            self._reply(handler, EdgeResponse(503, [("Content-Type", "text/plain; charset=utf-8"),
+                                                    ("Content-Length", str(len(message)))], message))
+            return
+        relative = path.lstrip("/") or "index.html"
+        target = (self.static_dir / relative).resolve()
+        if not target.is_relative_to(self.static_dir) or not target.is_file():
+            message = b"not found\n"
+            self._reply(handler, EdgeResponse(404, [("Content-Type", "text/plain"),
+                                                    ("Content-Length", str(len(message)))], message))
+            return
+        body = target.read_bytes()
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        cache = "no-cache" if target.name == "index.html" else "public, max-age=3600"
+        self._reply(handler, EdgeResponse(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                                                ("Cache-Control", cache)], body))
+
+    @staticmethod
+    def _reply(handler: BaseHTTPRequestHandler, response: EdgeResponse) -> None:
+        handler.send_response(response.status)
+        names = set()
+        for key, value in response.headers:
+            handler.send_header(key, value)
+            names.add(key.lower())
+        if "content-length" not in names:
+            handler.send_header("Content-Length", str(len(response.body)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(response.body)

@@ -1,0 +1,1 @@
+"""The Lambda service: invocations, the Runtime API endpoint, runtime processes, events, schedules."""

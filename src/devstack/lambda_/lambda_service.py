@@ -1,0 +1,418 @@
+"""The Lambda service of the local stack: the seven functions, each in its own worker processes.
+
+Each execution environment is a process running the function's own runtime against a local
+Runtime API (`devstack.lambda_.runtime_api`): the batch functions through AWS's runtime interface client
+(`python -m awslambdaric <handler>`, which sets `_X_AMZN_TRACE_ID` per invocation as Lambda
+does), the SSE function through its container's `docker/sse/bootstrap`. Each process gets the
+environment Lambda gives (`devstack.lambda_.invocation.lambda_environment`, the stack map's env
+resolved to local resources, plus the stack's local overrides). The Runtime API decides sampling
+and writes the `AWS::Lambda` / `AWS::Lambda::Function` segments per invocation.
+
+Like Lambda, a function scales out: when every environment is busy, the next invocation starts a
+new one (a cold start), up to the function's limit; they stay warm until the stack stops.
+
+Invocation types:
+- `invoke` (RequestResponse): the result, or `FunctionError` when the function failed.
+- `invoke_event` (Event: EventBridge schedules, SNS): on failure Lambda retries twice, then sends
+  the event to the function's dead-letter queue (stack map `dead_letter_queue`), if it has one.
+- `stream` (RESPONSE_STREAM, the Function URL of the SSE function): status, headers, then the body
+  chunks as the function writes them.
+
+Example (not run: starts runtime processes):
+    >>> service = LambdaService(load_stack(), resources, daemon.address, moto.endpoint).start()  # doctest: +SKIP
+    >>> result, invocation = service.invoke("dashboard", api_gateway_event)                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from devstack.aws.moto_server import AWS_ENV
+from devstack.aws.resources import Resources
+from devstack.console import Console
+from devstack.lambda_.invocation import Invocation, lambda_environment
+from devstack.lambda_.process import RuntimeProcess
+from devstack.lambda_.response_stream import FunctionError, ResponseStream
+from devstack.lambda_.runtime_api import RuntimeApi
+from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
+from lib.tracing.header import TraceHeader
+
+SSE_BOOTSTRAP = REPO_ROOT / "docker" / "sse" / "bootstrap"
+ASYNC_RETRIES = 2  # Lambda retries a failed asynchronous invocation twice
+DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; the local stack keeps the order, not the wait
+DEFAULT_MAX_ENVIRONMENTS = {"sse_streaming": 8, "analysis": 3}
+PROCESS_STOP_TIMEOUT_S = 3.0
+
+__all__ = ["FunctionUnavailableError", "InvocationRecord", "LambdaService", "StreamingCall", "code_present"]
+
+
+class FunctionUnavailableError(RuntimeError):
+    """The function's code is not in this checkout (or its runtime could not start)."""
+
+
+@dataclass
+class InvocationRecord:
+    """One finished invocation, for the console, the demo report and the tests."""
+
+    function: str
+    trace_id: str
+    request_id: str
+    sampled: bool
+    duration_ms: float
+    outcome: str          # ok | error | streamed
+    error_type: str | None = None
+    attempt: int = 1
+    scaled_out: bool = False  # a new execution environment was started for it
+
+
+def code_present(spec: FunctionSpec) -> bool:
+    """Is the function's code in this checkout? (Its handler module, and for the image its bootstrap.)"""
+    module = spec.handler.rpartition(".")[0]
+    added = str(SRC_ROOT) not in sys.path
+    if added:
+        sys.path.insert(0, str(SRC_ROOT))
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    finally:
+        if added:
+            sys.path.remove(str(SRC_ROOT))
+    return found and (spec.package != "image" or SSE_BOOTSTRAP.is_file())
+
+
+def runtime_command(spec: FunctionSpec) -> list[str]:
+    """The function's runtime: the image's bootstrap, or AWS's runtime interface client for a zip."""
+    if spec.package == "image":
+        return [sys.executable, str(SSE_BOOTSTRAP)]
+    return [sys.executable, "-m", "awslambdaric", spec.handler]
+
+
+@dataclass
+class _Pool:
+    """One function: its Runtime API (an invocation queue) and the runtime processes polling it.
+
+    Each process serves one invocation at a time, as an execution environment does; when more
+    invocations are in flight than there are processes, one more starts (a cold start).
+    """
+
+    spec: FunctionSpec
+    runtime: RuntimeApi
+    environment: dict[str, str]
+    max_environments: int
+    processes: list[RuntimeProcess] = field(default_factory=list)
+    in_flight: int = 0
+    crashes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LambdaService:
+    def __init__(self, stack: Stack, resources: Resources, daemon_address: str, aws_endpoint: str,
+                 env_overrides: Mapping[str, Mapping[str, str]] | None = None, log_dir: Path | None = None,
+                 console: Console | None = None, retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
+                 max_environments: Mapping[str, int] | None = None, worker_env: Mapping[str, str] | None = None):
+        self.stack = stack
+        self.resources = resources
+        self.daemon_address = daemon_address
+        self.console = console or Console(quiet=True)
+        self.retry_delays_s = retry_delays_s
+        self.log_dir = log_dir
+        self.records: list[InvocationRecord] = []
+        self.dead_letters: list[dict[str, Any]] = []
+        self._records_lock = threading.Lock()
+        self._pending = 0
+        self._pending_cv = threading.Condition()
+        self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
+        self._streams: set[ResponseStream] = set()
+        self._stopping = threading.Event()
+        limits = {**DEFAULT_MAX_ENVIRONMENTS, **(max_environments or {})}
+        self.available: dict[str, bool] = {}
+        self._pools: dict[str, _Pool] = {}
+        base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+        for key, spec in stack.functions.items():
+            self.available[key] = code_present(spec)
+            if not self.available[key]:
+                continue
+            resolved = {name: resources.resolve(value) for name, value in spec.env.items()}
+            resolved.update((env_overrides or {}).get(key, {}))
+            environment = {
+                **base, **AWS_ENV, "AWS_ENDPOINT_URL": aws_endpoint, "PYTHONPATH": str(SRC_ROOT),
+                "PYTHONUNBUFFERED": "1", **(worker_env or {}),
+                **lambda_environment(spec, resolved, daemon_address),
+            }
+            self._pools[key] = _Pool(spec, RuntimeApi(spec, daemon_address), environment, limits.get(key, 2))
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self, warm: tuple[str, ...] = ()) -> LambdaService:
+        """Start every function's Runtime API, and one environment now for each function in `warm`
+        (the others start on first use, a cold start)."""
+        for pool in self._pools.values():
+            pool.runtime.start()
+        for key in warm:
+            if key in self._pools:
+                with self._pools[key].lock:
+                    self._spawn_locked(self._pools[key])
+        return self
+
+    def stop(self) -> None:
+        """Stop every runtime process (each one this service started, by its handle), then the Runtime APIs."""
+        with self._pending_cv:  # `submit` checks it under the same lock: nothing is queued after this
+            self._stopping.set()  # invocations cut short by the shutdown are not news
+        self._async.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            with pool.lock:
+                processes, pool.processes = list(pool.processes), []
+            for number, process in enumerate(processes, start=1):
+                process.stop(PROCESS_STOP_TIMEOUT_S)
+                self._save_output(pool.spec.key, number, process)
+            pool.runtime.stop()
+
+    def _save_output(self, key: str, number: int, process: RuntimeProcess) -> None:
+        """The runtime's output (its log lines) to `<log_dir>/<function>-<n>.log`."""
+        if self.log_dir is None:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / f"{key}-{number}.log").write_text("\n".join(process.output) + "\n")
+
+    def missing(self) -> list[str]:
+        return [key for key, present in self.available.items() if not present]
+
+    def require(self, key: str) -> None:
+        if key not in self._pools:
+            raise FunctionUnavailableError(f"function {key!r} is not in this checkout "
+                                           f"({self.stack.function(key).handler})")
+
+    def output(self, key: str, lines: int = 20) -> list[str]:
+        """The last output lines of the function's runtimes (for a report on a failed step)."""
+        pool = self._pools.get(key)
+        if pool is None:
+            return []
+        with pool.lock:
+            collected = [line for process in pool.processes for line in process.output]
+        return collected[-lines:]
+
+    # invocation ----------------------------------------------------------------------------------
+    def invoke(self, key: str, event: Any, upstream: TraceHeader | None = None,
+               upstream_segment_written: bool = False, attempt: int = 1) -> tuple[Any, Invocation]:
+        """RequestResponse: the parsed result, or FunctionError (the `Invoke` protocol of sns_delivery)."""
+        self.require(key)
+        pool = self._pools[key]
+        cold = self._acquire(pool)
+        started = time.monotonic()
+        try:
+            call = pool.runtime.invoke(event, upstream=upstream, upstream_segment_written=upstream_segment_written)
+            try:
+                result = call.result()
+            except FunctionError as error:
+                self._record(pool, call, started, "error", error.error_type, attempt, cold)
+                raise
+        finally:
+            self._release(pool)
+        self._record(pool, call, started, "ok", None, attempt, cold)
+        return result, call.invocation
+
+    def invoke_event(self, key: str, event: Any, upstream: TraceHeader | None = None,
+                     upstream_segment_written: bool = False) -> tuple[Any, Invocation]:
+        """Event invocation, run to its end in the calling thread: retries, then the DLQ. A function
+        error is not raised: it is Lambda's to handle (console line, retries, dead-letter queue);
+        the result is then None. (Only a stack shutting down mid-invocation raises.)"""
+        last: FunctionError | None = None
+        for attempt in range(1, ASYNC_RETRIES + 2):
+            if attempt > 1:
+                time.sleep(self.retry_delays_s[min(attempt - 2, len(self.retry_delays_s) - 1)])
+            try:
+                return self.invoke(key, event, upstream, upstream_segment_written, attempt)
+            except FunctionError as error:
+                if error.invocation is None:  # the runtime was stopped under it: no retry, no dead letter
+                    raise
+                last = error
+        assert last is not None
+        self._dead_letter(key, event, last)
+        return None, last.invocation
+
+    def submit(self, work: Callable[[], Any]) -> None:
+        """Run `work` (an Event invocation, an SNS delivery) on the service's threads; `wait_idle` waits for it."""
+        def run() -> None:
+            try:
+                work()
+            except Exception as error:  # an executor would keep it in a future nobody reads: say it instead
+                if not self._stopping.is_set():
+                    self.console.event("error", "lambda-service", outcome=type(error).__name__,
+                                       detail=str(error)[:200])
+            finally:
+                with self._pending_cv:
+                    self._pending -= 1
+                    self._pending_cv.notify_all()
+
+        with self._pending_cv:
+            if self._stopping.is_set():  # the stack is stopping: late work is dropped, as queued work is
+                return
+            self._pending += 1
+            self._async.submit(run)
+
+    def submit_event(self, key: str, event: Any, upstream: TraceHeader | None = None,
+                     upstream_segment_written: bool = False) -> None:
+        """Queue an Event invocation (returns at once, as Lambda's 202)."""
+        self.submit(lambda: self.invoke_event(key, event, upstream, upstream_segment_written))
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """True once no queued Event invocation is left (SNS fan-out settled)."""
+        end = time.monotonic() + timeout_s
+        with self._pending_cv:
+            while self._pending:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._pending_cv.wait(remaining)
+        return True
+
+    def stream(self, key: str, event: Any, upstream: TraceHeader | None) -> StreamingCall:
+        """RESPONSE_STREAM: the environment is held until the stream ends or `close()` is called."""
+        self.require(key)
+        pool = self._pools[key]
+        cold = self._acquire(pool)
+        started = time.monotonic()
+        call = pool.runtime.invoke(event, upstream=upstream)
+        with self._records_lock:
+            self._streams.add(call)
+
+        def finished(outcome: str, error_type: str | None) -> None:
+            self._release(pool)
+            with self._records_lock:
+                self._streams.discard(call)
+            self._record(pool, call, started, outcome, error_type, 1, cold)
+
+        return StreamingCall(call, finished)
+
+    def wait_streams(self, timeout_s: float = 30.0) -> bool:
+        """True once every stream has ended (its facade segments written): before reading its trace."""
+        end = time.monotonic() + timeout_s
+        while True:
+            with self._records_lock:
+                open_calls = list(self._streams)
+            if not open_calls:
+                return True
+            if time.monotonic() >= end or not open_calls[0].wait(max(0.0, end - time.monotonic())):
+                return False
+            time.sleep(0.05)  # let `finished` run
+
+    # environments --------------------------------------------------------------------------------
+    def _acquire(self, pool: _Pool) -> bool:
+        """Count one invocation in flight; start one more environment when every one is busy. True: cold.
+
+        A runtime process that exited is dropped first (Lambda replaces a crashed environment); when
+        even a fresh one cannot start, the caller gets FunctionUnavailableError with its last output.
+        """
+        with pool.lock:
+            dead = [process for process in pool.processes if process.exit_code() is not None]
+            for process in dead:
+                pool.processes.remove(process)
+                self.console.event("runtime", pool.spec.key, outcome=f"exited {process.exit_code()}",
+                                   detail=" | ".join(list(process.output)[-2:])[:160])
+            if dead and not pool.processes and pool.runtime.init_error is None and pool.crashes >= 3:
+                raise FunctionUnavailableError(
+                    f"{pool.spec.key}: its runtime keeps exiting: {' | '.join(list(dead[-1].output)[-3:])[:500]}")
+            pool.crashes += len(dead)
+            pool.in_flight += 1
+            if pool.in_flight > len(pool.processes) and len(pool.processes) < pool.max_environments:
+                self._spawn_locked(pool)
+                return True
+            return False
+
+    def _release(self, pool: _Pool) -> None:
+        with pool.lock:
+            pool.in_flight -= 1
+
+    def _spawn_locked(self, pool: _Pool) -> None:
+        process = RuntimeProcess(pool.runtime, runtime_command(pool.spec), pool.environment).start()
+        pool.processes.append(process)
+
+    # bookkeeping ---------------------------------------------------------------------------------
+    def _record(self, pool: _Pool, call: ResponseStream, started: float, outcome: str, error_type: str | None,
+                attempt: int, cold: bool) -> None:
+        # The function's own time, from the moment a runtime took the event (queueing excluded), as Lambda bills.
+        begun = call.delivered_at if call.delivered_at is not None else started
+        ended = call.completed_at if call.completed_at is not None else time.monotonic()
+        invocation = call.invocation
+        record = InvocationRecord(pool.spec.key, invocation.trace_header.root, invocation.request_id,
+                                  invocation.sampled, max(0.0, ended - begun) * 1000, outcome, error_type,
+                                  attempt, cold)
+        with self._records_lock:
+            self.records.append(record)
+        if self._stopping.is_set():
+            return
+        detail = " ".join(part for part in (
+            "scaled out" if cold else "", f"attempt {attempt}" if attempt > 1 else "",
+            "" if invocation.sampled else "not sampled") if part)
+        self.console.event("invoke", pool.spec.key, trace=record.trace_id, ms=record.duration_ms,
+                           outcome=outcome if error_type is None else f"{outcome} {error_type}", detail=detail)
+
+    def _dead_letter(self, key: str, event: Any, error: FunctionError) -> None:
+        """What Lambda does after the last retry: the event to the DLQ, with its error attributes."""
+        queue = self.stack.function(key).dead_letter_queue
+        trace = error.invocation.trace_header.root if error.invocation else None
+        if queue is None:
+            self.console.event("dropped", key, trace=trace, outcome=error.error_type,
+                               detail="no dead-letter queue: the event is lost, as in Lambda")
+            return
+        request_id = error.invocation.request_id if error.invocation else str(uuid.uuid4())
+        boto3.client("sqs").send_message(
+            QueueUrl=self.resources.queues[queue], MessageBody=json.dumps(event),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": request_id},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {"DataType": "String", "StringValue": f"{error.error_type}: {error.message}"[:1024]},
+            })
+        with self._records_lock:
+            self.dead_letters.append({"function": key, "queue": queue, "trace_id": trace, "error": error.error_type})
+        self.console.event("dlq", key, trace=trace, outcome=error.error_type, detail=f"event sent to {queue}")
+
+
+class StreamingCall:
+    """A RESPONSE_STREAM invocation as the gateway relays it (devstack.edge.cloudfront.StreamingReply)."""
+
+    def __init__(self, call: ResponseStream, finished: Callable[[str, str | None], None]):
+        self._call = call
+        self._finished = finished
+        self._done = False
+        self._lock = threading.Lock()
+        self.invocation: Invocation = call.invocation
+        try:
+            self.status, self.headers = call.prelude()
+        except BaseException:
+            self.close()
+            raise
+
+    def chunks(self) -> Iterator[bytes]:
+        yield from self._call.chunks()
+
+    def close(self) -> None:
+        """The client is gone (or the relay is done): cut the function's response; it notices on its next write."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._call.close()
+        threading.Thread(target=self._settle, name="stream-settle", daemon=True).start()
+
+    def _settle(self) -> None:
+        """Record the invocation once it really ended (the function saw the disconnect, or its deadline)."""
+        self._call.wait()
+        error = self._call.error
+        self._finished("streamed" if error is None else "error", None if error is None else error.error_type)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._call.wait(timeout_s)

@@ -1,0 +1,1 @@
+"""X-Ray locally: the UDP daemon, the OTLP receiver (the ADOT collector), the segment sink, trace reading."""

@@ -275,4 +275,9 @@ variable "alerting_topics" {
   description = "Keys of the stack map's alerting topics (on alerts_kms_key_arn, not on the stack key)."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for key in var.alerting_topics : contains(keys(var.topic_arns), key)])
+    error_message = "alerting_topics must be keys of topic_arns."
+  }
 }

@@ -285,3 +285,32 @@ resource "aws_wafv2_web_acl_association" "api" {
   resource_arn = aws_api_gateway_stage.api.arn
   web_acl_arn  = aws_wafv2_web_acl.api.arn
 }
+
+# The blocked requests only (someone calling the API around CloudFront): the allowed ones are in
+# the stage's access log already. WAF requires the log group name to start with aws-waf-logs-.
+# https://docs.aws.amazon.com/waf/latest/developerguide/logging-cw-logs.html
+resource "aws_cloudwatch_log_group" "api_waf" {
+  name              = "aws-waf-logs-${local.api_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "api" {
+  resource_arn            = aws_wafv2_web_acl.api.arn
+  log_destination_configs = [aws_cloudwatch_log_group.api_waf.arn]
+
+  logging_filter {
+    default_behavior = "DROP"
+
+    filter {
+      behavior    = "KEEP"
+      requirement = "MEETS_ANY"
+
+      condition {
+        action_condition {
+          action = "BLOCK"
+        }
+      }
+    }
+  }
+}

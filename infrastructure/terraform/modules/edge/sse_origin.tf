@@ -33,6 +33,7 @@ resource "aws_cloudfront_origin_access_control" "sse" {
 # Only this distribution may invoke the URL: lambda:InvokeFunctionUrl for the URL, and (required for
 # Function URLs since October 2025) lambda:InvokeFunction, both for the CloudFront service principal
 # with the distribution as the source. No public statement remains.
+# https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html ("Starting in October 2025 ... both")
 resource "aws_lambda_permission" "sse_cloudfront" {
   for_each = toset(["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"])
 

@@ -19,6 +19,7 @@ locals {
   # This environment's nodes: its functions (their segments and the SSE function's OTel spans are
   # named after the service names Terraform sets, which are the function names) and its API stage.
   # dev and preprod share an account: every group is limited to its own environment's services.
+  # service("<name>") matches a trace with that node: https://docs.aws.amazon.com/xray/latest/devguide/xray-console-filters.html
   environment_services = join(" OR ", [for name in concat(sort(values(var.function_names)), ["${var.api_name}/${var.api_stage_name}"]) : "service(\"${name}\")"])
 
   xray_groups = {

@@ -46,6 +46,10 @@ module "lambda_functions" {
   queue_arns           = module.data.queue_arns
   secret_names         = module.data.secret_names
   secret_arns          = module.data.secret_arns
+  alias_name           = local.stack.function_alias
+  cors_allow_origin    = var.cors_allow_origin
+  alerts_kms_key_arn   = module.data.alerts_kms_key_arn
+  alerting_topics      = module.data.alerting_topics
 }
 
 module "edge" {
@@ -53,7 +57,9 @@ module "edge" {
 
   name_prefix                = local.name_prefix
   dashboard_function_name    = module.lambda_functions.function_names["dashboard"]
-  dashboard_invoke_arn       = module.lambda_functions.invoke_arns["dashboard"]
+  dashboard_invoke_arn       = module.lambda_functions.alias_invoke_arns["dashboard"]
+  function_alias             = module.lambda_functions.alias_name
+  origin_verify_header       = local.stack.edge.origin_verify_header
   sse_function_name          = module.lambda_functions.function_names["sse_streaming"]
   cors_allow_origin          = var.cors_allow_origin
   manage_api_gateway_account = var.manage_api_gateway_account
@@ -74,19 +80,20 @@ module "observability" {
     aws.us_east_1 = aws.us_east_1
   }
 
-  environment            = var.environment
-  name_prefix            = local.name_prefix
-  functions              = local.stack.functions
-  function_names         = module.lambda_functions.function_names
-  metric_namespaces      = local.stack.metric_namespaces
-  alarm_topic_arn        = module.data.topic_arns["alarms"]
-  canary_alert_topic_arn = module.data.topic_arns["canary_alerts"]
-  queue_names            = module.data.queue_names
-  api_name               = module.edge.api_name
-  api_stage_name         = module.edge.api_stage_name
-  sampling_rate          = var.xray_sampling_rate
-  sampling_reservoir     = var.xray_sampling_reservoir
-  alarm_email_endpoints  = var.alarm_email_endpoints
-  create_billing_alarms  = var.create_billing_alarms
-  billing_thresholds_usd = var.xray_billing_thresholds_usd
+  environment                = var.environment
+  name_prefix                = local.name_prefix
+  functions                  = local.stack.functions
+  function_names             = module.lambda_functions.function_names
+  metric_namespaces          = local.stack.metric_namespaces
+  alarm_topic_arn            = module.data.topic_arns["alarms"]
+  canary_alert_topic_arn     = module.data.topic_arns["canary_alerts"]
+  queue_names                = module.data.queue_names
+  api_name                   = module.edge.api_name
+  api_stage_name             = module.edge.api_stage_name
+  cloudfront_distribution_id = module.edge.cloudfront_distribution_id
+  sampling_rate              = var.xray_sampling_rate
+  sampling_reservoir         = var.xray_sampling_reservoir
+  alarm_email_endpoints      = var.alarm_email_endpoints
+  create_billing_alarms      = var.create_billing_alarms
+  billing_thresholds_usd     = var.xray_billing_thresholds_usd
 }

@@ -24,7 +24,7 @@ output "api_invoke_url" {
 }
 
 output "sse_function_url" {
-  description = "SSE Function URL (RESPONSE_STREAM)."
+  description = "SSE Function URL (RESPONSE_STREAM, AWS_IAM: a direct call is refused; only CloudFront, signing through origin access control, may call it)."
   value       = module.edge.sse_function_url
 }
 
@@ -46,4 +46,24 @@ output "alarm_names" {
 output "dashboard_name" {
   description = "CloudWatch dashboard name."
   value       = module.observability.dashboard_name
+}
+
+output "origin_verify_header" {
+  description = "Header CloudFront adds to API requests and the API's web ACL requires (stack.json edge.origin_verify_header); its value is in the origin_verify_secret_arn secret."
+  value       = module.edge.origin_verify_header
+}
+
+output "origin_verify_secret_arn" {
+  description = "Secrets Manager secret holding the origin-verify header's value."
+  value       = module.edge.origin_verify_secret_arn
+}
+
+output "xray_sns_topic_arns" {
+  description = "Topics whose SNS segments X-Ray accepts (the resource policy's aws:SourceArn: the map's Active topics)."
+  value       = module.data.xray_sns_topic_arns
+}
+
+output "function_alias_arns" {
+  description = "The alias every trigger invokes, by stack key."
+  value       = module.lambda_functions.alias_arns
 }

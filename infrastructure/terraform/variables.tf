@@ -40,13 +40,13 @@ variable "sse_image_digest" {
 }
 
 variable "lambda_architecture" {
-  description = "Instruction set of every function; the zips' wheels and the SSE image must be built for it."
+  description = "Instruction set of every function; the zips' wheels and the SSE image must be built for it. Only x86_64: the SSE image embeds the ADOT collector layer pinned in docker/sse/collector-layer.lock, which is the amd64 build; arm64 needs an arm64 pin (layer ARN and SHA-256) first."
   type        = string
   default     = "x86_64"
 
   validation {
-    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
-    error_message = "lambda_architecture must be x86_64 or arm64."
+    condition     = contains(["x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64: docker/sse/collector-layer.lock pins the amd64 collector layer only (pin an arm64 layer before allowing arm64)."
   }
 }
 

@@ -88,3 +88,45 @@ def test_stack_map_is_valid_json_with_one_entry_per_lambda_directory() -> None:
     stack = json.loads((REPO / "infrastructure" / "terraform" / "stack.json").read_text())
     directories = {path.name for path in LAMBDAS.iterdir() if (path / "handler.py").exists()}
     assert set(stack["functions"]) == directories
+
+
+# The boto3 calls that need each granted IAM action (TransactWriteItems of Update entries is checked
+# against dynamodb:UpdateItem: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+CALLS_FOR_ACTION = {
+    "dynamodb:GetItem": ("get_item(",), "dynamodb:PutItem": ("put_item(",),
+    "dynamodb:UpdateItem": ("update_item(", "transact_write_items("), "dynamodb:DeleteItem": ("delete_item(",),
+    "dynamodb:Query": (".query(", "query_pages("), "xray:BatchGetTraces": ("batch_get_traces(",),
+    "cloudwatch:GetMetricStatistics": ("get_metric_statistics(",),
+}
+LIB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(lib(?:\.\w+)+)", re.M)
+
+
+def reachable_code(key: str) -> str:
+    """The function's own package and every src/lib module it imports, transitively."""
+    src = REPO / "src"
+    seen: set[Path] = set()
+    pending = list((LAMBDAS / key).rglob("*.py"))
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for dotted in LIB_IMPORT.findall(path.read_text()):
+            base = src.joinpath(*dotted.split("."))
+            pending.extend(p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists())
+    return "\n".join(path.read_text() for path in seen)
+
+
+@pytest.mark.req("FR-017", "FR-051")
+@pytest.mark.parametrize("key", sorted(load_stack().functions))
+def test_every_granted_action_is_called_by_that_function_s_code(key: str) -> None:
+    """Issue 16, finding 5: a permission nobody calls is a permission too many."""
+    iam = load_stack().raw["functions"][key]["iam"]
+    granted = {f"dynamodb:{action}" for grant in iam.get("dynamodb", {}).values() for action in grant["actions"]}
+    if iam.get("xray_read"):
+        granted |= set(module("lambda_functions").locals["xray_read_actions"])
+    if iam.get("cloudwatch_read"):
+        granted |= set(module("lambda_functions").locals["cloudwatch_read_actions"])
+    code = reachable_code(key)
+    uncalled = {action for action in granted if not any(call in code for call in CALLS_FOR_ACTION[action])}
+    assert not uncalled, f"{key} is granted {sorted(uncalled)} but its code never calls them"

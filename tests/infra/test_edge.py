@@ -45,6 +45,9 @@ def test_api_v2_proxy_goes_to_the_dashboard_lambda():
     integration = resources("aws_api_gateway_integration")["proxy_any"]
     assert integration["type"] == "AWS_PROXY" and integration["integration_http_method"] == "POST"
     assert expression(integration["uri"]) == "var.dashboard_invoke_arn"
+    assert expression(module("root").module_calls[EDGE]["dashboard_invoke_arn"]) == \
+        'module.lambda_functions.alias_invoke_arns["dashboard"]'
+    assert expression(resources("aws_lambda_permission")["api"]["qualifier"]) == "var.function_alias"
     permission = resources("aws_lambda_permission")["api"]
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert "/*/*/api/v2/*" in permission["source_arn"]
@@ -145,19 +148,80 @@ def test_gateway_cors_agrees_with_the_dashboard_resolver():
     assert api["CORS_MAX_AGE_S"] == locals_["cors_max_age_s"]
     assert stack()["functions"]["dashboard"]["env"]["CORS_ALLOW_ORIGINS"] == \
         module("root").variables["cors_allow_origin"]["default"]
+    # Issue 16, finding 6: in AWS the map's literal gives way to var.cors_allow_origin.
+    env = expression(module("lambda_functions").locals["function_env"])
+    assert 'contains(keys(fn.env), "CORS_ALLOW_ORIGINS") ? {CORS_ALLOW_ORIGINS = var.cors_allow_origin} : {}' in env
+    assert expression(module("root").module_calls["lambda_functions"]["cors_allow_origin"]) == "var.cors_allow_origin"
 
 
-@pytest.mark.req("FR-015")
-def test_function_url_is_invocable_only_through_the_url():
-    """InvokeFunctionUrl for auth type NONE, and InvokeFunction only via the URL (the 2025 model)."""
-    url_permission = resources("aws_lambda_permission")["sse_url"]
-    assert url_permission["action"] == "lambda:InvokeFunctionUrl"
-    assert url_permission["function_url_auth_type"] == "NONE"
-    invoke = resources("aws_cloudcontrolapi_resource")["sse_url_invoke"]
-    assert invoke["type_name"] == "AWS::Lambda::Permission"
-    state = expression(invoke["desired_state"])
-    assert 'Action = "lambda:InvokeFunction"' in state and "InvokedViaFunctionUrl = true" in state
+@pytest.mark.req("FR-035")
+def test_the_sse_origin_answers_only_this_distribution():
+    """Issue 16, finding 3: AWS_IAM on the Function URL, CloudFront signing through origin access
+    control for Lambda, and Lambda permissions for that distribution only (no public statement).
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-lambda.html"""
+    url = resources("aws_lambda_function_url")["sse"]
+    assert url["authorization_type"] == "AWS_IAM"
+    assert expression(url["qualifier"]) == "var.function_alias"
+    oac = resources("aws_cloudfront_origin_access_control")["sse"]
+    assert oac["origin_access_control_origin_type"] == "lambda" and oac["signing_behavior"] == "always"
+    origins = {expression(o["origin_id"]): o for o in block(resources("aws_cloudfront_distribution")["edge"], "origin")}
+    assert expression(origins["local.sse_origin_id"]["origin_access_control_id"]) == \
+        "aws_cloudfront_origin_access_control.sse.id"
+    permission = resources("aws_lambda_permission")["sse_cloudfront"]
+    assert set(expression(permission["for_each"]).removeprefix("toset(").removesuffix(")")
+               .strip("[]").replace('"', "").replace(" ", "").split(",")) == \
+        {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert permission["principal"] == "cloudfront.amazonaws.com"
+    assert expression(permission["source_arn"]) == "aws_cloudfront_distribution.edge.arn"
+    assert expression(permission["qualifier"]) == "var.function_alias"
+    assert not resources("aws_cloudcontrolapi_resource"), "no public InvokeFunction statement any more"
     for mod_name in ("root", "data", "lambda_functions", "edge", "observability"):
         for name, body in module(mod_name).of_type("aws_lambda_permission").items():
-            if body.get("principal") == "*":
-                assert body["action"] == "lambda:InvokeFunctionUrl", f"{mod_name}.{name}: public InvokeFunction"
+            assert body.get("principal") != "*", f"{mod_name}.{name}: a public Lambda permission"
+
+
+@pytest.mark.req("FR-035")
+def test_the_api_answers_only_requests_carrying_the_edge_header():
+    """Issue 16, finding 3: CloudFront adds the map's secret header to every API request; a regional
+    web ACL on the stage blocks everything else, before API Gateway's own access controls.
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-control-access-aws-waf.html"""
+    header = stack()["edge"]["origin_verify_header"]
+    assert expression(module("root").module_calls[EDGE]["origin_verify_header"]) == "local.stack.edge.origin_verify_header"
+    origins = {expression(o["origin_id"]): o for o in block(resources("aws_cloudfront_distribution")["edge"], "origin")}
+    custom = block(origins["local.api_origin_id"], "custom_header")
+    assert [expression(h["name"]) for h in custom] == ["var.origin_verify_header"]
+    assert expression(custom[0]["value"]) == "aws_secretsmanager_secret_version.origin_verify.secret_string"
+    acl = resources("aws_wafv2_web_acl")["api"]
+    assert acl["scope"] == "REGIONAL"
+    assert list(block(acl, "default_action")[0]) == ["block"], "everything not from CloudFront is blocked"
+    rule = block(acl, "rule")[0]
+    assert list(block(rule, "action")[0]) == ["allow"]
+    match = block(block(rule, "statement")[0], "byte_match_statement")[0]
+    assert match["positional_constraint"] == "EXACTLY"
+    assert expression(match["search_string"]) == "aws_secretsmanager_secret_version.origin_verify.secret_string"
+    assert expression(block(block(match, "field_to_match")[0], "single_header")[0]["name"]) == \
+        "lower(var.origin_verify_header)"
+    association = resources("aws_wafv2_web_acl_association")["api"]
+    assert expression(association["resource_arn"]) == "aws_api_gateway_stage.api.arn"
+    assert expression(association["web_acl_arn"]) == "aws_wafv2_web_acl.api.arn"
+    assert not header.lower().startswith("x-amz"), "CloudFront refuses X-Amz-* custom headers"
+
+
+@pytest.mark.req("FR-017")
+def test_the_edge_module_is_split_by_concern():
+    """Issue 20: api gateway, SSE origin, frontend bucket and CloudFront each in their own file."""
+    files = {path.name for path in (MODULES / "edge").glob("*.tf")}
+    assert {"api_gateway.tf", "sse_origin.tf", "frontend.tf", "cloudfront.tf"} <= files
+    placed = {
+        "api_gateway.tf": ("aws_api_gateway_", "aws_wafv2_"),
+        "sse_origin.tf": ("aws_lambda_function_url", "aws_cloudfront_origin_access_control"),
+        "frontend.tf": ("aws_s3_bucket",),
+        "cloudfront.tf": ("aws_cloudfront_distribution", "aws_cloudfront_function"),
+    }
+    for filename, prefixes in placed.items():
+        parsed = module(EDGE).files[filename]
+        types = {rtype for entry in parsed.get("resource", []) for rtype in entry}
+        assert types and any(rtype.startswith(prefixes) for rtype in types), filename
+    # the concerns that must not spill into main.tf (shared lookups and CORS only)
+    main = module(EDGE).files["main.tf"]
+    assert not main.get("resource"), "main.tf holds resources: put them in the file of their concern"

@@ -16,18 +16,20 @@ DASHBOARD = ["Query", "GetItem", "PutItem", "DeleteItem"]
 # What each function's code calls (the issue's least-privilege table), in the map's terms.
 EXPECTED = {
     "ingestion": {
-        "dynamodb": {t: {"actions": READ_WRITE, "resources": ["table", "index/*"]}
-                     for t in ("news", "state", "config")},
+        "dynamodb": {**{t: {"actions": READ_WRITE, "resources": ["table", "index/*"]} for t in ("news", "state")},
+                     "config": {"actions": ["Query"], "resources": ["table"]}},  # tracked_tickers() only
         "sns_publish": ["news_items"], "secrets_read": ["news_api"], "metric_namespace": "app",
     },
     "analysis": {
         "dynamodb": {"news": {"actions": ["GetItem", "UpdateItem"], "resources": ["table"]},
-                     "timeseries": {"actions": ["BatchWriteItem", "UpdateItem"], "resources": ["table"]}},
+                     "timeseries": {"actions": ["UpdateItem"], "resources": ["table"]}},  # transact_write_items of Updates
         "sns_publish": ["sentiment_scored"], "metric_namespace": "app",
     },
     "dashboard": {
-        "dynamodb": {t: {"actions": DASHBOARD, "resources": ["table", "index/*"]}
-                     for t in ("news", "timeseries", "config")},
+        # DashboardReader reads news (ticker-index) and timeseries; AlertTable writes config.
+        "dynamodb": {"news": {"actions": ["Query", "GetItem"], "resources": ["table", "index/*"]},
+                     "timeseries": {"actions": ["Query"], "resources": ["table"]},
+                     "config": {"actions": DASHBOARD, "resources": ["table"]}},
     },
     "notification": {
         "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
@@ -40,10 +42,11 @@ EXPECTED = {
     "sse_streaming": {
         "dynamodb": {"news": {"actions": ["Query", "GetItem"], "resources": ["table", "index/status-index"]},
                      "config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
-        "metric_namespace": "app", "ecr_pull": True,
+        "metric_namespace": "app",
     },
     "canary": {
-        "dynamodb": {"state": {"actions": ["GetItem", "PutItem", "UpdateItem"], "resources": ["table"]}},
+        # canary/state.py: get_item and put_item of pk="canary" only, in a table ingestion shares.
+        "dynamodb": {"state": {"actions": ["GetItem", "PutItem"], "resources": ["table"], "leading_keys": ["canary"]}},
         "sns_publish": ["canary_alerts"], "metric_namespace": "canary", "xray_read": True, "cloudwatch_read": True,
     },
 }
@@ -112,7 +115,7 @@ def test_least_privilege_map_is_what_the_code_calls():
             assert iam.get(field, []) == expected.get(field, []), f"{key}.{field}"
         for field in ("metric_namespace",):
             assert iam.get(field) == expected.get(field), f"{key}.{field}"
-        for flag in ("xray_read", "cloudwatch_read", "ecr_pull"):
+        for flag in ("xray_read", "cloudwatch_read"):
             assert iam.get(flag, False) == expected.get(flag, False), f"{key}.{flag}"
         for table, grant in iam.get("dynamodb", {}).items():
             assert table in stack()["tables"]
@@ -142,13 +145,15 @@ def test_policy_statements_follow_the_map():
     assert "var.queue_arns[statement.value]" in str(dlq["content"])
     xray_read = dynamic_statement("XRayRead")
     assert expression(xray_read["for_each"]) == "each.value.iam.xray_read ? [1] : []"
-    assert set(module(LAMBDA).locals["xray_read_actions"]) == {"xray:BatchGetTraces", "xray:GetTraceSummaries"}
+    assert set(module(LAMBDA).locals["xray_read_actions"]) == {"xray:BatchGetTraces"}
     cw_read = dynamic_statement("CloudWatchRead")
     assert expression(cw_read["for_each"]) == "each.value.iam.cloudwatch_read ? [1] : []"
-    assert set(module(LAMBDA).locals["cloudwatch_read_actions"]) == {
-        "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics"}
-    ecr = dynamic_statement("EcrPull")
-    assert "aws_ecr_repository.image[statement.value].arn" in str(ecr["content"])
+    assert set(module(LAMBDA).locals["cloudwatch_read_actions"]) == {"cloudwatch:GetMetricStatistics"}
+    assert not [s for s in dynamic_statements() if "Ecr" in str(s["content"][0]["sid"])], \
+        "Lambda pulls the image through the repository policy, not the execution role"
+    dynamo = str(dynamic_statement("DynamoDb")["content"][0])
+    assert "dynamodb:LeadingKeys" in dynamo and "ForAllValues:StringEquals" in dynamo
+    assert "statement.value.leading_keys == null ? [] : [statement.value.leading_keys]" in dynamo
 
 
 @pytest.mark.req("FR-017")
@@ -216,3 +221,13 @@ def test_kms_use_only_through_the_stack_services():
     assert content["actions"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert expression(content["resources"][0]) == "var.kms_key_arn"
     assert content["condition"][0]["variable"] == "kms:ViaService"
+
+
+@pytest.mark.req("FR-039", "FR-051")
+def test_the_canary_reaches_its_alert_topic_key_through_sns_only():
+    """Issue 16, finding 5: the alerting topics' own key, granted through SNS to their publishers."""
+    statement = dynamic_statement("AlertsKey")["content"][0]
+    assert statement["actions"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert expression(statement["resources"][0]) == "var.alerts_kms_key_arn"
+    assert statement["condition"][0]["variable"] == "kms:ViaService"
+    assert "setintersection(fn.iam.sns_publish, var.alerting_topics)" in str(module(LAMBDA).locals["publishes_alerts"])

@@ -82,7 +82,9 @@ def test_ecr_repository_is_immutable_and_scanned():
 @pytest.mark.req("FR-047", "FR-071", "SC-030")
 def test_service_names_powertools_everywhere_and_otel_equal_on_the_otel_function():
     mod = module(LAMBDA)
-    assert '"${var.project}-${key}"' in str(mod.locals["service_names"]).replace("'", '"')
+    # Issue 16, finding 2: the physical name, so each environment's services stay apart in X-Ray.
+    assert expression(mod.locals["service_names"]) == "local.function_names"
+    assert '"${var.name_prefix}-${key}"' in str(mod.locals["function_names"])
     env = expression(mod.locals["function_env"])
     assert "POWERTOOLS_SERVICE_NAME = local.service_names[key]" in env
     assert 'fn.package == "image" ? {OTEL_SERVICE_NAME = local.service_names[key]}' in env.replace("{ ", "{")
@@ -170,7 +172,7 @@ def test_every_trigger_of_the_map_is_wired():
             url = edge.of_type("aws_lambda_function_url")["sse"]
             assert url["invoke_mode"] == trigger["invoke_mode"] == "RESPONSE_STREAM"
     assert expression(module("root").module_calls["edge"]["dashboard_invoke_arn"]) == \
-        'module.lambda_functions.invoke_arns["dashboard"]'
+        'module.lambda_functions.alias_invoke_arns["dashboard"]'
     assert expression(module("root").module_calls["edge"]["sse_function_name"]) == \
         'module.lambda_functions.function_names["sse_streaming"]'
 
@@ -191,6 +193,41 @@ def test_image_repository_and_architecture_match_the_sse_build():
     layer_arch = re.search(r"aws-otel-collector-(amd64|arm64)", lock)[1]
     architecture = module("root").variables["lambda_architecture"]["default"]
     assert {"amd64": "x86_64", "arm64": "arm64"}[layer_arch] == architecture
+    # Issue 16, finding 6: no architecture is allowed that the lock has no collector pin for.
+    pinned = {{"amd64": "x86_64", "arm64": "arm64"}[a] for a in re.findall(r"aws-otel-collector-(amd64|arm64)", lock)}
+    for mod_name, var_name in (("root", "lambda_architecture"), (LAMBDA, "architecture")):
+        rule = str(module(mod_name).variables[var_name]["validation"])
+        allowed = set(re.findall(r'"(x86_64|arm64)"', rule.split("error_message")[0]))
+        assert allowed == pinned, f"{mod_name}.{var_name} allows {allowed}, the collector is pinned for {pinned}"
     body = functions_resource()["this"]
     command = next(d["image_config"] for d in block(body, "dynamic") if "image_config" in d)
     assert "each.value.handler" in str(command["for_each"]), "the image's bootstrap reads _HANDLER from the command"
+
+
+@pytest.mark.req("FR-017")
+def test_every_function_runs_a_published_version_behind_its_alias():
+    """Issue 16, finding 6: publish, one alias per function, and every trigger invokes the alias."""
+    mod = module(LAMBDA)
+    assert functions_resource()["this"]["publish"] is True
+    alias = mod.of_type("aws_lambda_alias")["this"]
+    assert expression(alias["for_each"]) == "var.functions"
+    assert expression(alias["function_version"]) == "aws_lambda_function.this[each.key].version"
+    assert expression(alias["name"]) == "var.alias_name"
+    assert expression(module("root").module_calls[LAMBDA]["alias_name"]) == "local.stack.function_alias"
+    assert expression(mod.of_type("aws_cloudwatch_event_target")["schedule"]["arn"]) == "aws_lambda_alias.this[each.key].arn"
+    assert expression(mod.of_type("aws_sns_topic_subscription")["trigger"]["endpoint"]) == "aws_lambda_alias.this[each.key].arn"
+    for name in ("schedule", "sns"):
+        assert expression(mod.of_type("aws_lambda_permission")[name]["qualifier"]) == "aws_lambda_alias.this[each.key].name"
+    assert expression(module("edge").of_type("aws_lambda_function_url")["sse"]["qualifier"]) == "var.function_alias"
+
+
+@pytest.mark.req("FR-062")
+def test_the_image_function_waits_for_its_repository_policy_and_names_its_partition():
+    """Issue 16, finding 6: Lambda's first pull needs the repository policy; no hard-coded partition."""
+    body = functions_resource()["this"]
+    assert "aws_ecr_repository_policy.image" in [expression(d) for d in body["depends_on"]]
+    from tests.infra.hcl import modules
+    for mod in modules().values():
+        for path, parsed in mod.files.items():
+            text = str({k: v for k, v in parsed.items() if k != "variable"})
+            assert "arn:aws:" not in text and "arn:*:" not in text, f"{mod.name}/{path}: hard-coded partition"

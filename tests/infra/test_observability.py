@@ -74,21 +74,31 @@ def test_sampling_service_names_match_our_api_stage_and_functions(environment):
     api = _render(rules["api"]["service_name"], environment)
     assert rules["api"]["service_type"] == "AWS::ApiGateway::Stage"
     assert fnmatchcase(f"sentiment-analyzer-{environment}-api/live", api)
-    functions = _render(rules["functions"]["service_name"], environment)
-    assert rules["functions"]["service_type"] == "AWS::Lambda::Function"
-    for key in stack()["functions"]:
-        assert fnmatchcase(f"sentiment-analyzer-{environment}-{key}", functions), key
-        for other in set(ENVIRONMENTS) - {environment}:
-            assert not fnmatchcase(f"sentiment-analyzer-{other}-{key}", functions), f"{environment} rule hits {other}"
+    for other in set(ENVIRONMENTS) - {environment}:
+        assert not fnmatchcase(f"sentiment-analyzer-{other}-api/live", api), f"{environment} rule hits {other}"
+
+
+@pytest.mark.req("FR-034")
+def test_no_sampling_rule_that_no_consumer_reads():
+    """Issue 16, finding 2: Lambda reads no sampling rules (first request each second, then 5 %),
+    so the only rule is the API stage's, which API Gateway does read."""
+    rules = module(OBS).locals["sampling_rules"]
+    assert {r["service_type"] for r in rules.values()} == {"AWS::ApiGateway::Stage"}
 
 
 # ---------------------------------------------------------------- groups (FR-034, FR-048, FR-019)
 @pytest.mark.req("FR-034", "FR-048", "FR-019", "SC-013", "SC-020")
 def test_xray_groups_for_faults_reconnections_and_canary():
     groups = module(OBS).locals["xray_groups"]
-    assert groups["faults"] == {"filter": "fault = true OR error = true", "insights": True}
-    assert groups["sse-reconnects"]["filter"] == "annotation.connection_sequence > 1"
-    assert groups["canary"]["filter"] == "annotation.canary_probe = true"
+    scope = " AND (${local.environment_services})"
+    assert groups["faults"] == {"filter": "(fault = true OR error = true)" + scope, "insights": True}
+    assert groups["sse-reconnects"]["filter"] == "annotation.connection_sequence > 1" + scope
+    assert groups["canary"]["filter"] == "annotation.canary_probe = true" + scope
+    # Issue 16, finding 2: every group names this environment's services (the function names, which
+    # are the service names Terraform sets, and the API stage), so dev and preprod never mix.
+    services = expression(module(OBS).locals["environment_services"])
+    assert "values(var.function_names)" in services and '"${var.api_name}/${var.api_stage_name}"' in services
+    assert 'service(\\"${name}\\")' in services or 'service(\"${name}\")' in services
     resource = module(OBS).of_type("aws_xray_group")["this"]
     assert expression(resource["filter_expression"]) == "each.value.filter"
     insights = block(resource, "insights_configuration")[0]
@@ -104,18 +114,21 @@ def test_xray_billing_alarms_in_us_east_1():
     assert billing["dimensions"] == {"ServiceName": "AWSXRay", "Currency": "USD"}
     assert "var.billing_thresholds_usd" in str(billing["for_each"])
     assert module("root").variables["xray_billing_thresholds_usd"]["default"] == [10, 25, 50]
-    assert expression(billing["alarm_actions"][0]) == "aws_sns_topic.billing[0].arn"
-    assert expression(module(OBS).of_type("aws_sns_topic")["billing"]["provider"]) == "aws.us_east_1"
+    assert expression(billing["alarm_actions"][0]) == "aws_sns_topic.us_east_1.arn"
+    assert expression(module(OBS).of_type("aws_sns_topic")["us_east_1"]["provider"]) == "aws.us_east_1"
     assert tfvars("prod")["create_billing_alarms"] is True
 
 
 # ---------------------------------------------------------------- alarms
 def test_one_regional_alarm_resource_driven_by_the_alarm_map():
     alarms = module(OBS).of_type("aws_cloudwatch_metric_alarm")
-    assert set(alarms) == {"this", "billing"}
+    assert set(alarms) == {"this", "global", "billing"}
     assert expression(alarms["this"]["for_each"]) == "local.alarms"
+    assert expression(alarms["global"]["for_each"]) == "local.global_alarms"
+    assert expression(alarms["global"]["provider"]) == "aws.us_east_1", "CloudFront metrics live in us-east-1"
     merged = expression(module(OBS).locals["alarms"])
-    assert merged == "merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms)"
+    assert merged == ("merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms, "
+                      "local.xray_alarms)")
     for name in ("root", "data", "lambda_functions", "edge"):
         assert not module(name).of_type("aws_cloudwatch_metric_alarm"), f"alarms outside observability: {name}"
 
@@ -139,7 +152,7 @@ def test_every_function_has_errors_and_p95_duration_at_80_percent_of_timeout():
     assert 'metric = "Errors"' in text and 'metric = "Duration"' in text
     assert 'statistic = fn.duration_alarm == null ? "p95" : fn.duration_alarm.statistic' in text
     assert "threshold = fn.duration_alarm == null ? fn.timeout_s * 1000 * var.duration_alarm_ratio" in text
-    assert text.count("dimensions = tomap({FunctionName = var.function_names[key]})") == 2
+    assert text.count("dimensions = tomap({FunctionName = var.function_names[key]})") == 4
     ratio = module(OBS).variables["duration_alarm_ratio"]
     assert ratio["default"] == 0.8
     assert "var.duration_alarm_ratio >= 0.8 && var.duration_alarm_ratio <= 0.9" in str(ratio["validation"])
@@ -183,8 +196,10 @@ def test_every_contract_metric_has_its_alarm():
         if parsed["periods"]:
             assert spec["evaluation_periods"] == int(parsed["periods"]) == int(parsed["of"]), name
     # the seven FR-042 metrics and the six FR-043 silent-path metrics are among them
-    assert {"StuckItems", "ConnectionAcquireFailures", "EventLatencyMs", "MetricsLambdaErrors", "HighLatencyAlert",
+    assert {"StuckItems", "EventLatencyMs", "MetricsLambdaErrors", "HighLatencyAlert",
             "PollDurationMs", "AnalysisErrors"} <= set(table)
+    # ConnectionAcquireFailures cannot fire (one invocation per environment: issue 15) and has no alarm.
+    assert "ConnectionAcquireFailures" not in table
     assert {"CircuitBreakerPersistenceFailure", "AuditEventPersistenceFailure", "DownstreamNotificationFailure",
             "TimeseriesFanoutPartialFailure", "SelfHealingItemFetchFailure", "ParallelFetcherErrors"} <= set(table)
 
@@ -230,8 +245,11 @@ def expected_alarm_counts(environment: str) -> dict[str, int]:
         "errors": functions,
         "duration": functions,
         "contract": sum(len(m.emitters) for m in alarmed_metrics().values()),
-        "dlq": len(stack()["queues"]),
-        "api": len(module(OBS).locals["api_alarms"]),
+        "throttles": functions,
+        "dead_letter_errors": sum(1 for f in stack()["functions"].values() if f.get("dead_letter_queue")),
+        "dlq": 2 * len(stack()["queues"]),
+        "api": len(module(OBS).locals["api_alarms"]) + len(module(OBS).locals["global_alarms"]),
+        "xray": 2,
         "billing": billing if tfvars(environment)["create_billing_alarms"] else 0,
     }
 
@@ -244,9 +262,64 @@ def test_readme_counts_the_alarms_and_prices_them(environment):
     assert row, f"README: no alarm row for {environment}"
     cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
     counts = expected_alarm_counts(environment)
-    numbers = [int(c) for c in cells[:7]]
-    assert numbers[:6] == [counts[k] for k in ("errors", "duration", "contract", "dlq", "api", "billing")]
-    assert numbers[6] == sum(counts.values()), "total"
-    price = float(re.search(r"\$([\d.]+)", cells[7])[1])
+    order = ("errors", "throttles", "duration", "dead_letter_errors", "contract", "dlq", "api", "xray", "billing")
+    numbers = [int(c) for c in cells[:len(order) + 1]]
+    assert numbers[:len(order)] == [counts[k] for k in order]
+    assert numbers[len(order)] == sum(counts.values()), "total"
+    price = float(re.search(r"\$([\d.]+)", cells[len(order) + 1])[1])
     assert price == pytest.approx(sum(counts.values()) * 0.10), "standard alarms cost $0.10 a month each"
 
+
+
+@pytest.mark.req("FR-042", "FR-045")
+def test_new_items_ingested_is_a_heartbeat_of_reports_not_of_news():
+    """Issue 16, finding 4: SampleCount counts the runs that reported (0 included)."""
+    spec = module(OBS).locals["metric_alarms"]["NewItemsIngested"]
+    assert spec["statistic"] == "SampleCount" and spec["missing"] == "breaching"
+    assert spec["comparison"] == "LessThanThreshold" and spec["threshold"] == 1
+
+
+@pytest.mark.req("FR-039", "FR-040", "FR-045", "SC-013")
+def test_the_missing_alarms_exist_and_each_says_why():
+    """Issue 16, finding 4: Throttles for every function, DeadLetterErrors, DLQ age beside depth, the
+    SSE origin's 5xx, CloudFront's 5xx rate, the X-Ray group metrics; each with its one-line reason."""
+    mod = module(OBS)
+    functions = expression(mod.locals["function_alarms"])
+    assert '"${key}-throttles"' in functions and 'metric = "Throttles"' in functions
+    assert '"${key}-dead-letter-errors"' in functions and 'metric = "DeadLetterErrors"' in functions
+    assert "if fn.dead_letter_queue != null" in functions
+    queues = expression(mod.locals["queue_alarms"])
+    assert 'metric = "ApproximateAgeOfOldestMessage"' in queues and 'metric = "ApproximateNumberOfMessagesVisible"' in queues
+    api = mod.locals["api_alarms"]
+    assert api["sse-origin-5xx"]["metric"] == "Url5xxCount" and api["sse-origin-5xx"]["namespace"] == "AWS/Lambda"
+    cloudfront = mod.locals["global_alarms"]["cloudfront-5xx-rate"]
+    assert cloudfront["namespace"] == "AWS/CloudFront" and cloudfront["metric"] == "5xxErrorRate"
+    xray = expression(mod.locals["xray_alarms"])
+    assert '"ApproximateFaultCount", "ApproximateErrorCount"' in xray and 'namespace = "AWS/X-Ray"' in xray
+    assert 'aws_xray_group.this["faults"].group_name' in xray
+    for family in ("function_alarms", "custom_alarms", "queue_alarms", "xray_alarms"):
+        text = expression(mod.locals[family])
+        assert text.count("why") >= text.count("summary") > 0, family
+    for table in ("api_alarms", "global_alarms", "metric_alarms"):
+        for name, spec in mod.locals[table].items():
+            assert len(spec["why"]) > 30 and spec["missing"] in spec["why"], f"{table}.{name}: why must justify missing data"
+    for name in ("this", "global"):
+        assert "Why: ${each.value.why}" in mod.of_type("aws_cloudwatch_metric_alarm")[name]["alarm_description"]
+
+
+@pytest.mark.req("FR-044", "SC-022")
+def test_the_dashboard_graphs_every_alarmed_metric_from_the_alarm_maps():
+    """Issue 16, finding 4: custom metrics, canary, DLQs, API/edge, throttles and X-Ray groups are
+    graphed from the same maps as the alarms (one graph per `widget` key)."""
+    mod = module(OBS)
+    graphed = expression(mod.locals["graphed_alarms"])
+    assert "local.alarms" in graphed and "local.global_alarms" in graphed
+    widgets = expression(mod.locals["alarm_metric_widgets"])
+    assert "for i, title in local.graph_titles" in widgets and "if local.graphed_alarms[key].widget == title" in widgets
+    body = expression(mod.of_type("aws_cloudwatch_dashboard")["this"]["dashboard_body"])
+    assert "local.alarm_metric_widgets" in body
+    source = (TERRAFORM / "modules" / "observability" / "alarms.tf").read_text()
+    titles = set(re.findall(r'widget\s*=\s*"([^"]+)"', source))
+    titles |= set(re.findall(r'"canary" \? "([^"]+)" : "([^"]+)"', source)[0])
+    assert {"Application metrics", "Canary", "Dead-letter queues", "API, SSE origin and edge",
+            "Lambda errors and throttles", "X-Ray groups"} <= titles

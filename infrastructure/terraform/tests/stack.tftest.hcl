@@ -16,10 +16,49 @@ mock_provider "aws" {
 run "stack" {
   command = apply
 
-  # FR-047 / FR-071: one service name per function; the OTel function's OTEL_SERVICE_NAME equals it.
+  # FR-047 / FR-071: one service name per function, carrying the environment (issue 16, finding 2);
+  # the OTel function's OTEL_SERVICE_NAME equals it.
   assert {
-    condition     = alltrue([for k, env in module.lambda_functions.environments : env["POWERTOOLS_SERVICE_NAME"] == "sentiment-analyzer-${k}"])
-    error_message = "POWERTOOLS_SERVICE_NAME must be sentiment-analyzer-<key> on every function."
+    condition     = alltrue([for k, env in module.lambda_functions.environments : env["POWERTOOLS_SERVICE_NAME"] == "sentiment-analyzer-${var.environment}-${k}"])
+    error_message = "POWERTOOLS_SERVICE_NAME must be sentiment-analyzer-<env>-<key> on every function."
+  }
+
+  # Finding 2: every X-Ray group is limited to this environment's services, never another's.
+  assert {
+    condition = alltrue([for f in values(module.observability.xray_group_filters) :
+      strcontains(f, "service(\"sentiment-analyzer-${var.environment}-ingestion\")") && !strcontains(f, "sentiment-analyzer-${var.environment == "dev" ? "preprod" : "dev"}-")
+    ])
+    error_message = "X-Ray group filters must name this environment's services only."
+  }
+
+  # Finding 2: no sampling rule that no consumer reads (Lambda reads none).
+  assert {
+    condition     = [for r in values(module.observability.sampling_rules) : r.service_type] == ["AWS::ApiGateway::Stage"]
+    error_message = "The only sampling rule is the API stage's: Lambda reads no sampling rules."
+  }
+
+  # Finding 1: SNS may write segments for exactly the actively traced topics.
+  assert {
+    condition     = toset(module.data.xray_sns_topic_arns) == toset([for k, t in module.data.topic_arns : t if local.stack.topics[k].tracing == "Active"]) && module.data.xray_resource_policy_name == "sentiment-analyzer-${var.environment}-sns-active-tracing"
+    error_message = "The X-Ray resource policy must cover the Active topics."
+  }
+
+  # Finding 3: the SSE origin answers signed requests only; the API requires the edge's header.
+  assert {
+    condition     = module.edge.sse_function_url_auth_type == "AWS_IAM" && module.edge.origin_verify_header == local.stack.edge.origin_verify_header
+    error_message = "The Function URL must be AWS_IAM and the API must require the map's origin-verify header."
+  }
+
+  # Finding 6: CORS_ALLOW_ORIGINS comes from var.cors_allow_origin.
+  assert {
+    condition     = module.lambda_functions.environments["dashboard"]["CORS_ALLOW_ORIGINS"] == var.cors_allow_origin
+    error_message = "CORS_ALLOW_ORIGINS must be var.cors_allow_origin."
+  }
+
+  # Finding 6: a published version and an alias per function.
+  assert {
+    condition     = keys(module.lambda_functions.alias_arns) == keys(module.lambda_functions.function_names) && module.lambda_functions.alias_name == local.stack.function_alias
+    error_message = "Every function needs its alias."
   }
 
   assert {
@@ -69,13 +108,19 @@ run "stack" {
 
   # FR-040 / FR-041 / FR-042 / FR-043 / FR-045: the alarm set, every one to the alarms topic.
   assert {
-    condition     = length(module.observability.alarms) == 35
-    error_message = "35 regional alarms: 7 Errors, 7 Duration, 18 contract metrics, 2 DLQs, 1 API 5XX (README)."
+    condition     = length(module.observability.alarms) == 48
+    error_message = "48 regional alarms: 7 Errors, 7 Throttles, 7 Duration, 2 DeadLetterErrors, 17 contract metrics, 2 DLQ depth, 2 DLQ age, API 5XX, SSE origin 5xx, 2 X-Ray group (README)."
   }
 
   assert {
-    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 38 : 35)
-    error_message = "The alarm count must match the README table."
+    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 52 : 49)
+    error_message = "The alarm count must match the README table (48 regional, CloudFront in us-east-1, billing)."
+  }
+
+  # Finding 4: the ingestion heartbeat counts reports, not news.
+  assert {
+    condition     = module.observability.alarms["sentiment-analyzer-${var.environment}-ingestion-NewItemsIngested"].statistic == "SampleCount" && module.observability.alarms["sentiment-analyzer-${var.environment}-ingestion-NewItemsIngested"].treat_missing_data == "breaching"
+    error_message = "NewItemsIngested is a heartbeat: SampleCount < 1, missing = breaching."
   }
 
   assert {

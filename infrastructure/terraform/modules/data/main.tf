@@ -49,7 +49,35 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
+}
+
+# The alerting topics (alarms, the canary's) on a key of their own: a disabled or mis-policied stack
+# key silences the application, never the alarms that say so.
+resource "aws_kms_key" "alerts" {
+  description             = "${var.name_prefix}: alerting SNS topics only (out of band from the stack key)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.alerts_kms.json
+}
+
+resource "aws_kms_alias" "alerts" {
+  name          = "alias/${var.name_prefix}-alerts"
+  target_key_id = aws_kms_key.alerts.key_id
+}
+
+data "aws_iam_policy_document" "alerts_kms" {
+  statement {
+    sid       = "AccountRootManagesKeyAndEnablesIam"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
   # CloudWatch alarms publish to the encrypted alarms topic.
+  # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
   statement {
     sid       = "CloudWatchAlarmsPublishToEncryptedTopics"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
@@ -122,7 +150,43 @@ resource "aws_sns_topic" "this" {
 
   name              = "${var.name_prefix}-${each.key}"
   tracing_config    = each.value.tracing
-  kms_master_key_id = aws_kms_key.stack.arn
+  kms_master_key_id = each.value.alerting ? aws_kms_key.alerts.arn : aws_kms_key.stack.arn
+}
+
+# SNS writes its segments only where an X-Ray resource policy lets sns.amazonaws.com do so (the
+# console creates one, the API does not): exactly the topics with active tracing, from this account.
+# https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sns.html
+locals {
+  traced_topics = { for key, topic in var.topics : key => topic if topic.tracing == "Active" }
+}
+
+resource "aws_xray_resource_policy" "sns" {
+  count = length(local.traced_topics) > 0 ? 1 : 0
+
+  policy_name     = "${var.name_prefix}-sns-active-tracing"
+  policy_document = data.aws_iam_policy_document.xray_sns.json
+}
+
+data "aws_iam_policy_document" "xray_sns" {
+  statement {
+    sid       = "SnsActiveTracing"
+    actions   = ["xray:PutTraceSegments", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    resources = ["*"] # X-Ray resource policies have no other resource
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [for key in keys(local.traced_topics) : aws_sns_topic.this[key].arn]
+    }
+  }
 }
 
 # Only this account may publish; CloudWatch alarms of this account may publish too.

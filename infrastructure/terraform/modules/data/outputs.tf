@@ -42,3 +42,23 @@ output "secret_arns" {
   description = "Secret ARN by stack key."
   value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
 }
+
+output "alerts_kms_key_arn" {
+  description = "The alerting topics' own key."
+  value       = aws_kms_key.alerts.arn
+}
+
+output "alerting_topics" {
+  description = "Keys of the topics on the alerts key."
+  value       = [for key, topic in var.topics : key if topic.alerting]
+}
+
+output "xray_sns_topic_arns" {
+  description = "Topics the X-Ray resource policy lets SNS write segments for (the map's Active ones)."
+  value       = [for key in keys(local.traced_topics) : aws_sns_topic.this[key].arn]
+}
+
+output "xray_resource_policy_name" {
+  description = "Name of the X-Ray resource policy for SNS (null when no topic traces actively)."
+  value       = one(aws_xray_resource_policy.sns[*].policy_name)
+}

@@ -30,8 +30,8 @@ variable "tables" {
 }
 
 variable "topics" {
-  description = "The stack map's SNS topics and their X-Ray tracing mode (Active or PassThrough)."
-  type        = map(object({ tracing = string }))
+  description = "The stack map's SNS topics: X-Ray tracing mode (Active or PassThrough; the X-Ray resource policy covers the Active ones) and alerting (own KMS key)."
+  type        = map(object({ tracing = string, alerting = optional(bool, false) }))
 
   validation {
     condition     = alltrue([for t in values(var.topics) : contains(["Active", "PassThrough"], t.tracing)])

@@ -19,7 +19,7 @@ output "api_invoke_url" {
 }
 
 output "sse_function_url" {
-  description = "The SSE Function URL."
+  description = "The SSE Function URL (AWS_IAM: only the distribution, signing through origin access control, may call it)."
   value       = aws_lambda_function_url.sse.function_url
 }
 
@@ -46,4 +46,24 @@ output "cors_allow_headers" {
 output "cors_expose_headers" {
   description = "Response headers CORS exposes (API Gateway and Function URL)."
   value       = local.cors_expose_headers
+}
+
+output "origin_verify_header" {
+  description = "The header the API's web ACL requires and CloudFront adds (the devstack's gateway adds it too)."
+  value       = var.origin_verify_header
+}
+
+output "origin_verify_secret_arn" {
+  description = "Secrets Manager secret holding the header's value."
+  value       = aws_secretsmanager_secret.origin_verify.arn
+}
+
+output "api_web_acl_arn" {
+  description = "The regional web ACL on the API stage (blocks requests that did not come through CloudFront)."
+  value       = aws_wafv2_web_acl.api.arn
+}
+
+output "sse_function_url_auth_type" {
+  description = "Authorization type of the SSE Function URL (AWS_IAM behind origin access control)."
+  value       = aws_lambda_function_url.sse.authorization_type
 }

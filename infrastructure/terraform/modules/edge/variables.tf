@@ -19,12 +19,12 @@ variable "dashboard_function_name" {
 }
 
 variable "dashboard_invoke_arn" {
-  description = "Invoke ARN of the dashboard Lambda (AWS_PROXY integration)."
+  description = "Invoke ARN of the dashboard Lambda's alias (AWS_PROXY integration)."
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/", var.dashboard_invoke_arn))
-    error_message = "dashboard_invoke_arn must be a Lambda invoke ARN."
+    condition     = can(regex("^arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/.*:function:[A-Za-z0-9_-]+:[A-Za-z][A-Za-z0-9_-]*/invocations$", var.dashboard_invoke_arn))
+    error_message = "dashboard_invoke_arn must be the invoke ARN of an alias (function:<name>:<alias>)."
   }
 }
 
@@ -145,5 +145,25 @@ variable "sse_origin_read_timeout" {
   validation {
     condition     = var.sse_origin_read_timeout >= 20 && var.sse_origin_read_timeout <= 180
     error_message = "sse_origin_read_timeout must be within 20..180 (above the 15 s heartbeat)."
+  }
+}
+
+variable "function_alias" {
+  description = "The alias the API integration, the Function URL and their Lambda permissions use (stack map: function_alias)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9_-]{0,127}$", var.function_alias))
+    error_message = "function_alias must be a Lambda alias name."
+  }
+}
+
+variable "origin_verify_header" {
+  description = "Header CloudFront adds to every API request and the API's web ACL requires (stack map: edge.origin_verify_header)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{2,63}$", var.origin_verify_header)) && !startswith(lower(var.origin_verify_header), "x-amz")
+    error_message = "origin_verify_header must be a custom header name (CloudFront refuses X-Amz-* custom headers)."
   }
 }

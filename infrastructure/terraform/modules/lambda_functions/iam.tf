@@ -9,14 +9,19 @@ locals {
     "xray:GetSamplingTargets",
     "xray:GetSamplingStatisticSummaries",
   ]
-  xray_read_actions       = ["xray:BatchGetTraces", "xray:GetTraceSummaries"]
-  cloudwatch_read_actions = ["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics"]
+  # What the canary calls (src/lambdas/canary: batch_get_traces, get_metric_statistics), nothing more.
+  xray_read_actions       = ["xray:BatchGetTraces"]
+  cloudwatch_read_actions = ["cloudwatch:GetMetricStatistics"]
+
+  # Publishing to an alerting topic needs its own key (through SNS), the application's topics the stack key.
+  publishes_alerts = { for key, fn in var.functions : key => length(setintersection(fn.iam.sns_publish, var.alerting_topics)) > 0 }
+  publishes_app    = { for key, fn in var.functions : key => length(setsubtract(fn.iam.sns_publish, var.alerting_topics)) > 0 }
 
   # kms:ViaService of every service through which a function touches the stack's key.
   kms_services = {
     for key, fn in var.functions : key => compact([
       length(fn.iam.dynamodb) > 0 ? "dynamodb.${local.region}.amazonaws.com" : "",
-      length(fn.iam.sns_publish) > 0 ? "sns.${local.region}.amazonaws.com" : "",
+      local.publishes_app[key] ? "sns.${local.region}.amazonaws.com" : "",
       length(fn.iam.secrets_read) > 0 ? "secretsmanager.${local.region}.amazonaws.com" : "",
       fn.dead_letter_queue != null ? "sqs.${local.region}.amazonaws.com" : "",
     ])
@@ -73,6 +78,17 @@ data "aws_iam_policy_document" "function" {
         for r in statement.value.resources :
         r == "table" ? var.table_arns[statement.key] : "${var.table_arns[statement.key]}/${r}"
       ]
+
+      # A table shared with other functions: only the items under these partition keys.
+      # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
+      dynamic "condition" {
+        for_each = statement.value.leading_keys == null ? [] : [statement.value.leading_keys]
+        content {
+          test     = "ForAllValues:StringEquals"
+          variable = "dynamodb:LeadingKeys"
+          values   = condition.value
+        }
+      }
     }
   }
 
@@ -136,14 +152,7 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
-  dynamic "statement" {
-    for_each = each.value.iam.ecr_pull && contains(keys(local.image_functions), each.key) ? [each.key] : []
-    content {
-      sid       = "EcrPullOwnImage"
-      actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-      resources = [aws_ecr_repository.image[statement.value].arn]
-    }
-  }
+  # No ECR statement: Lambda pulls the image with the repository policy (main.tf), not the role.
 
   dynamic "statement" {
     for_each = length(local.kms_services[each.key]) > 0 ? [local.kms_services[each.key]] : []
@@ -155,6 +164,20 @@ data "aws_iam_policy_document" "function" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values   = statement.value
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.publishes_alerts[each.key] ? [1] : []
+    content {
+      sid       = "AlertsKeyThroughSns"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.alerts_kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sns.${local.region}.amazonaws.com"]
       }
     }
   }

@@ -1,12 +1,17 @@
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 locals {
-  region = data.aws_region.current.name
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
 
   function_names = { for key, fn in var.functions : key => "${var.name_prefix}-${key}" }
   # One service-map node per function: POWERTOOLS_SERVICE_NAME, and for the OTel (image) function
-  # OTEL_SERVICE_NAME too, equal to it (FR-047, FR-071).
-  service_names = { for key, fn in var.functions : key => "${var.project}-${key}" }
+  # OTEL_SERVICE_NAME too, equal to it (FR-047, FR-071). The physical name, so the environment is in
+  # it: dev and preprod share an account, and X-Ray groups filter on service("<name>").
+  service_names = local.function_names
 
   zip_functions   = { for key, fn in var.functions : key => fn if fn.package == "zip" }
   image_functions = { for key, fn in var.functions : key => fn if fn.package == "image" }
@@ -38,6 +43,8 @@ locals {
     for key, fn in var.functions : key => merge(
       local.resolved_env[key],
       { POWERTOOLS_SERVICE_NAME = local.service_names[key] },
+      # The map's literal is the devstack's; AWS gets the deployment's origin.
+      contains(keys(fn.env), "CORS_ALLOW_ORIGINS") ? { CORS_ALLOW_ORIGINS = var.cors_allow_origin } : {},
       fn.package == "image" ? { OTEL_SERVICE_NAME = local.service_names[key] } : {}
     )
   }
@@ -103,7 +110,7 @@ data "aws_iam_policy_document" "ecr_lambda_pull" {
     condition {
       test     = "StringLike"
       variable = "aws:sourceArn"
-      values   = ["arn:*:lambda:${local.region}:*:function:${local.function_names[each.key]}"]
+      values   = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_names[each.key]}"]
     }
   }
 }
@@ -127,6 +134,9 @@ resource "aws_lambda_function" "this" {
 
   reserved_concurrent_executions = lookup(var.reserved_concurrency, each.key, -1)
 
+  # Every apply that changes code or configuration publishes a version; the alias below moves to it.
+  publish = true
+
   dynamic "image_config" {
     for_each = each.value.package == "image" ? [each.value.handler] : []
     content {
@@ -149,7 +159,20 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+  # The image function's first pull needs the repository policy in place.
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this, aws_ecr_repository_policy.image]
+}
+
+# One alias per function on the version this apply published: every trigger invokes the alias, so
+# a rollback is `aws lambda update-alias --function-version <previous>` and a gradual deploy is the
+# alias's routing_config. https://docs.aws.amazon.com/lambda/latest/dg/configuration-aliases.html
+resource "aws_lambda_alias" "this" {
+  for_each = var.functions
+
+  name             = var.alias_name
+  description      = "What ${local.function_names[each.key]}'s triggers invoke"
+  function_name    = aws_lambda_function.this[each.key].function_name
+  function_version = aws_lambda_function.this[each.key].version
 }
 
 # Triggers from the map: EventBridge schedules and SNS subscriptions (API Gateway and the Function
@@ -171,7 +194,7 @@ resource "aws_cloudwatch_event_target" "schedule" {
   for_each = local.scheduled
 
   rule = aws_cloudwatch_event_rule.schedule[each.key].name
-  arn  = aws_lambda_function.this[each.key].arn
+  arn  = aws_lambda_alias.this[each.key].arn
 }
 
 resource "aws_lambda_permission" "schedule" {
@@ -180,6 +203,7 @@ resource "aws_lambda_permission" "schedule" {
   statement_id  = "AllowEventBridgeSchedule"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this[each.key].function_name
+  qualifier     = aws_lambda_alias.this[each.key].name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.schedule[each.key].arn
 }
@@ -190,7 +214,7 @@ resource "aws_sns_topic_subscription" "trigger" {
 
   topic_arn = var.topic_arns[each.value.trigger.topic]
   protocol  = "lambda"
-  endpoint  = aws_lambda_function.this[each.key].arn
+  endpoint  = aws_lambda_alias.this[each.key].arn
 }
 
 resource "aws_lambda_permission" "sns" {
@@ -199,6 +223,7 @@ resource "aws_lambda_permission" "sns" {
   statement_id  = "AllowSnsTopic"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this[each.key].function_name
+  qualifier     = aws_lambda_alias.this[each.key].name
   principal     = "sns.amazonaws.com"
   source_arn    = var.topic_arns[each.value.trigger.topic]
 }

@@ -32,3 +32,23 @@ output "environments" {
   description = "Each function's environment as deployed (references resolved, service names added); no secret values."
   value       = { for k, f in aws_lambda_function.this : k => f.environment[0].variables }
 }
+
+output "alias_arns" {
+  description = "ARN of each function's alias (what EventBridge, SNS and the Function URL invoke) by stack key."
+  value       = { for k, a in aws_lambda_alias.this : k => a.arn }
+}
+
+output "alias_invoke_arns" {
+  description = "Invoke ARN of each function's alias by stack key (API Gateway integrations)."
+  value       = { for k, a in aws_lambda_alias.this : k => a.invoke_arn }
+}
+
+output "alias_name" {
+  description = "The alias name every function shares (Lambda permission and Function URL qualifier)."
+  value       = var.alias_name
+}
+
+output "published_versions" {
+  description = "The version each alias points at, by stack key."
+  value       = { for k, a in aws_lambda_alias.this : k => a.function_version }
+}

@@ -45,15 +45,15 @@ variable "functions" {
     env               = map(string)
     iam = object({
       dynamodb = optional(map(object({
-        actions   = list(string)
-        resources = list(string)
+        actions      = list(string)
+        resources    = list(string)
+        leading_keys = optional(list(string))
       })), {})
       sns_publish      = optional(list(string), [])
       secrets_read     = optional(list(string), [])
       metric_namespace = optional(string)
       xray_read        = optional(bool, false)
       cloudwatch_read  = optional(bool, false)
-      ecr_pull         = optional(bool, false)
     })
   }))
 
@@ -125,8 +125,8 @@ variable "architecture" {
   type        = string
 
   validation {
-    condition     = contains(["x86_64", "arm64"], var.architecture)
-    error_message = "architecture must be x86_64 or arm64."
+    condition     = contains(["x86_64"], var.architecture)
+    error_message = "architecture must be x86_64: the SSE image's collector layer is pinned for amd64 only (docker/sse/collector-layer.lock)."
   }
 }
 
@@ -238,5 +238,46 @@ variable "secret_arns" {
   validation {
     condition     = alltrue([for a in values(var.secret_arns) : can(regex("^arn:aws[a-z-]*:secretsmanager:", a))])
     error_message = "secret_arns must be Secrets Manager ARNs."
+  }
+}
+
+variable "alias_name" {
+  description = "The alias every function gets, pointing at the version this apply published; triggers, the API integration and the Function URL invoke it (stack map: function_alias)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9_-]{0,127}$", var.alias_name)) && !can(regex("^[0-9]+$", var.alias_name))
+    error_message = "alias_name must be a Lambda alias name (letters first, not a version number)."
+  }
+}
+
+variable "cors_allow_origin" {
+  description = "Origin allowed by CORS; replaces the map's CORS_ALLOW_ORIGINS literal (the devstack's \"*\") in every function that reads it."
+  type        = string
+
+  validation {
+    condition     = var.cors_allow_origin == "*" || can(regex("^https?://[a-z0-9.-]+(:[0-9]+)?$", var.cors_allow_origin))
+    error_message = "cors_allow_origin must be \"*\" or one origin."
+  }
+}
+
+variable "alerts_kms_key_arn" {
+  description = "The alerting topics' own KMS key (stack map topics marked alerting): a function publishing to one uses it through SNS only."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.alerts_kms_key_arn))
+    error_message = "alerts_kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "alerting_topics" {
+  description = "Keys of the stack map's alerting topics (on alerts_kms_key_arn, not on the stack key)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for key in var.alerting_topics : contains(keys(var.topic_arns), key)])
+    error_message = "alerting_topics must be keys of topic_arns."
   }
 }

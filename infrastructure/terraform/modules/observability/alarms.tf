@@ -1,42 +1,56 @@
 # Every alarm of the stack comes from the maps below through one resource (for_each): the
 # dashboard's alarm widget lists the same set (FR-044, SC-022). All notify the alarms topic.
 locals {
+  # The function behind the Function URL (the SSE origin).
+  sse_function_key = one([for key, fn in var.functions : key if fn.trigger.type == "function_url"])
   app_namespace    = var.metric_namespaces["app"]
   canary_namespace = var.metric_namespaces["canary"]
 
   # specs/contracts.md, "Metrics": one alarm per metric and emitting function, dimension exactly
   # FunctionName = the function's physical name. treat_missing_data per FR-045: breaching where
-  # silence means failure (heartbeats, throughput, the canary), notBreaching for error counts.
+  # silence means failure (heartbeats, the canary), notBreaching for error counts. `why` justifies
+  # threshold and treat_missing_data in one line (it ends every alarm's description); `widget` is
+  # the dashboard graph the alarm's metric is drawn on (dashboard.tf).
   metric_alarms = {
-    NewItemsIngested                 = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 1800, evaluation_periods = 1, comparison = "LessThanThreshold", threshold = 1, missing = "breaching", summary = "no new items ingested in 30 min (the ingestion heartbeat, 0 included, is missing or zero)" }
-    HighLatencyAlert                 = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "an ingestion run took over 30 s" }
-    AnalysisErrors                   = { namespace = "app", functions = ["analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "sentiment analysis failed" }
-    StuckItems                       = { namespace = "app", functions = ["metrics"], statistic = "Maximum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "breaching", summary = "items pending for over 5 min (missing: the monitor of monitors is silent)" }
-    MetricsLambdaErrors              = { namespace = "app", functions = ["metrics"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "the metrics Lambda failed a check" }
-    NotificationDeliveryFailures     = { namespace = "app", functions = ["notification"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "an alert e-mail was not delivered" }
-    ConnectionAcquireFailures        = { namespace = "app", functions = ["sse_streaming"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "SSE connections refused (limit reached or acquire failed)" }
-    EventLatencyMs                   = { namespace = "app", functions = ["sse_streaming"], statistic = "p95", period = 300, evaluation_periods = 1, comparison = "GreaterThanThreshold", threshold = 3000, missing = "notBreaching", summary = "p95 SSE event latency over 3 s" }
-    PollDurationMs                   = { namespace = "app", functions = ["sse_streaming"], statistic = "p95", period = 300, evaluation_periods = 1, comparison = "GreaterThanThreshold", threshold = 1000, missing = "notBreaching", summary = "p95 SSE DynamoDB poll over 1 s" }
-    CircuitBreakerPersistenceFailure = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent paths 1-2: circuit-breaker load/save failed" }
-    AuditEventPersistenceFailure     = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 3: audit-trail write failed" }
-    DownstreamNotificationFailure    = { namespace = "app", functions = ["ingestion", "analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 4: downstream SNS publish failed" }
-    TimeseriesFanoutPartialFailure   = { namespace = "app", functions = ["analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 5: time-series fan-out write failed" }
-    SelfHealingItemFetchFailure      = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 6: self-healing item fetch failed" }
-    ParallelFetcherErrors            = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 7: a parallel news fetch failed" }
+    NewItemsIngested                 = { namespace = "app", functions = ["ingestion"], statistic = "SampleCount", period = 1800, evaluation_periods = 1, comparison = "LessThanThreshold", threshold = 1, missing = "breaching", summary = "ingestion stopped reporting: no NewItemsIngested sample (0 included) in 30 min", why = "SampleCount counts runs that reported (0 new items included), so quiet news never pages; no sample in 30 min (6 scheduled runs) is a stopped ingestion: breaching" }
+    HighLatencyAlert                 = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "an ingestion run took over 30 s", why = "one slow run is worth a look; no sample means no slow run: notBreaching" }
+    AnalysisErrors                   = { namespace = "app", functions = ["analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "sentiment analysis failed", why = "every failed analysis is a lost score; an error count is silent when nothing failed: notBreaching" }
+    StuckItems                       = { namespace = "app", functions = ["metrics"], statistic = "Maximum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "breaching", summary = "items pending for over 5 min (missing: the monitor of monitors is silent)", why = "the metrics Lambda reports every minute, 0 included: one stuck item pages, and its silence is the monitor failing: breaching" }
+    MetricsLambdaErrors              = { namespace = "app", functions = ["metrics"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "the metrics Lambda failed a check", why = "a failed check blinds StuckItems; error count: notBreaching" }
+    NotificationDeliveryFailures     = { namespace = "app", functions = ["notification"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "an alert e-mail was not delivered", why = "an undelivered alert is the product failing its user; error count: notBreaching" }
+    EventLatencyMs                   = { namespace = "app", functions = ["sse_streaming"], statistic = "p95", period = 300, evaluation_periods = 1, comparison = "GreaterThanThreshold", threshold = 3000, missing = "notBreaching", summary = "p95 SSE event latency over 3 s", why = "the SSE latency target is 3 s at p95; no streams, no samples: notBreaching" }
+    PollDurationMs                   = { namespace = "app", functions = ["sse_streaming"], statistic = "p95", period = 300, evaluation_periods = 1, comparison = "GreaterThanThreshold", threshold = 1000, missing = "notBreaching", summary = "p95 SSE DynamoDB poll over 1 s", why = "a poll over 1 s at p95 starves the 2 s poll loop; no streams, no samples: notBreaching" }
+    CircuitBreakerPersistenceFailure = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent paths 1-2: circuit-breaker load/save failed", why = "silent path: any occurrence loses breaker state; error count: notBreaching" }
+    AuditEventPersistenceFailure     = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 3: audit-trail write failed", why = "silent path: any occurrence loses an audit record; error count: notBreaching" }
+    DownstreamNotificationFailure    = { namespace = "app", functions = ["ingestion", "analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 4: downstream SNS publish failed", why = "silent path: any occurrence loses an SNS hand-off; error count: notBreaching" }
+    TimeseriesFanoutPartialFailure   = { namespace = "app", functions = ["analysis"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 5: time-series fan-out write failed", why = "silent path: any occurrence loses a time-series bucket; error count: notBreaching" }
+    SelfHealingItemFetchFailure      = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 6: self-healing item fetch failed", why = "silent path: any occurrence leaves an item unhealed; error count: notBreaching" }
+    ParallelFetcherErrors            = { namespace = "app", functions = ["ingestion"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "silent path 7: a parallel news fetch failed", why = "silent path: any occurrence drops one source of news; error count: notBreaching" }
     # The canary (FR-020): pages after two failed runs in a row; silence is a failure.
-    CanaryHealth    = { namespace = "canary", functions = ["canary"], statistic = "Minimum", period = 300, evaluation_periods = 2, comparison = "LessThanThreshold", threshold = 1, missing = "breaching", summary = "the canary found X-Ray or CloudWatch unhealthy (or did not report) in 2 consecutive periods" }
-    trace_data_loss = { namespace = "canary", functions = ["canary"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "retrieved/submitted canary traces below the loss threshold (FR-036)" }
+    CanaryHealth    = { namespace = "canary", functions = ["canary"], statistic = "Minimum", period = 300, evaluation_periods = 2, comparison = "LessThanThreshold", threshold = 1, missing = "breaching", summary = "the canary found X-Ray or CloudWatch unhealthy (or did not report) in 2 consecutive periods", why = "two failed or missing runs in a row (one can be a transient X-Ray delay); silence is the canary failing: breaching" }
+    trace_data_loss = { namespace = "canary", functions = ["canary"], statistic = "Sum", period = 300, evaluation_periods = 1, comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", summary = "retrieved/submitted canary traces below the loss threshold (FR-036)", why = "one run below the loss threshold means X-Ray lost traces; count: notBreaching" }
   }
 
-  # Per function (FR-040, FR-041, FR-061): Errors, and Duration p95 at 80 % of the timeout unless
-  # the stack map gives a duration_alarm override with its reason.
+  # Per function (FR-040, FR-041, FR-061): Errors, Throttles, and Duration p95 at 80 % of the
+  # timeout unless the stack map gives a duration_alarm override with its reason.
   function_alarms = merge(
     {
       for key, fn in var.functions : "${key}-errors" => {
-        namespace   = "AWS/Lambda", metric = "Errors", dimensions = tomap({ FunctionName = var.function_names[key] })
-        statistic   = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison  = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
-        description = "${var.function_names[key]} invocations failed"
+        namespace  = "AWS/Lambda", metric = "Errors", dimensions = tomap({ FunctionName = var.function_names[key] })
+        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
+        summary    = "${var.function_names[key]} invocations failed"
+        why        = "every failed invocation is a lost event or request; no invocations, no errors: notBreaching"
+      }
+    },
+    {
+      # Reserved concurrency caps some functions: a throttle is an event refused (a 429 on the URL).
+      for key, fn in var.functions : "${key}-throttles" => {
+        namespace  = "AWS/Lambda", metric = "Throttles", dimensions = tomap({ FunctionName = var.function_names[key] })
+        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
+        summary    = "${var.function_names[key]} was throttled (reserved or account concurrency reached)"
+        why        = "one throttle is a request refused or an async event delayed; Lambda sends no datapoint without throttles: notBreaching"
       }
     },
     {
@@ -46,11 +60,22 @@ locals {
         period     = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
         comparison = "GreaterThanThreshold"
         threshold  = fn.duration_alarm == null ? fn.timeout_s * 1000 * var.duration_alarm_ratio : fn.duration_alarm.threshold_ms
-        missing    = "notBreaching"
-        description = (fn.duration_alarm == null ?
+        missing    = "notBreaching", widget = "Lambda duration"
+        summary = (fn.duration_alarm == null ?
           "${var.function_names[key]} p95 duration above ${var.duration_alarm_ratio * 100} % of its ${fn.timeout_s} s timeout" :
         "${var.function_names[key]} duration: ${fn.duration_alarm.reason}")
+        why = "warns before the hard timeout (FR-041); no invocations, no duration: notBreaching"
       }
+    },
+    {
+      # Lambda could not write an async event that failed all retries to its DLQ: the event is gone.
+      for key, fn in var.functions : "${key}-dead-letter-errors" => {
+        namespace  = "AWS/Lambda", metric = "DeadLetterErrors", dimensions = tomap({ FunctionName = var.function_names[key] })
+        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Dead-letter queues"
+        summary    = "${var.function_names[key]} could not write a failed event to its dead-letter queue"
+        why        = "one is an event lost for good; Lambda sends no datapoint without such errors: notBreaching"
+      } if fn.dead_letter_queue != null
     },
   )
 
@@ -62,38 +87,88 @@ locals {
         statistic          = spec.statistic, period = spec.period
         evaluation_periods = spec.evaluation_periods, datapoints = spec.evaluation_periods
         comparison         = spec.comparison, threshold = spec.threshold, missing = spec.missing
-        description        = "${var.function_names[key]}: ${spec.summary}"
+        widget             = spec.namespace == "canary" ? "Canary" : "Application metrics"
+        summary            = "${var.function_names[key]}: ${spec.summary}"
+        why                = spec.why
       }
     }
   ]...)
 
-  # A dead letter is a lost event until someone looks.
-  queue_alarms = {
-    for key, name in var.queue_names : "${key}-messages" => {
-      namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = tomap({ QueueName = name })
-      statistic   = "Maximum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison  = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
-      description = "${name} holds dead letters"
-    }
-  }
+  # A dead letter is a lost event until someone looks: the first one pages, and a letter nobody has
+  # handled in a day pages again, well before the queue's 14-day retention drops it.
+  queue_alarms = merge(
+    {
+      for key, name in var.queue_names : "${key}-messages" => {
+        namespace  = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = tomap({ QueueName = name })
+        statistic  = "Maximum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Dead-letter queues"
+        summary    = "${name} holds dead letters"
+        why        = "one dead letter is one lost event; SQS stops sending datapoints for an idle empty queue: notBreaching"
+      }
+    },
+    {
+      for key, name in var.queue_names : "${key}-oldest-age" => {
+        namespace  = "AWS/SQS", metric = "ApproximateAgeOfOldestMessage", dimensions = tomap({ QueueName = name })
+        statistic  = "Maximum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+        comparison = "GreaterThanOrEqualToThreshold", threshold = var.dlq_max_age_s, missing = "notBreaching", widget = "Dead-letter queues"
+        summary    = "a dead letter in ${name} has waited ${var.dlq_max_age_s} s unhandled"
+        why        = "depth pages once; age pages again while nobody drains the queue, long before retention drops the letter; idle empty queue: notBreaching"
+      }
+    },
+  )
 
+  # The entry points (API Gateway stage, the SSE Function URL) and the edge in front of them.
   api_alarms = {
     "api-5xx" = {
-      namespace   = "AWS/ApiGateway", metric = "5XXError", dimensions = tomap({ ApiName = var.api_name, Stage = var.api_stage_name })
-      statistic   = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison  = "GreaterThanOrEqualToThreshold", threshold = 5, missing = "notBreaching"
-      description = "${var.api_name}/${var.api_stage_name} answered 5 or more 5XX in ${var.alarm_period_s} s"
+      namespace  = "AWS/ApiGateway", metric = "5XXError", dimensions = tomap({ ApiName = var.api_name, Stage = var.api_stage_name })
+      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+      comparison = "GreaterThanOrEqualToThreshold", threshold = 5, missing = "notBreaching", widget = "API, SSE origin and edge"
+      summary    = "${var.api_name}/${var.api_stage_name} answered 5 or more 5XX in ${var.alarm_period_s} s"
+      why        = "5 in a period is a failing backend, not one client's bad luck (the dashboard's own faults page through its Errors alarm); no traffic: notBreaching"
+    }
+    # https://docs.aws.amazon.com/lambda/latest/dg/urls-monitoring.html: FunctionName aggregates the
+    # URLs of every alias of the function.
+    "sse-origin-5xx" = {
+      namespace  = "AWS/Lambda", metric = "Url5xxCount", dimensions = tomap({ FunctionName = var.function_names[local.sse_function_key] })
+      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "API, SSE origin and edge"
+      summary    = "the SSE Function URL answered 5xx (function error, timeout or 429 past reserved concurrency is 4xx, not counted)"
+      why        = "a stream is one long request: one 5xx is one viewer without live updates; no requests, no datapoint: notBreaching"
     }
   }
 
-  alarms = merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms)
+  # FR-034 / SC-013: the X-Ray groups' trace metrics (AWS/X-Ray, dimension GroupName), published
+  # for every group: https://docs.aws.amazon.com/xray/latest/devguide/xray-console-groups.html
+  xray_alarms = {
+    for metric in ["ApproximateFaultCount", "ApproximateErrorCount"] : "xray-faults-group-${lower(trimprefix(metric, "Approximate"))}" => {
+      namespace  = "AWS/X-Ray", metric = metric, dimensions = tomap({ GroupName = aws_xray_group.this["faults"].group_name })
+      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "X-Ray groups"
+      summary    = "sampled traces of ${var.name_prefix} carry a ${metric == "ApproximateFaultCount" ? "fault (5xx)" : "error (4xx)"}"
+      why        = "any sampled fault or error of this environment is a trace to read; X-Ray sends no datapoint without one: notBreaching"
+    }
+  }
+
+  alarms = merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms, local.xray_alarms)
+
+  # CloudFront publishes its metrics in us-east-1 only (dimension Region = Global): these alarms and
+  # their topic live there. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/programming-cloudwatch-metrics.html
+  global_alarms = {
+    "cloudfront-5xx-rate" = {
+      namespace  = "AWS/CloudFront", metric = "5xxErrorRate", dimensions = tomap({ DistributionId = var.cloudfront_distribution_id, Region = "Global" })
+      statistic  = "Average", period = var.alarm_period_s, evaluation_periods = 3, datapoints = 2
+      comparison = "GreaterThanThreshold", threshold = 5, missing = "notBreaching", widget = "API, SSE origin and edge"
+      summary    = "over 5 % of the distribution's responses were 5xx in 2 of 3 periods"
+      why        = "a rate, so one failed request on a quiet night does not page, 2 of 3 periods so a blip does not either; no requests: notBreaching"
+    }
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
   for_each = local.alarms
 
   alarm_name          = "${var.name_prefix}-${each.key}"
-  alarm_description   = each.value.description
+  alarm_description   = "${each.value.summary}. Why: ${each.value.why}"
   namespace           = each.value.namespace
   metric_name         = each.value.metric
   dimensions          = each.value.dimensions
@@ -110,8 +185,30 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   ok_actions          = [var.alarm_topic_arn]
 }
 
+# The global alarms (CloudFront), in us-east-1 where CloudFront's metrics live; same shape as `this`.
+resource "aws_cloudwatch_metric_alarm" "global" {
+  provider = aws.us_east_1
+  for_each = local.global_alarms
+
+  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_description   = "${each.value.summary}. Why: ${each.value.why}"
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
+  treat_missing_data  = each.value.missing
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.us_east_1.arn]
+  ok_actions          = [aws_sns_topic.us_east_1.arn]
+}
+
 # FR-038 / SC-016: X-Ray cost, account-wide, in us-east-1 where billing metrics live. Alarm actions
-# must be in the alarm's region: these notify a billing topic there.
+# must be in the alarm's region: these notify the us-east-1 alarm topic.
 resource "aws_cloudwatch_metric_alarm" "billing" {
   provider = aws.us_east_1
   for_each = var.create_billing_alarms ? { for t in var.billing_thresholds_usd : tostring(t) => t } : {}
@@ -129,21 +226,19 @@ resource "aws_cloudwatch_metric_alarm" "billing" {
   threshold           = each.value
   treat_missing_data  = "notBreaching"
   actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.billing[0].arn]
+  alarm_actions       = [aws_sns_topic.us_east_1.arn]
 }
 
-resource "aws_kms_key" "billing" {
+resource "aws_kms_key" "us_east_1" {
   provider = aws.us_east_1
-  count    = var.create_billing_alarms ? 1 : 0
 
-  description             = "${var.name_prefix}: billing alarm topic (us-east-1)"
+  description             = "${var.name_prefix}: the us-east-1 alarm topic (billing, CloudFront)"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.billing_key[0].json
+  policy                  = data.aws_iam_policy_document.us_east_1_key.json
 }
 
-data "aws_iam_policy_document" "billing_key" {
-  count = var.create_billing_alarms ? 1 : 0
+data "aws_iam_policy_document" "us_east_1_key" {
 
   statement {
     sid       = "AccountRootManagesKeyAndEnablesIam"
@@ -151,7 +246,7 @@ data "aws_iam_policy_document" "billing_key" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
     }
   }
 
@@ -171,29 +266,26 @@ data "aws_iam_policy_document" "billing_key" {
   }
 }
 
-resource "aws_sns_topic" "billing" {
+resource "aws_sns_topic" "us_east_1" {
   provider = aws.us_east_1
-  count    = var.create_billing_alarms ? 1 : 0
 
-  name              = "${var.name_prefix}-billing-alarms"
-  kms_master_key_id = aws_kms_key.billing[0].arn
+  name              = "${var.name_prefix}-us-east-1-alarms"
+  kms_master_key_id = aws_kms_key.us_east_1.arn
 }
 
-resource "aws_sns_topic_policy" "billing" {
+resource "aws_sns_topic_policy" "us_east_1" {
   provider = aws.us_east_1
-  count    = var.create_billing_alarms ? 1 : 0
 
-  arn    = aws_sns_topic.billing[0].arn
-  policy = data.aws_iam_policy_document.billing_topic[0].json
+  arn    = aws_sns_topic.us_east_1.arn
+  policy = data.aws_iam_policy_document.us_east_1_topic.json
 }
 
-data "aws_iam_policy_document" "billing_topic" {
-  count = var.create_billing_alarms ? 1 : 0
+data "aws_iam_policy_document" "us_east_1_topic" {
 
   statement {
     sid       = "CloudWatchAlarmsPublish"
     actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.billing[0].arn]
+    resources = [aws_sns_topic.us_east_1.arn]
     principals {
       type        = "Service"
       identifiers = ["cloudwatch.amazonaws.com"]
@@ -223,11 +315,11 @@ resource "aws_sns_topic_subscription" "canary_email" {
   endpoint  = each.value
 }
 
-resource "aws_sns_topic_subscription" "billing_email" {
+resource "aws_sns_topic_subscription" "us_east_1_email" {
   provider = aws.us_east_1
-  for_each = var.create_billing_alarms ? toset(var.alarm_email_endpoints) : toset([])
+  for_each = toset(var.alarm_email_endpoints)
 
-  topic_arn = aws_sns_topic.billing[0].arn
+  topic_arn = aws_sns_topic.us_east_1.arn
   protocol  = "email"
   endpoint  = each.value
 }

@@ -3,3 +3,5 @@
 data "aws_region" "current" {}
 
 data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}

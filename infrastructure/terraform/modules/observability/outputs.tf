@@ -2,6 +2,7 @@ output "alarm_names" {
   description = "Every alarm name (regional and billing)."
   value = concat(
     [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.global : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.billing : a.alarm_name],
   )
 }
@@ -54,4 +55,26 @@ output "sampling_rules" {
       service_type   = r.service_type
     }
   }
+}
+
+output "xray_group_filters" {
+  description = "X-Ray group filter expression by group name (each limited to this environment's services)."
+  value       = { for g in aws_xray_group.this : g.group_name => g.filter_expression }
+}
+
+output "global_alarms" {
+  description = "The us-east-1 alarms (CloudFront) by name."
+  value = {
+    for a in aws_cloudwatch_metric_alarm.global : a.alarm_name => {
+      namespace          = a.namespace
+      metric_name        = a.metric_name
+      treat_missing_data = a.treat_missing_data
+      alarm_actions      = a.alarm_actions
+    }
+  }
+}
+
+output "dashboard_graphs" {
+  description = "Titles of the dashboard's alarm-metric graphs (one per widget key of the alarm maps)."
+  value       = local.graph_titles
 }

@@ -21,7 +21,9 @@ variable "name_prefix" {
 variable "functions" {
   description = "The stack map's functions (timeouts; an optional duration_alarm override with its reason)."
   type = map(object({
-    timeout_s = number
+    timeout_s         = number
+    trigger           = object({ type = string })
+    dead_letter_queue = optional(string)
     duration_alarm = optional(object({
       statistic    = string
       threshold_ms = number
@@ -178,5 +180,26 @@ variable "alarm_period_s" {
   validation {
     condition     = var.alarm_period_s >= 60 && var.alarm_period_s % 60 == 0
     error_message = "alarm_period_s must be a multiple of 60."
+  }
+}
+
+variable "cloudfront_distribution_id" {
+  description = "The distribution whose 5xx rate is alarmed (us-east-1) and graphed."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Z0-9]{1,32}$", var.cloudfront_distribution_id))
+    error_message = "cloudfront_distribution_id must be a CloudFront distribution id."
+  }
+}
+
+variable "dlq_max_age_s" {
+  description = "Age of the oldest dead letter that pages again (the queues keep letters 14 days)."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.dlq_max_age_s >= 3600 && var.dlq_max_age_s < 1209600
+    error_message = "dlq_max_age_s must be at least an hour and under the 14-day retention."
   }
 }

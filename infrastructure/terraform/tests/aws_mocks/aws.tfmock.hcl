@@ -55,11 +55,32 @@ mock_resource "aws_cloudfront_function" {
   defaults = { arn = "arn:aws:cloudfront::123456789012:function/mock" }
 }
 mock_resource "aws_cloudfront_distribution" {
-  defaults = { arn = "arn:aws:cloudfront::123456789012:distribution/MOCK" }
+  defaults = { arn = "arn:aws:cloudfront::123456789012:distribution/MOCK", id = "MOCK" }
 }
 mock_resource "aws_s3_bucket" {
   defaults = { arn = "arn:aws:s3:::mock" }
 }
 mock_resource "aws_cloudwatch_metric_alarm" {
   defaults = { arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:mock" }
+}
+mock_resource "aws_lambda_alias" {
+  defaults = {
+    arn        = "arn:aws:lambda:eu-west-1:123456789012:function:mock:live"
+    invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mock:live/invocations"
+  }
+}
+mock_resource "aws_api_gateway_stage" {
+  defaults = { arn = "arn:aws:apigateway:eu-west-1::/restapis/abcdef1234/stages/live" }
+}
+mock_resource "aws_wafv2_web_acl" {
+  defaults = { arn = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/mock/00000000-0000-0000-0000-000000000000" }
+}
+mock_resource "aws_secretsmanager_secret_version" {
+  defaults = { secret_string = "mockoriginverifysecretvalue0123456789abcdefghij" }
+}
+mock_data "aws_secretsmanager_random_password" {
+  defaults = { random_password = "mockoriginverifysecretvalue0123456789abcdefghij" }
+}
+mock_resource "aws_xray_group" {
+  defaults = { arn = "arn:aws:xray:eu-west-1:123456789012:group/mock/MOCK" }
 }

@@ -30,7 +30,10 @@ EXPECTED = {
                      for t in ("news", "timeseries", "config")},
     },
     "notification": {
-        "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
+        # idempotency: exactly the calls of Powertools' DynamoDBPersistenceLayer (lock, read, complete, release)
+        "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]},
+                     "idempotency": {"actions": ["GetItem", "PutItem", "UpdateItem", "DeleteItem"],
+                                     "resources": ["table"]}},
         "secrets_read": ["sendgrid"], "metric_namespace": "app",
     },
     "metrics": {

@@ -12,7 +12,9 @@ it (`SENDGRID_HOST` = `base_url`):
 On demand (`fail(mode, times)`), the next `times` requests (or all, until `recover()`) get a 429
 (with SendGrid's `X-RateLimit-*` headers), a 500, or hang: the request is held unanswered for
 `hang_s` seconds (or until `recover()` / `stop()`) and the connection then closed, so a client's
-timeout fires. Every request's outcome is kept in order (`statuses`; None for a hang).
+timeout fires. `fail(..., recipient=address)` fails only requests to that address (one alert rule
+of several), the others are answered as usual. Every request's outcome is kept in order
+(`statuses`; None for a hang).
 
 Example:
     >>> with SendGridSink() as sink:                                   # doctest: +SKIP
@@ -65,6 +67,7 @@ class SentEmail:
 class _Failure:
     mode: SinkFailure
     remaining: int | None  # None: until recover()
+    recipient: str | None = None  # None: every request
 
 
 def mail_errors(body: Any) -> list[dict[str, Any]]:
@@ -97,6 +100,14 @@ def mail_errors(body: Any) -> list[dict[str, Any]]:
             for c in content):
         missing("content", "The content value must be a string at least one character in length.")
     return errors
+
+
+def recipients_of(body: Any) -> tuple[str, ...]:
+    """Every `personalizations[].to[].email` of a request body that has them (none otherwise)."""
+    if not isinstance(body, dict) or not isinstance(body.get("personalizations"), list):
+        return ()
+    return tuple(str(r["email"]) for p in body["personalizations"] if isinstance(p, dict)
+                 for r in p.get("to") or [] if isinstance(r, dict) and "email" in r)
 
 
 class SendGridSink:
@@ -141,10 +152,11 @@ class SendGridSink:
                                                          SecretString=json.dumps({"api_key": self.api_key}))
 
     # behaviour on demand ----------------------------------------------------------------------
-    def fail(self, mode: SinkFailure, times: int | None = None) -> None:
-        """Fail the next `times` requests (None: every request until `recover()`)."""
+    def fail(self, mode: SinkFailure, times: int | None = None, recipient: str | None = None) -> None:
+        """Fail the next `times` requests (None: every request until `recover()`), only those to
+        `recipient` when one is given."""
         with self._lock:
-            self._failure = _Failure(mode, times)
+            self._failure = _Failure(mode, times, recipient)
             self._release.clear()
 
     def recover(self) -> None:
@@ -167,10 +179,10 @@ class SendGridSink:
             self._sent.clear()
             self._statuses.clear()
 
-    def _take_failure(self) -> SinkFailure | None:
+    def _take_failure(self, recipients: tuple[str, ...]) -> SinkFailure | None:
         with self._lock:
             failure = self._failure
-            if failure is None:
+            if failure is None or (failure.recipient is not None and failure.recipient not in recipients):
                 return None
             if failure.remaining is not None:
                 failure.remaining -= 1
@@ -227,7 +239,11 @@ class SendGridSink:
                     self._answer(401, {"errors": [{"message": "The provided authorization grant is invalid, "
                                                    "expired, or revoked", "field": None, "help": None}]})
                     return
-                failure = sink._take_failure()
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                failure = sink._take_failure(recipients_of(body))
                 if failure is SinkFailure.HANG:
                     sink._record(None)
                     sink._release.wait(sink.hang_s)
@@ -242,10 +258,6 @@ class SendGridSink:
                 if failure is SinkFailure.SERVER_ERROR:
                     self._answer(500, {"errors": [{"message": "internal error", "field": None, "help": None}]})
                     return
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
                 errors = mail_errors(body)
                 if errors:
                     self._answer(400, {"errors": errors})

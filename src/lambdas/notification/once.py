@@ -41,13 +41,18 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import DataclassSerializer
 
 # Lambda keeps retrying an asynchronous event for up to 6 hours (maximum event age), so a record
 # must outlive that; a day also covers a late SNS redelivery. DynamoDB TTL removes it afterwards.
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
 RECORD_TTL_S = 24 * 60 * 60
-SORT_KEY_ATTRIBUTE = "sort_key"  # stack.json `idempotency`: hash `id`, range `sort_key`, TTL `expiration`
+# stack.json `idempotency`: hash `id`, range `sort_key`, TTL `expiration`. Powertools' composite-key
+# layout: the partition is a static value, the sort key `<function name>.<module>.<function>#<hash>`.
+# The partition is fixed here rather than read from AWS_LAMBDA_FUNCTION_NAME when the layer is built.
+SORT_KEY_ATTRIBUTE = "sort_key"
+STATIC_PARTITION = "idempotency#alert_email"
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,11 @@ class SendReceipt:
     replayed: bool = False
 
 
-def _replayed(receipt: Any, record: Any) -> SendReceipt:
+def _replayed(response: Any, idempotent_data: DataRecord) -> SendReceipt:
     """Powertools' response hook: runs only when a COMPLETED record answered instead of a send."""
-    if not isinstance(receipt, SendReceipt):
-        raise TypeError(f"idempotency record holds {type(receipt).__name__}, not a SendReceipt")
-    return dataclasses.replace(receipt, replayed=True)
+    if not isinstance(response, SendReceipt):
+        raise TypeError(f"idempotency record holds {type(response).__name__}, not a SendReceipt")
+    return dataclasses.replace(response, replayed=True)
 
 
 # One config per environment: `register_lambda_context` is called per invocation by the handler.
@@ -86,7 +91,7 @@ def idempotency_store(table_name: str) -> DynamoDBPersistenceLayer:
     layer writes typed attribute values (`{"S": ...}`), which a boto3 resource's client would
     serialise a second time."""
     return DynamoDBPersistenceLayer(table_name=table_name, sort_key_attr=SORT_KEY_ATTRIBUTE,
-                                    boto3_client=boto3.client("dynamodb"))
+                                    static_pk_value=STATIC_PARTITION, boto3_client=boto3.client("dynamodb"))
 
 
 def _send(delivery: AlertDelivery, send: Callable[[], tuple[int, int]]) -> SendReceipt:

@@ -69,12 +69,12 @@ run "stack" {
 
   # FR-040 / FR-041 / FR-042 / FR-043 / FR-045: the alarm set, every one to the alarms topic.
   assert {
-    condition     = length(module.observability.alarms) == 35
-    error_message = "35 regional alarms: 7 Errors, 7 Duration, 18 contract metrics, 2 DLQs, 1 API 5XX (README)."
+    condition     = length(module.observability.alarms) == 36
+    error_message = "36 regional alarms: 7 Errors, 7 Duration, 19 contract metrics, 2 DLQs, 1 API 5XX (README)."
   }
 
   assert {
-    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 38 : 35)
+    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 39 : 36)
     error_message = "The alarm count must match the README table."
   }
 

@@ -125,7 +125,7 @@ def test_a_firing_rule_sends_one_email_recorded_as_its_own_sendgrid_subsegment(n
 
     result, _ = notifications.run(notifications.event(message), upstream)
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1, "already_sent": 0}]}
     [email] = notifications.sink.sent()
     assert email.to == (RECIPIENT,) and email.from_address == FROM_ADDRESS
     assert email.subject.startswith("AAPL sentiment +0.62 (positive) is above your threshold +0.30")
@@ -269,7 +269,7 @@ def test_no_crossed_threshold_sends_nothing(notifications: Notifications) -> Non
     upstream = TraceHeader.new_root()
     result, _ = notifications.run(notifications.event(notifications.message(0.5)), upstream)  # equal: not crossed
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0, "already_sent": 0}]}
     assert notifications.sink.statuses == []
     tree = notifications.pipeline.tree(upstream.root, expect_at_least=5)
     assert sendgrid_calls(tree) == []
@@ -418,7 +418,7 @@ def test_a_retry_after_the_invocation_failed_past_a_send_mails_only_what_did_not
     assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,)]
     result, _ = notifications.run(event, upstream)  # the asynchronous retry: the same event
 
-    assert result["notifications"] == [{"ticker": "AAPL", "rules": 2, "fired": 2, "sent": 2}]
+    assert result["notifications"] == [{"ticker": "AAPL", "rules": 2, "fired": 2, "sent": 1, "already_sent": 1}]
     assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,), (OTHER_RECIPIENT,)]
     assert notifications.sink.statuses.count(202) == 2  # one accepted request per rule, in both invocations
 
@@ -464,7 +464,8 @@ def test_the_same_score_delivered_twice_mails_once_and_a_new_score_of_the_item_m
 
     notifications.run(notifications.event(message), TraceHeader.new_root())
     again, _ = notifications.run(notifications.event(message), TraceHeader.new_root())  # another SNS delivery
-    assert again["notifications"][0]["sent"] == 1 and len(notifications.sink.sent()) == 1
+    assert (again["notifications"][0]["sent"], again["notifications"][0]["already_sent"]) == (0, 1)
+    assert len(notifications.sink.sent()) == 1
     rescored = {**message, "score": 0.7, "analyzed_at": iso_ms(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))}
     notifications.run(notifications.event(rescored), TraceHeader.new_root())
     subjects = [email.subject for email in notifications.sink.sent()]

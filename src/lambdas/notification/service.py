@@ -105,7 +105,8 @@ class Report:
     ticker: str
     rules: int
     fired: int
-    sent: int
+    sent: int              # emails this invocation sent
+    already_sent: int = 0  # fired rules whose email for this score an earlier invocation sent
 
 
 def sendgrid_api_key(secret_name: str) -> str:
@@ -133,9 +134,10 @@ def alert_email(settings: NotificationSettings, rule: AlertRule, message: Scored
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
-def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> None:
+def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> bool:
     """One rule's email, at most once per scored item: its own subsegment, holding the idempotency
-    record's `dynamodb` calls and one `SendGrid` subsegment per attempt (none when already sent)."""
+    record's `dynamodb` calls and one `SendGrid` subsegment per attempt (none when already sent).
+    True when it was already sent (nothing sent now)."""
     annotate(tracer, alert_id=rule.alert_id, ticker=rule.ticker)
     delivery = AlertDelivery(rule.alert_id, message.item_id, message.analyzed_at)
 
@@ -152,9 +154,10 @@ def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertR
         annotate(tracer, attempts=0)
         logger.info("alert email already sent for this score: not sent again",
                     extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "item_id": message.item_id})
-        return
+        return True
     logger.info("alert email sent", extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "status": receipt.status,
                                            "attempts": receipt.attempts})
+    return False
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
@@ -167,16 +170,18 @@ def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left:
     mailer = SendGridMailer(tracer, sendgrid_api_key(settings.secret_name), settings.sendgrid_host, settings.retry,
                             seconds_left=seconds_left)
     failures: list[tuple[AlertRule, DeliveryError | IdempotencyAlreadyInProgressError]] = []
+    already_sent = 0
     for rule in fired:
         try:
-            deliver(mailer, settings, rule, message)
+            already_sent += deliver(mailer, settings, rule, message)
         # The other rules still get their email; all failures are raised below. Another invocation
         # holding this rule's record INPROGRESS is not a failed email: the retry settles it.
         except (DeliveryError, IdempotencyAlreadyInProgressError) as error:
             failures.append((rule, error))
             logger.warning("alert email not delivered", extra={"alert_id": rule.alert_id, "ticker": rule.ticker,
                                                                "error_type": type(error).__name__, "error": str(error)})
-    annotate(tracer, sent=len(fired) - len(failures), failed=len(failures))
+    sent = len(fired) - len(failures) - already_sent
+    annotate(tracer, sent=sent, already_sent=already_sent, failed=len(failures))
     undelivered = sum(isinstance(error, DeliveryError) for _, error in failures)
     if undelivered:
         put_metric(Metric.NOTIFICATION_DELIVERY_FAILURES, undelivered)
@@ -185,4 +190,4 @@ def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left:
         raise NotificationDeliveryError(
             f"{len(failures)} of {len(fired)} alert emails for item {message.item_id} not delivered: {summary}"
         ) from failures[0][1]
-    return Report(message.ticker, len(rules), len(fired), len(fired))
+    return Report(message.ticker, len(rules), len(fired), sent, already_sent)

@@ -1,8 +1,12 @@
 """CloudWatch metrics the application emits, in one catalogue (specs/contracts.md).
 
-Every datum carries exactly one dimension, `FunctionName`, so alarms can match it and no
-dimension name is ever repeated (CloudWatch rejects that). Published with `put_metric_data`,
-which the batch Lambdas' Tracer records as a CloudWatch subsegment.
+Every datum carries the dimension `FunctionName`, so alarms can match it, and no dimension name
+is ever repeated (CloudWatch rejects that). A metric counted per something (`MalformedArticles`
+per news source) is published twice in one call: with `FunctionName` alone, which its alarm
+watches, and with `FunctionName` + the per-dimension (`Source`), to see which one. CloudWatch keeps
+each dimension combination as its own metric and never sums across them
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
+Published with `put_metric_data`, which the batch Lambdas' Tracer records as a CloudWatch subsegment.
 
 Example:
     >>> put_metric(Metric.NEW_ITEMS_INGESTED, 3)   # as the function named by AWS_LAMBDA_FUNCTION_NAME
@@ -46,6 +50,10 @@ class Metric(StrEnum):
     TIMESERIES_FANOUT_PARTIAL_FAILURE = "TimeseriesFanoutPartialFailure"
     SELF_HEALING_ITEM_FETCH_FAILURE = "SelfHealingItemFetchFailure"
     PARALLEL_FETCHER_ERRORS = "ParallelFetcherErrors"
+    MALFORMED_ARTICLES = "MalformedArticles"  # also per `Source` (PER_SOURCE_DIMENSION)
+
+
+PER_SOURCE_DIMENSION = "Source"
 
 
 class CanaryMetric(StrEnum):
@@ -63,19 +71,33 @@ def cloudwatch_client() -> CloudWatchClient:
     return boto3.client("cloudwatch")
 
 
-def metric_datum(name: str, value: float, unit: str = "Count") -> MetricDatumTypeDef:
-    """One datum with the single `FunctionName` dimension of this function."""
+def metric_datum(name: str, value: float, unit: str = "Count",
+                 per: tuple[str, str] | None = None) -> MetricDatumTypeDef:
+    """One datum with this function's `FunctionName` dimension, and `per` (name, value) after it."""
+    if per is not None and per[0] == DIMENSION_NAME:
+        raise ValueError(f"dimension {DIMENSION_NAME} is already on every datum")
+    dimensions = [{"Name": DIMENSION_NAME, "Value": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}]
+    if per is not None:
+        dimensions.append({"Name": per[0], "Value": per[1]})
     return {
         "MetricName": name,
-        "Dimensions": [{"Name": DIMENSION_NAME, "Value": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}],
+        "Dimensions": dimensions,  # type: ignore[typeddict-item]
         "Value": float(value),
         "Unit": unit,  # type: ignore[typeddict-item]  # a StandardUnit literal, checked by CloudWatch
     }
 
 
-def put_metric(metric: Metric, value: float, unit: str = "Count") -> None:
-    """Publish one application datum now (failures raise: FR-018)."""
-    cloudwatch_client().put_metric_data(Namespace=APP_NAMESPACE, MetricData=[metric_datum(metric, value, unit)])
+def put_metric(metric: Metric, value: float, unit: str = "Count", per: tuple[str, str] | None = None) -> None:
+    """Publish one application datum now (failures raise: FR-018); with `per`, the same value also
+    with that dimension, in the same call.
+
+    Example:
+        >>> put_metric(Metric.MALFORMED_ARTICLES, 2, per=(PER_SOURCE_DIMENSION, "tiingo"))  # doctest: +SKIP
+    """
+    data = [metric_datum(metric, value, unit)]
+    if per is not None:
+        data.append(metric_datum(metric, value, unit, per))
+    cloudwatch_client().put_metric_data(Namespace=APP_NAMESPACE, MetricData=data)
 
 
 def put_metrics(data: Sequence[MetricDatumTypeDef]) -> None:

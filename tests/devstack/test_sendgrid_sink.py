@@ -8,7 +8,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from python_http_client.exceptions import BadRequestsError, TooManyRequestsError, UnauthorizedError
+from python_http_client.exceptions import (
+    BadRequestsError,
+    InternalServerError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 
@@ -68,6 +73,19 @@ def test_failures_on_demand_then_recovery(sink: SendGridSink) -> None:
     sink.recover()
     assert client(sink).send(mail()).status_code == 202
     assert sink.statuses == [429, 202, 500, 500, 202]
+
+
+@pytest.mark.req("FR-028")
+def test_a_failure_scoped_to_one_recipient_leaves_the_others_answered(sink: SendGridSink) -> None:
+    other = Mail(from_email="alerts@example.org", to_emails="other@example.org", subject="S", plain_text_content="B")
+    sink.fail(SinkFailure.SERVER_ERROR, times=2, recipient="other@example.org")
+    assert client(sink).send(mail()).status_code == 202  # not that recipient: answered, the count untouched
+    for _ in range(2):
+        with pytest.raises(InternalServerError):
+            client(sink).send(other)
+    assert client(sink).send(other).status_code == 202  # its two failures are used up
+    assert sink.statuses == [202, 500, 500, 202]
+    assert [email.to for email in sink.sent()] == [("someone@example.org",), ("other@example.org",)]
 
 
 def test_a_hung_request_is_never_answered(sink: SendGridSink) -> None:

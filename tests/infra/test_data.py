@@ -40,8 +40,20 @@ def test_gsis_ttl_and_attributes_are_derived_from_the_map():
         assert source in attribute
     # the map the devstack also reads: contract names of tables and indexes
     tables = stack()["tables"]
-    assert set(tables) == {"news", "timeseries", "state", "config"}
+    assert set(tables) == {"news", "timeseries", "state", "config", "idempotency"}
     assert set(tables["news"]["global_secondary_indexes"]) == {"status-index", "ticker-index", "sentiment-index"}
+
+
+@pytest.mark.req("FR-017")
+def test_the_idempotency_table_is_the_layout_powertools_writes_with_ttl_on_its_expiry():
+    """Powertools' DynamoDBPersistenceLayer with `sort_key_attr="sort_key"`: partition `id` (a static
+    `idempotency#<function>`), sort key the hashed idempotency key, epoch seconds in `expiration`
+    (aws_lambda_powertools/utilities/idempotency/persistence/dynamodb.py)."""
+    spec = stack()["tables"]["idempotency"]
+    assert spec["hash_key"] == {"name": "id", "type": "S"}
+    assert spec["range_key"] == {"name": "sort_key", "type": "S"}
+    assert spec["ttl_attribute"] == "expiration" and spec["global_secondary_indexes"] == {}
+    assert stack()["functions"]["notification"]["env"]["IDEMPOTENCY_TABLE"] == "table:idempotency"
 
 
 @pytest.mark.req("FR-013", "FR-017")

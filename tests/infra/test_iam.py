@@ -32,7 +32,10 @@ EXPECTED = {
                      "config": {"actions": DASHBOARD, "resources": ["table"]}},
     },
     "notification": {
-        "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
+        # idempotency: exactly the calls of Powertools' DynamoDBPersistenceLayer (lock, read, complete, release)
+        "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]},
+                     "idempotency": {"actions": ["GetItem", "PutItem", "UpdateItem", "DeleteItem"],
+                                     "resources": ["table"]}},
         "secrets_read": ["sendgrid"], "metric_namespace": "app",
     },
     "metrics": {

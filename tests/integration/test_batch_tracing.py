@@ -19,7 +19,7 @@ from devstack.xray.trace_reader import document_problems
 from lib.tracing.annotations import InvalidAnnotationError
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES, MAX_MESSAGE_CHARS
 from lib.tracing.header import TraceHeader
-from lib.tracing.powertools import PATCHED_MODULES
+from lib.tracing.powertools import MAX_RECORDED_SKIPS, MAX_SKIP_FIELD_CHARS, PATCHED_MODULES
 
 PROBE = FunctionSpec("probe", "tests.fixtures.probe_handler.lambda_handler", "zip", 128, 30, {}, {}, None)
 
@@ -146,6 +146,24 @@ def test_invalid_annotation_keys_fail_the_invocation(run: Any) -> None:
         run({"action": "annotate", "annotations": {"bad.key": 1}})
     with pytest.raises(InvalidAnnotationError):
         run({"action": "annotate", "annotations": {f"k{i}": i for i in range(50)}})
+
+
+@pytest.mark.req("FR-058", "FR-005")
+def test_skipped_records_are_counted_and_listed_bounded_on_the_subsegment(
+        run: Any, trace_pipeline: TracePipeline) -> None:
+    skipped = [{"index": i, "reason": f"field {i} " + "x" * 5000} for i in range(MAX_RECORDED_SKIPS + 5)]
+    _, invocation = run({"action": "skipped", "skipped": skipped})
+    handler = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=3).find("## lambda_handler")[0]
+    assert handler.document["annotations"]["probe_skipped"] == MAX_RECORDED_SKIPS + 5  # all of them counted
+    listed = handler.document["metadata"]["skipped"]
+    assert [entry["index"] for entry in listed["records"]] == list(range(MAX_RECORDED_SKIPS)) and listed["omitted"] == 5
+    assert all(len(entry["reason"]) == MAX_SKIP_FIELD_CHARS for entry in listed["records"])
+    assert listed["records"][0]["reason"].startswith("field 0 xxx")
+
+    _, invocation = run({"action": "skipped", "skipped": []})
+    handler = trace_pipeline.tree(invocation.trace_header.root, expect_at_least=3).find("## lambda_handler")[0]
+    assert handler.document["annotations"]["probe_skipped"] == 0
+    assert "skipped" not in handler.document.get("metadata", {})
 
 
 STEP = "## tests.fixtures.probe_handler.step_of_calls"

@@ -15,10 +15,12 @@ from devstack.aws.resources import Resources
 from devstack.fakes.news_sources import FailureMode
 from devstack.xray.trace_reader import ancestors, document_problems, render, silent_failures
 from lib.config import ConfigurationError
+from lib.metrics import cloudwatch_client
 from lib.news.model import item_id
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,
+    aws_calls,
     aws_fault,
     function_name,
     news_fixture,
@@ -220,7 +222,7 @@ def test_duplicates_never_produce_a_second_item_and_only_new_headlines_are_publi
 
 
 @pytest.mark.req("FR-005", "FR-018")
-@pytest.mark.parametrize("mode", [FailureMode.MALFORMED, FailureMode.NOT_JSON])
+@pytest.mark.parametrize("mode", [FailureMode.WRONG_SHAPE, FailureMode.NOT_JSON])
 def test_a_malformed_source_payload_is_a_typed_fault_and_none_of_its_articles_is_written(
     news: NewsHarness, mode: FailureMode
 ) -> None:
@@ -234,6 +236,45 @@ def test_a_malformed_source_payload_is_a_typed_fault_and_none_of_its_articles_is
     assert tiingo["fault"] is True
     assert tiingo["cause"]["exceptions"][0]["type"] == "MalformedSourcePayloadError"
     assert [e["name"] for e in silent_failures(tree)] == ["parallel_fetcher_aggregation"]
+
+
+@pytest.mark.req("FR-005", "FR-018", "FR-058", "FR-042", "FR-029")
+@pytest.mark.parametrize("source", ["tiingo", "finnhub"])
+def test_one_bad_record_among_good_ones_is_skipped_counted_per_source_and_traced_on_its_fetch(
+    news: NewsHarness, source: str
+) -> None:
+    """The fake source puts one record without its headline in the middle of its real-shaped array
+    (for Finnhub: in the first ticker's response). The run keeps every good article of that response,
+    the source does not fail (its breaker stays closed), and the skip is counted and traced."""
+    news.server.fail(source, FailureMode.MALFORMED, times=1)
+    with aws_calls(cloudwatch_client(), "PutMetricData") as metrics:
+        result, invocation = news.ingest()
+
+    assert result["failed_sources"] == {} and result["fetched"] == {"tiingo": 6, "finnhub": 6}
+    assert result["new_items"] == 11 and {item["source"] for item in news.items()} == {"tiingo", "finnhub"}
+    assert news.breaker(source) is None or news.breaker(source)["failures"] == 0
+    # one call, two data: the function-wide datum the alarm watches, and the same count per source
+    by_function = [{"Name": "FunctionName", "Value": function_name("ingestion")}]
+    counted = [datum for call in metrics for datum in call["MetricData"] if datum["MetricName"] == "MalformedArticles"]
+    assert [(datum["Dimensions"], datum["Value"]) for datum in counted] == [
+        (by_function, 1), ([*by_function, {"Name": "Source", "Value": source}], 1)]
+    other = "finnhub" if source == "tiingo" else "tiingo"
+
+    tree = news.pipeline.tree(invocation.trace_header.root, expect_at_least=30)
+    fetches = {node.document["annotations"]["news_source"]: node.document
+               for node in tree.find("## lambdas.ingestion.service.fetch_source")}
+    fetch = fetches[source]
+    assert fetch["annotations"]["malformed_articles"] == 1 and fetches[other]["annotations"]["malformed_articles"] == 0
+    assert not fetch.get("fault") and not fetch.get("error")  # skipped, not failed
+    [skipped] = fetch["metadata"]["skipped"]["records"]
+    field = "title" if source == "tiingo" else "headline"
+    assert skipped == {"index": 3 if source == "tiingo" else 1, "reason": f"field {field!r} missing or not a string",
+                       "ticker": None if source == "tiingo" else "AAPL"}
+    assert fetch["metadata"]["skipped"]["omitted"] == 0
+    assert silent_failures(tree) == []
+    raw = json.dumps([node.document for node in tree.nodes()])
+    assert "broken.example.com" not in raw  # nothing of the bad record's content is in the trace
+    assert document_problems(tree) == [], render(tree)
 
 
 @pytest.mark.req("FR-018")

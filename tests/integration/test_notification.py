@@ -28,7 +28,7 @@ from lib.alerts import AlertRule, AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader
-from tests.fixtures.news_pipeline import aws_calls, function_name
+from tests.fixtures.news_pipeline import ancestors, aws_calls, aws_fault, function_name
 
 # The Lambda's modules are imported by the first invocation, inside the Lambda environment (their
 # Tracer and Logger read it), never at test collection: errors are matched by their type's name.
@@ -125,7 +125,7 @@ def test_a_firing_rule_sends_one_email_recorded_as_its_own_sendgrid_subsegment(n
 
     result, _ = notifications.run(notifications.event(message), upstream)
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1, "already_sent": 0}]}
     [email] = notifications.sink.sent()
     assert email.to == (RECIPIENT,) and email.from_address == FROM_ADDRESS
     assert email.subject.startswith("AAPL sentiment +0.62 (positive) is above your threshold +0.30")
@@ -269,7 +269,7 @@ def test_no_crossed_threshold_sends_nothing(notifications: Notifications) -> Non
     upstream = TraceHeader.new_root()
     result, _ = notifications.run(notifications.event(notifications.message(0.5)), upstream)  # equal: not crossed
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0, "already_sent": 0}]}
     assert notifications.sink.statuses == []
     tree = notifications.pipeline.tree(upstream.root, expect_at_least=5)
     assert sendgrid_calls(tree) == []
@@ -375,3 +375,127 @@ def test_a_function_logging_at_debug_writes_neither_the_api_key_nor_the_recipien
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert notifications.sink.api_key not in logged
     assert RECIPIENT not in logged
+
+
+# -- at most one email per (rule, scored item): Powertools Idempotency ------------------------------------------
+def deliveries(tree: TraceTree, alert_id: str) -> list[Node]:
+    """The rule's `deliver` subsegments, in the order they ran (one per invocation that reached it)."""
+    found = [node for node in tree.find("## lambdas.notification.service.deliver")
+             if node.document["annotations"]["alert_id"] == alert_id]
+    return sorted(found, key=lambda node: float(node.document["start_time"]))
+
+
+def idempotency_calls(node: Node, table: str) -> list[dict[str, Any]]:
+    """The `dynamodb` subsegments directly under `node` that touched the idempotency table, in order."""
+    calls = [child.document for child in node.children
+             if child.document["name"] == "dynamodb" and child.document["aws"].get("table_name") == table]
+    return sorted(calls, key=lambda document: float(document["start_time"]))
+
+
+def child_names(node: Node) -> list[str]:
+    return [child.document["name"] for child in sorted(node.children, key=lambda n: float(n.document["start_time"]))]
+
+
+def operations(calls: list[dict[str, Any]]) -> list[str]:
+    return [call["aws"]["operation"] for call in calls]
+
+
+@pytest.mark.req("FR-018", "FR-028", "FR-029", "SC-003", "FR-030")
+def test_a_retry_after_the_invocation_failed_past_a_send_mails_only_what_did_not_go_out(
+        notifications: Notifications) -> None:
+    """Two rules fire; SendGrid accepts the first email, then fails the second rule's three attempts:
+    the invocation fails after a send. Lambda's retry runs the same event again: the first rule's
+    record is COMPLETED (no second email), the second rule's email goes out. Every read and write of
+    the idempotency records is a `dynamodb` subsegment under its rule's `deliver`, under the handler."""
+    first = notifications.rule("AAPL", Direction.ABOVE, 0.3)
+    second = notifications.rule("AAPL", Direction.ABOVE, 0.2, OTHER_RECIPIENT)
+    notifications.sink.fail(SinkFailure.SERVER_ERROR, times=3, recipient=OTHER_RECIPIENT)
+    event = notifications.event(notifications.message(0.62))
+    upstream = TraceHeader.new_root()  # an async retry keeps the event and its trace header
+
+    with raises("NotificationDeliveryError", match=f"1 of 2 alert emails.*alert {second.alert_id}"):
+        notifications.run(event, upstream)
+    assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,)]
+    result, _ = notifications.run(event, upstream)  # the asynchronous retry: the same event
+
+    assert result["notifications"] == [{"ticker": "AAPL", "rules": 2, "fired": 2, "sent": 1, "already_sent": 1}]
+    assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,), (OTHER_RECIPIENT,)]
+    assert notifications.sink.statuses.count(202) == 2  # one accepted request per rule, in both invocations
+
+    table = notifications.resources.tables["idempotency"]
+    tree = notifications.pipeline.tree(upstream.root, expect_at_least=27)
+    sent, replayed = deliveries(tree, first.alert_id)
+    failed, retried = deliveries(tree, second.alert_id)
+    # first invocation: lock, send, complete / lock, three failed sends, release the lock
+    assert operations(idempotency_calls(sent, table)) == ["PutItem", "UpdateItem"]
+    assert child_names(sent) == ["dynamodb", "SendGrid", "dynamodb"]
+    assert sent.document["annotations"]["already_sent"] is False
+    assert operations(idempotency_calls(failed, table)) == ["PutItem", "DeleteItem"]
+    assert child_names(failed) == ["dynamodb", "SendGrid", "SendGrid", "SendGrid", "dynamodb"]
+    # the retry: the first rule's lock is refused (the record is there, COMPLETED), nothing is sent
+    refused, *reads = idempotency_calls(replayed, table)
+    assert refused["aws"]["operation"] == "PutItem" and refused["error"] is True
+    assert refused["cause"]["exceptions"][0]["type"] == "ConditionalCheckFailedException"
+    assert operations(reads) in ([], ["GetItem"])  # GetItem only where the refusal did not return the record
+    assert "SendGrid" not in child_names(replayed)
+    assert replayed.document["annotations"]["already_sent"] is True
+    assert replayed.document["annotations"]["attempts"] == 0 and not replayed.document.get("fault")
+    assert operations(idempotency_calls(retried, table)) == ["PutItem", "UpdateItem"]
+    assert retried.document["annotations"]["already_sent"] is False
+    # under the handler, like every other call; and exactly the calls the role may make on the table
+    for node in (sent, replayed, failed, retried):
+        for call in node.children:
+            assert "## lambda_handler" in ancestors(tree, call)
+    seen = {operation for node in (sent, replayed, failed, retried)
+            for operation in operations(idempotency_calls(node, table))}
+    granted = load_stack().raw["functions"]["notification"]["iam"]["dynamodb"]["idempotency"]["actions"]
+    assert {"PutItem", "UpdateItem", "DeleteItem"} <= seen <= set(granted)
+    assert document_problems(tree) == [], render(tree)
+    assert_no_secrets(notifications.pipeline, upstream.root, notifications.sink)
+
+
+@pytest.mark.req("FR-018", "FR-028")
+def test_the_same_score_delivered_twice_mails_once_and_a_new_score_of_the_item_mails_again(
+        notifications: Notifications) -> None:
+    """The key is the rule, the item and its score version, not the event: SNS delivering the
+    message twice (a new MessageId, the same content) sends nothing more; a new `analyzed_at` does."""
+    notifications.rule("AAPL", Direction.ABOVE, 0.3)
+    message = notifications.message(0.62)
+
+    notifications.run(notifications.event(message), TraceHeader.new_root())
+    again, _ = notifications.run(notifications.event(message), TraceHeader.new_root())  # another SNS delivery
+    assert (again["notifications"][0]["sent"], again["notifications"][0]["already_sent"]) == (0, 1)
+    assert len(notifications.sink.sent()) == 1
+    rescored = {**message, "score": 0.7, "analyzed_at": iso_ms(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))}
+    notifications.run(notifications.event(rescored), TraceHeader.new_root())
+    subjects = [email.subject for email in notifications.sink.sent()]
+    assert [subject[:21] for subject in subjects] == ["AAPL sentiment +0.62 ", "AAPL sentiment +0.70 "]
+
+
+@pytest.mark.req("FR-018", "FR-005")
+def test_a_crash_between_sendgrids_accept_and_the_records_completion_mails_again_after_the_in_progress_expiry(
+        notifications: Notifications) -> None:
+    """The window that remains (README, "Alert emails"): the record is INPROGRESS when the email has
+    gone out but `UpdateItem` to COMPLETED failed. A retry before the in-progress expiry (the first
+    invocation's deadline) is refused without sending; a retry after it sends the email again."""
+    from lambdas.notification.once import idempotency_store  # the store the function uses (one per environment)
+
+    notifications.rule("AAPL", Direction.ABOVE, 0.3)
+    table = notifications.resources.tables["idempotency"]
+    short = dataclasses.replace(load_stack().function("notification"), timeout_s=3)
+    event = notifications.event(notifications.message(0.62))
+    started = time.monotonic()
+    with aws_fault(idempotency_store(table).client, "UpdateItem", "InternalServerError", status=500,
+                   when=lambda body: body.get("TableName") == table) as failed_updates, \
+            raises("IdempotencyPersistenceLayerError"):
+        notifications.run(event, TraceHeader.new_root(), short)
+    assert len(failed_updates) == 1 and len(notifications.sink.sent()) == 1  # accepted, then the crash
+
+    with aws_calls(cloudwatch_client(), "PutMetricData") as metrics, \
+            raises("NotificationDeliveryError", match="IdempotencyAlreadyInProgressError"):
+        notifications.run(event, TraceHeader.new_root(), short)  # retried inside the first one's deadline
+    assert len(notifications.sink.sent()) == 1 and metrics == []  # refused, not sent, not a failed email
+
+    time.sleep(max(0.0, short.timeout_s + 0.3 - (time.monotonic() - started)))
+    notifications.run(event, TraceHeader.new_root(), short)  # retried after it: Lambda's retries come 1 and 2 min later
+    assert len(notifications.sink.sent()) == 2

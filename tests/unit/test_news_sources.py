@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +36,8 @@ def _sources(server: FakeNewsServer, keys: dict[str, str] = DEFAULT_API_KEYS) ->
 
 def test_both_sources_return_validated_utc_articles_of_tracked_tickers(server: FakeNewsServer) -> None:
     tiingo, finnhub = _sources(server)
-    from_tiingo = tiingo.fetch(TICKERS, *_window())
-    from_finnhub = finnhub.fetch(TICKERS, *_window())
+    from_tiingo = tiingo.fetch(TICKERS, *_window()).articles
+    from_finnhub = finnhub.fetch(TICKERS, *_window()).articles
     assert len(from_tiingo) == 6 and len(from_finnhub) == 6  # tiingo's 7th is tagged with an untracked ticker
     for article in [*from_tiingo, *from_finnhub]:
         assert article.ticker in TICKERS and article.headline and article.url.startswith("https://")
@@ -64,45 +66,117 @@ def test_wrong_keys_and_http_failures_are_source_http_errors(server: FakeNewsSer
     server.fail("tiingo", FailureMode.SERVER_ERROR, times=1)
     with pytest.raises(SourceHTTPError, match="HTTP 503"):
         tiingo.fetch(["AAPL"], *_window())
-    assert tiingo.fetch(["AAPL"], *_window())  # times=1: recovered by itself
+    assert tiingo.fetch(["AAPL"], *_window()).articles  # times=1: recovered by itself
     unreachable = TiingoSource("http://127.0.0.1:9", "key")
     with pytest.raises(SourceHTTPError, match="request failed"):
         unreachable.fetch(["AAPL"], *_window())
 
 
 @pytest.mark.req("FR-018")
-@pytest.mark.parametrize("mode", [FailureMode.MALFORMED, FailureMode.NOT_JSON])
-def test_a_malformed_response_is_refused_whole(server: FakeNewsServer, mode: FailureMode) -> None:
-    _, finnhub = _sources(server)
-    server.fail("finnhub", mode, times=1)
+@pytest.mark.parametrize("source", ["tiingo", "finnhub"])
+@pytest.mark.parametrize("mode", [FailureMode.WRONG_SHAPE, FailureMode.NOT_JSON])
+def test_a_response_that_is_not_the_documented_shape_is_refused_whole(
+        server: FakeNewsServer, mode: FailureMode, source: str) -> None:
+    client = dict(zip(("tiingo", "finnhub"), _sources(server), strict=True))[source]
+    server.fail(source, mode, times=1)
     with pytest.raises(MalformedSourcePayloadError):
-        finnhub.fetch(["AAPL"], *_window())
+        client.fetch(["AAPL"], *_window())
 
 
-GOOD_TIINGO = {"title": "A", "url": "https://a.example.com", "publishedDate": "2026-01-15T10:00:00Z",
-               "tickers": ["aapl"], "description": "d"}
-GOOD_FINNHUB = {"headline": "B", "url": "https://b.example.com", "datetime": 1768471200, "summary": "s"}
+@pytest.mark.req("FR-018", "FR-005")
+@pytest.mark.parametrize("source", ["tiingo", "finnhub"])
+def test_one_bad_record_among_good_ones_is_skipped_and_the_others_kept(server: FakeNewsServer, source: str) -> None:
+    client = dict(zip(("tiingo", "finnhub"), _sources(server), strict=True))[source]
+    healthy = client.fetch(TICKERS, *_window())
+    server.fail(source, FailureMode.MALFORMED, times=1)
+    fetched = client.fetch(TICKERS, *_window())
+    assert fetched.articles == healthy.articles and healthy.skipped == []
+    [skipped] = fetched.skipped
+    title = "title" if source == "tiingo" else "headline"
+    assert skipped.reason == f"field {title!r} missing or not a string"
+    assert skipped.ticker == (None if source == "tiingo" else "AAPL")  # finnhub: the first ticker's response
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "src" / "devstack" / "fixtures" / "news"
+
+
+def fixture_records(source: str) -> list[dict[str, Any]]:
+    """The shipped Tiingo / Finnhub fixtures: records in each API's real shape."""
+    records: list[dict[str, Any]] = json.loads((FIXTURES / f"{source}.json").read_text())
+    return records
 
 
 @pytest.mark.req("FR-018")
-@pytest.mark.parametrize("payload", [
-    {"articles": []}, [GOOD_TIINGO, "not an object"], [{**GOOD_TIINGO, "title": ""}],
-    [{**GOOD_TIINGO, "publishedDate": "2026-01-15T10:00:00"}], [{**GOOD_TIINGO, "tickers": "aapl"}],
-    [{**GOOD_TIINGO, "description": 3}],
-])
-def test_tiingo_payload_shapes_that_are_refused(payload: Any) -> None:
-    with pytest.raises(MalformedSourcePayloadError):
-        TiingoSource.parse(payload, ["AAPL"])
+@pytest.mark.parametrize("payload", [{"articles": []}, {"data": [{"title": "x"}]}, None, "[]", 7])
+@pytest.mark.parametrize("source", ["tiingo", "finnhub"])
+def test_payloads_that_are_not_an_array_fail_the_source(source: str, payload: Any) -> None:
+    with pytest.raises(MalformedSourcePayloadError, match="expected a JSON array"):
+        if source == "tiingo":
+            TiingoSource.parse(payload, TICKERS)
+        else:
+            FinnhubSource.parse(payload, "AAPL")
 
 
-@pytest.mark.req("FR-018")
-@pytest.mark.parametrize("payload", [
-    None, [{**GOOD_FINNHUB, "datetime": "1768471200"}], [{**GOOD_FINNHUB, "datetime": True}],
-    [{**GOOD_FINNHUB, "datetime": -5}], [{k: v for k, v in GOOD_FINNHUB.items() if k != "headline"}],
-])
-def test_finnhub_payload_shapes_that_are_refused(payload: Any) -> None:
-    with pytest.raises(MalformedSourcePayloadError):
-        FinnhubSource.parse(payload, "AAPL")
+SECRET_LOOKING = "do-not-trace-this-value-7f3a"  # a value that must never reach a reason
+
+
+def _tiingo_bad(good: dict[str, Any]) -> dict[int, tuple[Any, str]]:
+    """index in the mixed payload → (bad record, the reason it is skipped for)."""
+    return {
+        1: ({k: v for k, v in good.items() if k != "title"}, "field 'title' missing or not a string"),
+        3: ({**good, "publishedDate": f"2026-01-15T10:00:00 {SECRET_LOOKING}"},
+            "field 'publishedDate' is not an ISO-8601 instant with offset"),
+        4: ({**good, "publishedDate": "2026-01-15T10:00:00"},  # no offset: which instant?
+            "field 'publishedDate' is not an ISO-8601 instant with offset"),
+        6: ({**good, "tickers": SECRET_LOOKING}, "field 'tickers' missing or not an array"),
+        7: (SECRET_LOOKING, "not an object"),
+        9: ({**good, "description": 3}, "field 'description' is not a string"),
+        10: ({**good, "url": "   "}, "field 'url' is empty"),
+    }
+
+
+def _finnhub_bad(good: dict[str, Any]) -> dict[int, tuple[Any, str]]:
+    return {
+        0: ({**good, "datetime": "1768471200"}, "field 'datetime' missing or not an integer"),
+        2: ({**good, "datetime": True}, "field 'datetime' missing or not an integer"),
+        3: ({**good, "datetime": -5}, "field 'datetime' is not an epoch in seconds"),
+        5: ({**good, "datetime": 10**20}, "field 'datetime' is not an epoch in seconds"),
+        6: ({k: v for k, v in good.items() if k != "headline"}, "field 'headline' missing or not a string"),
+        8: ([SECRET_LOOKING], "not an object"),
+        9: ({**good, "summary": {"text": SECRET_LOOKING}}, "field 'summary' is not a string"),
+    }
+
+
+def _mixed(good: list[dict[str, Any]], bad: dict[int, tuple[Any, str]]) -> list[Any]:
+    """The good records in order, with each bad one at its index."""
+    records, remaining = [], list(good)
+    for index in range(len(good) + len(bad)):
+        records.append(bad[index][0] if index in bad else remaining.pop(0))
+    return records
+
+
+@pytest.mark.req("FR-018", "FR-005", "FR-058")
+@pytest.mark.parametrize("source", ["tiingo", "finnhub"])
+def test_real_shaped_responses_mixing_good_and_bad_records_keep_every_good_article(source: str) -> None:
+    good = fixture_records(source)
+    if source == "tiingo":
+        bad = _tiingo_bad(good[0])
+        parse: Any = lambda payload: TiingoSource.parse(payload, TICKERS)  # noqa: E731
+        ticker = None
+    else:
+        good = [record for record in good if record["related"] == "AAPL"] * 2  # one ticker's response
+        bad = _finnhub_bad(good[0])
+        parse = lambda payload: FinnhubSource.parse(payload, "AAPL")  # noqa: E731
+        ticker = "AAPL"
+    alone = parse(good)
+    assert alone.skipped == [] and alone.articles
+
+    mixed = parse(_mixed(good, bad))
+
+    assert mixed.articles == alone.articles  # every well-formed article, in order
+    assert [(s.index, s.reason, s.ticker) for s in mixed.skipped] == [
+        (index, reason, ticker) for index, (_, reason) in sorted(bad.items())]
+    assert all(SECRET_LOOKING not in skipped.reason for skipped in mixed.skipped)  # no payload in a reason
 
 
 def test_published_headlines_are_served_from_then_on_and_filtered_by_date(server: FakeNewsServer) -> None:
@@ -110,9 +184,9 @@ def test_published_headlines_are_served_from_then_on_and_filtered_by_date(server
     server.publish("finnhub", "TSLA", "Tesla opens a new factory", "Production starts next year.")
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     server.publish("tiingo", "TSLA", "An old Tesla story", published=old)
-    assert any(a.headline == "Tesla opens a new factory" for a in finnhub.fetch(["TSLA"], *_window()))
-    assert not any(a.headline == "An old Tesla story" for a in tiingo.fetch(["TSLA"], *_window()))
-    assert any(a.headline == "An old Tesla story" for a in tiingo.fetch(["TSLA"], old.date(), old.date()))
+    assert any(a.headline == "Tesla opens a new factory" for a in finnhub.fetch(["TSLA"], *_window()).articles)
+    assert not any(a.headline == "An old Tesla story" for a in tiingo.fetch(["TSLA"], *_window()).articles)
+    assert any(a.headline == "An old Tesla story" for a in tiingo.fetch(["TSLA"], old.date(), old.date()).articles)
 
 
 def test_the_server_answers_unknown_paths_and_bad_queries_with_4xx(server: FakeNewsServer) -> None:

@@ -44,6 +44,10 @@ class ScriptedFailures(Generic[Key, Mode]):
         with self._lock:
             self._armed.pop(key, None)
 
+    def recover_all(self) -> None:
+        with self._lock:
+            self._armed.clear()
+
     def take(self, key: Key) -> Mode | None:
         """The mode this request fails in (counting it against `times`), or None to answer normally."""
         with self._lock:

@@ -47,7 +47,8 @@ class FailureMode(Enum):
 
     SERVER_ERROR = "server_error"    # 503 with a JSON error body
     RATE_LIMITED = "rate_limited"    # 429
-    MALFORMED = "malformed"          # 200, JSON, but not the documented shape (an article lacks its headline)
+    MALFORMED = "malformed"          # 200, the documented array, one record of it without headline/title
+    WRONG_SHAPE = "wrong_shape"      # 200, JSON, but an object where the documented shape is an array
     NOT_JSON = "not_json"            # 200 with an HTML error page
 
 
@@ -236,8 +237,12 @@ class FakeNewsServer:
                     except (KeyError, ValueError) as error:
                         self._send(400, {"error": f"bad query: {error}"})
                         return
-                    if failure is FailureMode.MALFORMED:
-                        body = [*body, {"url": "https://broken.example.com/", "id": 1}]
+                    if failure is FailureMode.MALFORMED:  # among the good ones, not only after them
+                        middle = len(body) // 2
+                        body = [*body[:middle], {"url": "https://broken.example.com/", "id": 1}, *body[middle:]]
+                    if failure is FailureMode.WRONG_SHAPE:
+                        self._send(200, {"data": body})
+                        return
                     self._send(200, body)
 
             def _articles(self, source: str, query: Mapping[str, str]) -> list[dict[str, Any]]:

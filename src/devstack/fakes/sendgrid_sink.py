@@ -12,7 +12,9 @@ it (`SENDGRID_HOST` = `base_url`):
 On demand (`fail(mode, times)`), the next `times` requests (or all, until `recover()`) get a 429
 (with SendGrid's `X-RateLimit-*` headers), a 500, or hang: the request is held unanswered for
 `hang_s` seconds (or until `recover()` / `stop()`) and the connection then closed, so a client's
-timeout fires. Every request's outcome is kept in order (`statuses`; None for a hang).
+timeout fires. `fail(..., recipient=address)` fails only requests to that address (one alert rule
+of several), the others are answered as usual. Every request's outcome is kept in order
+(`statuses`; None for a hang).
 
 Example (not run: needs the notification function's secret on moto):
     >>> with SendGridSink() as sink:                                   # doctest: +SKIP
@@ -94,6 +96,14 @@ def mail_errors(body: Any) -> list[dict[str, Any]]:
     return errors
 
 
+def recipients_of(body: Any) -> tuple[str, ...]:
+    """Every `personalizations[].to[].email` of a request body that has them (none otherwise)."""
+    if not isinstance(body, dict) or not isinstance(body.get("personalizations"), list):
+        return ()
+    return tuple(str(r["email"]) for p in body["personalizations"] if isinstance(p, dict)
+                 for r in p.get("to") or [] if isinstance(r, dict) and "email" in r)
+
+
 class SendGridSink:
     """The Mail Send endpoint on one loopback port (port 0 by default: a free one)."""
 
@@ -102,7 +112,7 @@ class SendGridSink:
         self.hang_s = hang_s
         self._sent: list[SentEmail] = []
         self._statuses: list[int | None] = []
-        self._failures: ScriptedFailures[None, SinkFailure] = ScriptedFailures()  # one endpoint: one key
+        self._failures: ScriptedFailures[str | None, SinkFailure] = ScriptedFailures()  # per recipient, None: any
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = LoopbackServer.http(host, port, self._handler_class(), name="sendgrid-sink")
@@ -136,13 +146,14 @@ class SendGridSink:
                                                          SecretString=json.dumps({"api_key": self.api_key}))
 
     # behaviour on demand ----------------------------------------------------------------------
-    def fail(self, mode: SinkFailure, times: int | None = None) -> None:
-        """Fail the next `times` requests (None: every request until `recover()`)."""
+    def fail(self, mode: SinkFailure, times: int | None = None, recipient: str | None = None) -> None:
+        """Fail the next `times` requests (None: every request until `recover()`), only those to
+        `recipient` when one is given."""
         self._release.clear()
-        self._failures.fail(None, mode, times)
+        self._failures.fail(recipient, mode, times)
 
     def recover(self) -> None:
-        self._failures.recover(None)
+        self._failures.recover_all()
         self._release.set()
 
     def sent(self) -> list[SentEmail]:
@@ -209,7 +220,12 @@ class SendGridSink:
                     self._answer(401, {"errors": [{"message": "The provided authorization grant is invalid, "
                                                    "expired, or revoked", "field": None, "help": None}]})
                     return
-                failure = sink._failures.take(None)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                failure = next((mode for key in (*recipients_of(body), None)
+                                if (mode := sink._failures.take(key)) is not None), None)
                 if failure is SinkFailure.HANG:
                     sink._record(None)
                     sink._release.wait(sink.hang_s)
@@ -224,10 +240,6 @@ class SendGridSink:
                 if failure is SinkFailure.SERVER_ERROR:
                     self._answer(500, {"errors": [{"message": "internal error", "field": None, "help": None}]})
                     return
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
                 errors = mail_errors(body)
                 if errors:
                     self._answer(400, {"errors": errors})

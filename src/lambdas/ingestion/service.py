@@ -27,7 +27,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 
 from lib.config import ConfigurationError, require_env
-from lib.metrics import Metric, put_metric
+from lib.metrics import PER_SOURCE_DIMENSION, Metric, put_metric
 from lib.news.breaker import BreakerPolicy, BreakerState, BreakerStatus
 from lib.news.model import SOURCES, Article, NewsItem
 from lib.news.sources import FinnhubSource, NewsSource, SourceError, TiingoSource
@@ -39,6 +39,7 @@ from lib.tracing.powertools import (
     in_caller_trace,
     lambda_logger,
     lambda_tracer,
+    record_skipped,
     silent_failure,
 )
 
@@ -150,11 +151,22 @@ def save_breakers(state: StateTable, before: Mapping[str, BreakerState], after: 
 
 @tracer.capture_method(capture_response=False)
 def fetch_source(source: NewsSource, tickers: Sequence[str], since: dt.date, until: dt.date) -> list[Article]:
-    """One source's fetch (runs in a worker thread; its HTTP calls nest under this subsegment)."""
+    """One source's fetch (runs in a worker thread; its HTTP calls nest under this subsegment).
+
+    Records the source skipped as unreadable are counted (`MalformedArticles`, also per `Source`)
+    and listed on this subsegment (index, reason: never their content); its other articles go on.
+    """
     annotate(tracer, news_source=source.name)
-    articles = source.fetch(tickers, since, until)
-    annotate(tracer, article_count=len(articles))
-    return articles
+    fetched = source.fetch(tickers, since, until)
+    annotate(tracer, article_count=len(fetched.articles))
+    record_skipped(tracer, "malformed_articles",
+                   [{"index": skip.index, "reason": skip.reason, "ticker": skip.ticker} for skip in fetched.skipped])
+    if fetched.skipped:
+        put_metric(Metric.MALFORMED_ARTICLES, len(fetched.skipped), per=(PER_SOURCE_DIMENSION, source.name))
+        logger.warning("malformed articles skipped", extra={"news_source": source.name,
+                                                            "skipped": len(fetched.skipped),
+                                                            "kept": len(fetched.articles)})
+    return fetched.articles
 
 
 @tracer.capture_method(capture_response=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from lambdas.notification.once import IDEMPOTENCY
 from lambdas.notification.service import NotificationSettings, notify, parse_event
 from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer, traced_handler
 
@@ -25,6 +26,9 @@ logger = lambda_logger()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = parse_event(event)
     settings = NotificationSettings.from_env()
+    # An INPROGRESS idempotency record expires with this invocation's deadline, so a retry after a
+    # timeout is not locked out for the record's whole lifetime (Powertools: "Lambda timeouts").
+    IDEMPOTENCY.register_lambda_context(context)
     reports = [notify(settings, message, seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
                for message in messages]
     annotate(tracer, messages=len(reports), emails_sent=sum(report.sent for report in reports))

@@ -6,14 +6,17 @@ each new score there, so a rule fires within seconds of the score, with no table
 function (one trace from ingestion to the email, FR-013). Lambda invokes SNS subscribers
 asynchronously: a raised error is retried by Lambda (twice) and then lands in the function's
 dead-letter queue (`notification_dlq`), so a message whose emails could not be sent is kept, not
-lost. Delivery is therefore at least once: a retry re-sends the emails that did go out before the
-failure (SendGrid has no idempotency key).
+lost. SendGrid has no idempotency key, so each rule's email goes through `once.send_once`: at most
+one email per (rule, scored item), a retry sends only what did not go out (see `once` for the key
+and the window that remains).
 
 For each message: the ticker's rules (config table, `pk="alert"`) are read and those the score
 crosses fire (strictly above / below the threshold); each firing rule gets one email through
 SendGrid (`mailer`). Every firing rule is attempted even when an earlier one failed; failures are
-then counted (`NotificationDeliveryFailures`, one per undelivered email) and raised together as
-NotificationDeliveryError: the invocation faults, nothing is swallowed.
+then counted (`NotificationDeliveryFailures`, one per email SendGrid did not accept) and raised
+together as NotificationDeliveryError: the invocation faults, nothing is swallowed. A rule whose
+email another invocation is sending right now (its idempotency record is INPROGRESS) is one of
+those failures too, but not counted: the retry finds it sent, or sends it.
 
 Example (not run: needs a Lambda context and the function's AWS resources):
     >>> notify(NotificationSettings.from_env(), ScoredMessage(...), seconds_left=lambda: 50.0)  # doctest: +SKIP
@@ -28,11 +31,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.parser import envelopes, parse
 from pydantic import BaseModel, ConfigDict, Field
 from sendgrid.helpers.mail import Mail
 
 from lambdas.notification.mailer import DeliveryError, RetryPolicy, SendGridMailer
+from lambdas.notification.once import AlertDelivery, idempotency_store, send_once
 from lib.alerts import TICKER_PATTERN, AlertRule, AlertTable
 from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
@@ -79,6 +84,7 @@ def parse_event(event: Any) -> list[ScoredMessage]:
 @dataclass(frozen=True)
 class NotificationSettings:
     config_table: str
+    idempotency_table: str
     secret_name: str
     sendgrid_host: str
     from_address: str
@@ -87,11 +93,11 @@ class NotificationSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotificationSettings:
         source = os.environ if env is None else env
-        names = ("CONFIG_TABLE", "SENDGRID_SECRET_NAME", "SENDGRID_HOST", "ALERT_FROM_ADDRESS",
+        names = ("CONFIG_TABLE", "IDEMPOTENCY_TABLE", "SENDGRID_SECRET_NAME", "SENDGRID_HOST", "ALERT_FROM_ADDRESS",
                  "SENDGRID_RETRY_DELAYS_S", "SENDGRID_TIMEOUT_S")
         require_env(names, source)
-        return cls(source["CONFIG_TABLE"], source["SENDGRID_SECRET_NAME"], source["SENDGRID_HOST"],
-                   source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source))
+        return cls(source["CONFIG_TABLE"], source["IDEMPOTENCY_TABLE"], source["SENDGRID_SECRET_NAME"],
+                   source["SENDGRID_HOST"], source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source))
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ class Report:
     ticker: str
     rules: int
     fired: int
-    sent: int
+    sent: int              # emails this invocation sent
+    already_sent: int = 0  # fired rules whose email for this score an earlier invocation sent
 
 
 def sendgrid_api_key(secret_name: str) -> str:
@@ -127,15 +134,30 @@ def alert_email(settings: NotificationSettings, rule: AlertRule, message: Scored
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
-def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> None:
-    """One rule's email: its own subsegment, holding one `SendGrid` subsegment per attempt."""
+def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> bool:
+    """One rule's email, at most once per scored item: its own subsegment, holding the idempotency
+    record's `dynamodb` calls and one `SendGrid` subsegment per attempt (none when already sent).
+    True when it was already sent (nothing sent now)."""
     annotate(tracer, alert_id=rule.alert_id, ticker=rule.ticker)
-    try:
-        status = mailer.send(alert_email(settings, rule, message))
-    finally:
-        annotate(tracer, attempts=mailer.attempts)
-    logger.info("alert email sent", extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "status": status,
-                                           "attempts": mailer.attempts})
+    delivery = AlertDelivery(rule.alert_id, message.item_id, message.analyzed_at)
+
+    def send() -> tuple[int, int]:
+        try:
+            status = mailer.send(alert_email(settings, rule, message))
+        finally:
+            annotate(tracer, attempts=mailer.attempts)
+        return status, mailer.attempts
+
+    receipt = send_once(idempotency_store(settings.idempotency_table), delivery=delivery, send=send)
+    annotate(tracer, already_sent=receipt.replayed)
+    if receipt.replayed:
+        annotate(tracer, attempts=0)
+        logger.info("alert email already sent for this score: not sent again",
+                    extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "item_id": message.item_id})
+        return True
+    logger.info("alert email sent", extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "status": receipt.status,
+                                           "attempts": receipt.attempts})
+    return False
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
@@ -147,19 +169,25 @@ def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left:
         return Report(message.ticker, len(rules), 0, 0)
     mailer = SendGridMailer(tracer, sendgrid_api_key(settings.secret_name), settings.sendgrid_host, settings.retry,
                             seconds_left=seconds_left)
-    failures: list[tuple[AlertRule, DeliveryError]] = []
+    failures: list[tuple[AlertRule, DeliveryError | IdempotencyAlreadyInProgressError]] = []
+    already_sent = 0
     for rule in fired:
         try:
-            deliver(mailer, settings, rule, message)
-        except DeliveryError as error:  # the other rules still get their email; all failures are raised below
+            already_sent += deliver(mailer, settings, rule, message)
+        # The other rules still get their email; all failures are raised below. Another invocation
+        # holding this rule's record INPROGRESS is not a failed email: the retry settles it.
+        except (DeliveryError, IdempotencyAlreadyInProgressError) as error:
             failures.append((rule, error))
             logger.warning("alert email not delivered", extra={"alert_id": rule.alert_id, "ticker": rule.ticker,
                                                                "error_type": type(error).__name__, "error": str(error)})
-    annotate(tracer, sent=len(fired) - len(failures), failed=len(failures))
+    sent = len(fired) - len(failures) - already_sent
+    annotate(tracer, sent=sent, already_sent=already_sent, failed=len(failures))
+    undelivered = sum(isinstance(error, DeliveryError) for _, error in failures)
+    if undelivered:
+        put_metric(Metric.NOTIFICATION_DELIVERY_FAILURES, undelivered)
     if failures:
-        put_metric(Metric.NOTIFICATION_DELIVERY_FAILURES, len(failures))
         summary = "; ".join(f"alert {rule.alert_id}: {type(error).__name__}: {error}" for rule, error in failures)
         raise NotificationDeliveryError(
             f"{len(failures)} of {len(fired)} alert emails for item {message.item_id} not delivered: {summary}"
         ) from failures[0][1]
-    return Report(message.ticker, len(rules), len(fired), len(fired))
+    return Report(message.ticker, len(rules), len(fired), sent, already_sent)

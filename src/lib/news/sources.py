@@ -2,22 +2,29 @@
 
 Calls go through `requests`, which the ingestion Lambda's Tracer patches, so each one is an
 HTTP subsegment. API keys travel in headers, never in the URL: the URL is recorded in the trace.
-A payload that does not have the documented shape raises `MalformedSourcePayloadError` for the
-whole response (nothing of a malformed response is kept); an HTTP failure raises
-`SourceHTTPError`.
+
+Two kinds of bad payload, two outcomes:
+- a response that is not the documented shape at all (not JSON, not a JSON array) raises
+  `MalformedSourcePayloadError`: the source failed this run (nothing of it is kept);
+- a record of a well-formed array that cannot be read (a field missing, of the wrong type, empty,
+  a timestamp without offset) is skipped: the other records of the response are kept, and the
+  skip is returned as a `SkippedRecord` (its index and a reason naming the field, never its value),
+  for the caller to count and trace. One bad record no longer silences a source for a day.
+An HTTP failure raises `SourceHTTPError`.
 
 Example:
     >>> source = TiingoSource(news_server.base_url, api_key=news_server.api_keys["tiingo"])  # the devstack's fake
     >>> today = dt.datetime.now(dt.UTC).date()
-    >>> articles = source.fetch(["AAPL"], since=today - dt.timedelta(days=2), until=today)
-    >>> {article.ticker for article in articles}
-    {'AAPL'}
+    >>> fetched = source.fetch(["AAPL"], since=today - dt.timedelta(days=2), until=today)
+    >>> {article.ticker for article in fetched.articles}, fetched.skipped
+    ({'AAPL'}, [])
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
@@ -42,14 +49,36 @@ class SourceHTTPError(SourceError):
 
 
 class MalformedSourcePayloadError(SourceError):
-    """The source answered 200 with a body that is not the documented shape."""
+    """The source answered 200 with a body that is not the documented shape (not JSON, not an array)."""
+
+
+class MalformedRecordError(ValueError):
+    """One record of a well-formed response cannot be read; the message names the field, not its value."""
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record left out of a response: its index in that response, why (the field, never the value),
+    and for per-ticker sources the ticker whose response held it."""
+
+    index: int
+    reason: str
+    ticker: str | None = None
+
+
+@dataclass
+class Fetched:
+    """What one source delivered this run: the readable articles and the records it skipped."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
 
 
 class NewsSource(Protocol):
     name: str
 
-    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> list[Article]:
-        """Every article about `tickers` published between the two UTC dates (inclusive)."""
+    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> Fetched:
+        """Every readable article about `tickers` published between the two UTC dates (inclusive)."""
         ...
 
 
@@ -66,15 +95,25 @@ def _get_json(session: requests.Session, source: str, url: str, params: Mapping[
         raise MalformedSourcePayloadError(source, "body is not JSON") from error
 
 
-def _field(source: str, index: int, record: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+_KIND_NAMES = {str: "a string", list: "an array", int: "an integer"}
+
+
+def _field(record: Any, name: str, kind: type) -> Any:
     if not isinstance(record, dict):
-        raise MalformedSourcePayloadError(source, f"article {index} is not an object")
+        raise MalformedRecordError("not an object")
     value = record.get(name)
     # bool is an int in Python; a boolean where a number belongs is still the wrong shape.
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise MalformedSourcePayloadError(source, f"article {index}: field {name!r} missing or not {kind}")
+        raise MalformedRecordError(f"field {name!r} missing or not {_KIND_NAMES[kind]}")
     if isinstance(value, str) and not value.strip():
-        raise MalformedSourcePayloadError(source, f"article {index}: field {name!r} is empty")
+        raise MalformedRecordError(f"field {name!r} is empty")
+    return value
+
+
+def _optional_text(record: dict[str, Any], name: str) -> str:
+    value = record.get(name) or ""
+    if not isinstance(value, str):
+        raise MalformedRecordError(f"field {name!r} is not a string")
     return value
 
 
@@ -82,6 +121,21 @@ def _list_payload(source: str, payload: Any) -> list[Any]:
     if not isinstance(payload, list):
         raise MalformedSourcePayloadError(source, f"expected a JSON array, got {type(payload).__name__}")
     return payload
+
+
+def _read_records(source: str, payload: Any, read: Callable[[Any], Article | None],
+                  ticker: str | None = None) -> Fetched:
+    """Each record of the array through `read` (None: readable, but not for us); unreadable ones skipped."""
+    fetched = Fetched()
+    for index, record in enumerate(_list_payload(source, payload)):
+        try:
+            article = read(record)
+        except MalformedRecordError as error:
+            fetched.skipped.append(SkippedRecord(index, str(error), ticker))
+            continue
+        if article is not None:
+            fetched.articles.append(article)
+    return fetched
 
 
 class TiingoSource:
@@ -94,36 +148,34 @@ class TiingoSource:
         self._session = session or requests.Session()
         self._session.headers["Authorization"] = f"Token {api_key}"
 
-    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> list[Article]:
+    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> Fetched:
         if not tickers:
-            return []
+            return Fetched()
         params = {"tickers": ",".join(t.lower() for t in tickers), "startDate": since.isoformat(),
                   "endDate": until.isoformat()}
         return self.parse(_get_json(self._session, self.name, self._url, params), tickers)
 
     @classmethod
-    def parse(cls, payload: Any, tickers: Sequence[str]) -> list[Article]:
+    def parse(cls, payload: Any, tickers: Sequence[str]) -> Fetched:
         """Articles of a Tiingo response; each goes to the first tracked ticker it is tagged with."""
         tracked = [t.upper() for t in tickers]
-        articles = []
-        for index, record in enumerate(_list_payload(cls.name, payload)):
-            headline = _field(cls.name, index, record, "title", str)
-            url = _field(cls.name, index, record, "url", str)
-            tags = _field(cls.name, index, record, "tickers", list)
-            description = record.get("description") or ""
-            if not isinstance(description, str):
-                raise MalformedSourcePayloadError(cls.name, f"article {index}: 'description' is not a string")
+
+        def read(record: Any) -> Article | None:
+            headline = _field(record, "title", str)
+            url = _field(record, "url", str)
+            tags = _field(record, "tickers", list)
+            description = _optional_text(record, "description")
             try:
-                published = parse_iso(_field(cls.name, index, record, "publishedDate", str))
-            except InvalidTimestampError as error:
-                raise MalformedSourcePayloadError(cls.name, f"article {index}: {error}") from error
+                published = parse_iso(_field(record, "publishedDate", str))
+            except InvalidTimestampError:
+                raise MalformedRecordError("field 'publishedDate' is not an ISO-8601 instant with offset") from None
             mentioned = {str(tag).upper() for tag in tags}
             ticker = next((t for t in tracked if t in mentioned), None)
             if ticker is None:  # tagged only with tickers nobody tracks
-                continue
-            articles.append(Article(cls.name, ticker, headline.strip(), description.strip()[:MAX_SUMMARY_CHARS],
-                                    url, published))
-        return articles
+                return None
+            return Article(cls.name, ticker, headline.strip(), description.strip()[:MAX_SUMMARY_CHARS], url, published)
+
+        return _read_records(cls.name, payload, read)
 
 
 class FinnhubSource:
@@ -136,27 +188,30 @@ class FinnhubSource:
         self._session = session or requests.Session()
         self._session.headers["X-Finnhub-Token"] = api_key
 
-    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> list[Article]:
-        # Parse every response before returning any: one bad page fails the whole source.
-        articles: list[Article] = []
+    def fetch(self, tickers: Sequence[str], since: dt.date, until: dt.date) -> Fetched:
+        # Parse every response before returning any: one response of the wrong shape fails the whole source.
+        fetched = Fetched()
         for ticker in tickers:
             params = {"symbol": ticker.upper(), "from": since.isoformat(), "to": until.isoformat()}
-            articles.extend(self.parse(_get_json(self._session, self.name, self._url, params), ticker))
-        return articles
+            page = self.parse(_get_json(self._session, self.name, self._url, params), ticker)
+            fetched.articles.extend(page.articles)
+            fetched.skipped.extend(page.skipped)
+        return fetched
 
     @classmethod
-    def parse(cls, payload: Any, ticker: str) -> list[Article]:
-        articles = []
-        for index, record in enumerate(_list_payload(cls.name, payload)):
-            headline = _field(cls.name, index, record, "headline", str)
-            url = _field(cls.name, index, record, "url", str)
-            epoch = _field(cls.name, index, record, "datetime", int)
-            summary = record.get("summary") or ""
-            if not isinstance(summary, str):
-                raise MalformedSourcePayloadError(cls.name, f"article {index}: 'summary' is not a string")
-            if epoch <= 0:
-                raise MalformedSourcePayloadError(cls.name, f"article {index}: 'datetime' is not an epoch")
-            published = dt.datetime.fromtimestamp(epoch, dt.UTC)
-            articles.append(Article(cls.name, ticker.upper(), headline.strip(), summary.strip()[:MAX_SUMMARY_CHARS],
-                                    url, published))
-        return articles
+    def parse(cls, payload: Any, ticker: str) -> Fetched:
+        def read(record: Any) -> Article:
+            headline = _field(record, "headline", str)
+            url = _field(record, "url", str)
+            epoch = _field(record, "datetime", int)
+            summary = _optional_text(record, "summary")
+            try:
+                if epoch <= 0:
+                    raise ValueError("not positive")
+                published = dt.datetime.fromtimestamp(epoch, dt.UTC)
+            except (ValueError, OverflowError, OSError):
+                raise MalformedRecordError("field 'datetime' is not an epoch in seconds") from None
+            return Article(cls.name, ticker.upper(), headline.strip(), summary.strip()[:MAX_SUMMARY_CHARS], url,
+                           published)
+
+        return _read_records(cls.name, payload, read, ticker.upper())

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -205,6 +205,32 @@ def annotate(tracer: Tracer, **annotations: AnnotationValue) -> None:
     present = {key for key in entity.annotations if key not in annotations}
     for key, value in validate_annotations(annotations, already_present=len(present)).items():
         entity.put_annotation(key, value)
+
+
+# Skipped input records listed on one subsegment at most; past that only their number (FR-058).
+MAX_RECORDED_SKIPS = 20
+MAX_SKIP_FIELD_CHARS = 200
+
+
+def record_skipped(tracer: Tracer, count_annotation: str, skipped: Sequence[Mapping[str, str | int | None]]) -> None:
+    """Record on the current subsegment the input records the caller skipped: how many, as the
+    annotation `count_annotation` (filterable, e.g. `annotation.malformed_articles > 0`), and the
+    first MAX_RECORDED_SKIPS as metadata `skipped.records`, each string cut at MAX_SKIP_FIELD_CHARS
+    (`skipped.omitted`: how many more). Pass what locates a record and why it was skipped (index,
+    reason), never the record itself: its content is third-party payload.
+
+    Example:
+        >>> skipped = [{"index": 3, "reason": "field 'url' is empty"}]
+        >>> record_skipped(tracer, "malformed_articles", skipped)  # doctest: +SKIP
+    """
+    annotate(tracer, **{count_annotation: len(skipped)})
+    if tracer.disabled or not skipped:
+        return
+    listed = [{key: truncate_message(value, MAX_SKIP_FIELD_CHARS) if isinstance(value, str) else value
+               for key, value in entry.items()} for entry in skipped[:MAX_RECORDED_SKIPS]]
+    entity = aws_xray_sdk.core.xray_recorder.get_trace_entity()
+    entity.put_metadata("records", listed, "skipped")
+    entity.put_metadata("omitted", max(0, len(skipped) - MAX_RECORDED_SKIPS), "skipped")
 
 
 class SilentFailurePath(Enum):

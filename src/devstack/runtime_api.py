@@ -17,9 +17,13 @@ the body began arrives in the trailers `Lambda-Runtime-Function-Error-Type` /
 
 The caller's side is `runtime.invoke(event, upstream) -> StreamingResponse`: it returns at once;
 `prelude()` waits for status and headers, `chunks()` yields the body as the function writes it
-(so a gateway relays it live), `close()` is the client going away: the function's response
-connection is reset, so its next write raises `BrokenPipeError`. Several runtime workers may
-poll one RuntimeApi at once (multi-concurrency, `AWS_LAMBDA_MAX_CONCURRENCY`).
+(so a gateway relays it live), `close()` is the client going away: the function is not told (its
+writes go on succeeding, what it writes is dropped) and it runs until it returns or times out.
+The Runtime API and response streaming docs
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html) document no
+signal to the function when its client leaves: undocumented, so the conservative reading.
+Several runtime processes may poll one RuntimeApi (one execution environment each, one invocation
+at a time: https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html).
 
 Example:
     >>> with RuntimeApi(load_stack().function("sse_streaming"), daemon.address) as runtime:    # doctest: +SKIP
@@ -304,15 +308,13 @@ class StreamingResponse:
         return json.loads(payload) if payload else None
 
     def close(self) -> str | None:
-        """The caller is done (or its client went away): an unfinished response is cut off, as a
-        reset connection. Returns the function's error type, if the invocation failed."""
+        """The caller is done (or its client went away). The function is not told: it streams on
+        until it returns or times out, as Lambda lets it. Returns the function's error type, if the
+        invocation failed."""
         with self._cv:
-            connection = None if self.completed else self._connection
             if not self.completed:
                 self.disconnected = True
             self._cv.notify_all()
-        if connection is not None:
-            _reset(connection)
         return None if self.error is None else self.error.error_type
 
 
@@ -550,18 +552,12 @@ class RuntimeApi:
                 self._protocol_error(request, call, "a streamed response must be chunked")
                 return
             call._begin("streaming", content_type, request.connection)
-            if call.disconnected:  # the caller left before the function answered
-                self._cut(request, call)
-                return
             try:
                 trailers = _read_chunked(request.rfile, call._feed, MAX_STREAMED_BYTES)  # type: ignore[arg-type]
             except ProtocolError as error:
                 self._protocol_error(request, call, str(error))
                 return
             except (ConnectionError, OSError):
-                self._cut(request, call)
-                return
-            if call.disconnected:
                 self._cut(request, call)
                 return
             failure = self._trailer_error(call, trailers)
@@ -637,15 +633,11 @@ class RuntimeApi:
         self._end(call, FunctionError(self.function.name, "Runtime.InvalidResponse", message, call.invocation))
 
     def _cut(self, request: BaseHTTPRequestHandler, call: StreamingResponse) -> None:
-        """The response connection ended early: the caller went away, or the runtime vanished."""
+        """The runtime's response connection ended early: the runtime vanished (a client never causes it)."""
         request.close_connection = True
         _reset(request.connection)
-        if call.disconnected:
-            self.stats.disconnects += 1
-            self._end(call, None)
-        else:
-            self._end(call, FunctionError(self.function.name, "Runtime.ExitError",
-                                          "the runtime's response connection ended early", call.invocation))
+        self._end(call, FunctionError(self.function.name, "Runtime.ExitError",
+                                      "the runtime's response connection ended early", call.invocation))
 
     def _count_end(self, error: FunctionError | None) -> None:
         """Called by an invocation as it ends, before its caller is woken."""

@@ -544,6 +544,26 @@ def test_with_the_collector_hanging_the_stream_serves_every_event_and_the_flush_
     assert _final_flush_s(call) < EXPORT_TIMEOUT_S + 1.5
 
 
+@pytest.mark.req("FR-055", "FR-059", "SC-031")
+def test_a_warm_invocation_after_a_failed_export_exports_again_lambda_resets_nothing(
+    sse: SseEnvironment, collector: Collector, trace_pipeline: TracePipeline
+) -> None:
+    """A failed export closes the exporter's gate for its cooldown (5 s); the next invocation opens
+    it again. Lambda clears nothing between warm invocations: our `invocation_context` must."""
+    collector.receiver.hang.set()
+    try:
+        failed = sse.open(upstream=upstream_header(), timeout_s=1.5)
+        read_until(failed, lambda body: False)
+    finally:
+        collector.receiver.hang.clear()
+    assert failed.error is None
+    following = sse.open(upstream=upstream_header(), timeout_s=1.5)  # well within the cooldown
+    read_until(following, lambda body: False)
+    assert following.error is None
+    tree = trace_pipeline.tree(following.invocation.trace_header.root, expect_at_least=6)
+    assert tree.find("sse.global_stream"), "the warm invocation's spans were refused by the previous one's gate"
+
+
 # -- resume ---------------------------------------------------------------------------------------
 @pytest.mark.req("FR-081", "SC-036")
 def test_last_event_id_resumes_on_a_fresh_environment_without_duplicate_or_gap(

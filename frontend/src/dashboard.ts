@@ -469,15 +469,18 @@ export class Dashboard {
       case "sentiment_update":
         this.onUpdate(event.update);
         break;
-      case "metrics":
-        this.statsEl.dataset.connections = String(event.metrics.connections);
-        this.statsEl.textContent = `${event.metrics.connections} viewer${event.metrics.connections === 1 ? "" : "s"}`;
+      case "metrics": {
+        // What this connection delivered (the server counts per stream; each stream lives a bounded time).
+        const total = Object.values(event.metrics.counts).reduce((sum, count) => sum + count, 0);
+        this.statsEl.dataset.updates = String(total);
+        this.statsEl.textContent = `${total} live update${total === 1 ? "" : "s"}`;
         break;
+      }
       case "heartbeat":
         this.statsEl.title = `last heartbeat ${clockTime(event.ts)}`;
         this.statsEl.dataset.heartbeat = event.ts;
         break;
-      case "deadline":
+      case "reconnect": // the SSE client reconnects at once by itself (FR-090)
         break;
     }
   }

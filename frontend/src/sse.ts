@@ -12,9 +12,12 @@
  *       └──204, other 4xx──────────────────────────────────────► offline (fatal: retrying won't help)
  *   stop() / abort signal, in any state ───────────────────────► offline (stopped)
  *
- * A graceful close (the server ended the stream, e.g. after its `deadline` event) waits the
- * server's `retry:` value (FR-089), a network error waits an exponential backoff with jitter
- * (FR-033, FR-083). Each connection sends a NEW `X-Amzn-Trace-Id` root, the stable
+ * Every stream ends itself after a bounded lifetime (FR-090: Lambda never tells the function that
+ * its client left, so the server bounds what an abandoned stream costs). Its last event is
+ * `reconnect` (`reconnect_after_ms: 0`, and `retry: 0`): the client reconnects at once with
+ * `Last-Event-ID` = that event's id, and the server resumes after it, so nothing is lost or
+ * repeated. Any other graceful close waits the server's `retry:` value (FR-089), a network error
+ * waits an exponential backoff with jitter (FR-033, FR-083). Each connection sends a NEW `X-Amzn-Trace-Id` root, the stable
  * `X-SSE-Session-Id`, `X-SSE-Connection-Sequence` (1, 2, ...), `Last-Event-ID` once an event id
  * was received, and from the second connection on `X-SSE-Previous-Trace-Id`: the trace id read
  * from the most recent response's `x-amzn-trace-id`.
@@ -59,9 +62,9 @@ export const DEFAULT_POLICY: BackoffPolicy = {
   maxRetryAfterMs: 300_000,
 };
 
-/** How one connection ended. */
+/** How one connection ended. `announced`: the server's final `reconnect` event came first. */
 export type ConnectionOutcome =
-  | { kind: "graceful"; retryMs: number | null }
+  | { kind: "graceful"; retryMs: number | null; announced?: boolean }
   | { kind: "network"; error: string }
   | { kind: "protocol"; error: string }
   | { kind: "http"; status: number; retryAfterMs: number | null }
@@ -413,7 +416,7 @@ export class SseClient {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let frames = 0;
-    let deadlineReconnectMs: number | null = null;
+    let announcedReconnectMs: number | null = null;
     let idle = false;
     let idleHandle: unknown = null;
 
@@ -432,7 +435,7 @@ export class SseClient {
         sawFrame();
         if (event.id !== undefined) this.lastId = event.id || undefined;
         const message: SseMessage = { event: event.event ?? "message", data: event.data, id: event.id };
-        if (message.event === "deadline") deadlineReconnectMs = readReconnectAfter(message.data);
+        if (message.event === "reconnect") announcedReconnectMs = readReconnectAfter(message.data) ?? 0;
         this.deliver(message);
       },
     });
@@ -476,7 +479,11 @@ export class SseClient {
     if (failure !== null) return { kind: "network", error: errorText(failure) };
     parser.feed(decoder.decode());
     if (frames === 0) return { kind: "protocol", error: "stream ended before its first frame" };
-    return { kind: "graceful", retryMs: this.retryMs ?? deadlineReconnectMs };
+    if (announcedReconnectMs !== null) {
+      // FR-090: the server ended the stream on purpose and said when to come back (at once).
+      return { kind: "graceful", retryMs: announcedReconnectMs, announced: true };
+    }
+    return { kind: "graceful", retryMs: this.retryMs };
   }
 
   private deliver(message: SseMessage): void {
@@ -510,7 +517,7 @@ function errorText(error: unknown): string {
 function describe(outcome: ConnectionOutcome): string {
   switch (outcome.kind) {
     case "graceful":
-      return "stream closed by the server";
+      return outcome.announced ? "stream ended by the server: resuming" : "stream closed by the server";
     case "network":
     case "protocol":
       return outcome.error;

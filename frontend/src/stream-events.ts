@@ -6,7 +6,7 @@ export type StreamEvent =
   | { type: "sentiment_update"; id: string | undefined; update: SentimentUpdate }
   | { type: "metrics"; metrics: StreamMetrics }
   | { type: "heartbeat"; ts: string }
-  | { type: "deadline"; reconnectAfterMs: number | null };
+  | { type: "reconnect"; reason: string; reconnectAfterMs: number | null };
 
 const LABELS: readonly SentimentLabel[] = ["positive", "neutral", "negative"];
 
@@ -48,12 +48,16 @@ export function parseStreamEvent(message: SseMessage): StreamEvent | null {
           if (isNumber(value)) counts[key] = value;
         }
       }
-      return { type: "metrics", metrics: { counts, connections: isNumber(data.connections) ? data.connections : 0 } };
+      return { type: "metrics", metrics: { counts } };
     }
     case "heartbeat":
       return isString(data.ts) ? { type: "heartbeat", ts: data.ts } : null;
-    case "deadline":
-      return { type: "deadline", reconnectAfterMs: isNumber(data.reconnect_after_ms) ? data.reconnect_after_ms : null };
+    case "reconnect":
+      return {
+        type: "reconnect",
+        reason: isString(data.reason) ? data.reason : "",
+        reconnectAfterMs: isNumber(data.reconnect_after_ms) ? data.reconnect_after_ms : null,
+      };
     default:
       return null;
   }

@@ -86,8 +86,7 @@ export interface SentimentUpdate {
   analyzed_at: string;
 }
 
-/** `metrics` event data. */
+/** `metrics` event data: what this connection delivered so far, per label. */
 export interface StreamMetrics {
   counts: Record<string, number>;
-  connections: number;
 }

@@ -220,8 +220,8 @@ describe("dashboard", () => {
     expect(card.querySelector('[data-testid="ticker-score"]')!.textContent).toBe("-0.31");
     expect(card.querySelector('[data-testid="count-negative"]')!.textContent).toContain("1");
 
-    stream.callbacks.onMessage({ event: "metrics", id: undefined, data: '{"counts": {"positive": 3}, "connections": 4}' });
-    expect($("stream-stats").textContent).toBe("4 viewers");
+    stream.callbacks.onMessage({ event: "metrics", id: undefined, data: '{"counts": {"positive": 3, "negative": 1}}' });
+    expect($("stream-stats").textContent).toBe("4 live updates");
     stream.callbacks.onMessage({ event: "sentiment_update", id: "0002", data: "{not json" });
     expect($$("feed-item")).toHaveLength(2);
   });
@@ -330,7 +330,7 @@ describe("display helpers", () => {
   });
 
   it("parses the contract's SSE frames and drops malformed ones", () => {
-    expect(parseStreamEvent({ event: "deadline", id: undefined, data: '{"reconnect_after_ms": 1500}' })).toEqual({ type: "deadline", reconnectAfterMs: 1500 });
+    expect(parseStreamEvent({ event: "reconnect", id: "x/1", data: '{"reason": "lifetime", "reconnect_after_ms": 0}' })).toEqual({ type: "reconnect", reason: "lifetime", reconnectAfterMs: 0 });
     expect(parseStreamEvent({ event: "heartbeat", id: undefined, data: '{"ts": "2026-11-25T08:00:00.000Z"}' })).toEqual({ type: "heartbeat", ts: "2026-11-25T08:00:00.000Z" });
     expect(parseStreamEvent({ event: "sentiment_update", id: "1", data: '{"item_id": "a", "ticker": "X", "headline": "h", "label": "great", "score": 1}' })).toBeNull();
     expect(parseStreamEvent({ event: "whatever", id: undefined, data: "{}" })).toBeNull();

@@ -10,6 +10,7 @@ import {
 import type { ConnectionState, SseClientOptions, SseMessage } from "../src/sse";
 import { TRACE_HEADER_PATTERN, traceIdFromHeader } from "../src/trace";
 import { ManualClock, ScriptedFetch, SseBody, countingIds, networkError, settle, sseResponse, until } from "./helpers";
+import type { RecordedCall } from "./helpers";
 
 const URL = "/api/v2/stream";
 const SESSION = "0b5c7f3e-4d1a-4c1e-9d59-6d7f2f3c1a11";
@@ -78,7 +79,7 @@ describe("SSE client transport", () => {
 
   it("FR-033 exposes its connection state: connecting, live, reconnecting, then connecting again", async () => {
     const { script, client, clock, statuses } = harness();
-    script.then(gracefulStream("retry: 2000\n\nevent: deadline\ndata: {\"reconnect_after_ms\": 2000}\n\n"));
+    script.then(gracefulStream("retry: 2000\n\nevent: heartbeat\ndata: {}\n\n"));
     void client.start();
     await until(() => client.state.status === "reconnecting", "reconnecting");
     expect(statuses()).toEqual(["connecting", "live", "reconnecting"]);
@@ -90,13 +91,9 @@ describe("SSE client transport", () => {
 });
 
 describe("SSE client reconnect policy", () => {
-  it("FR-089 SC-038 waits the server's retry: value after a graceful close, whatever the jitter", async () => {
+  it("FR-089 SC-038 waits the server's retry: value after an unannounced graceful close, whatever the jitter", async () => {
     const { script, client, clock, reconnecting } = harness({ random: () => 0.9 });
-    script.then(
-      gracefulStream(
-        'retry: 2500\n\nid: 1\nevent: sentiment_update\ndata: {}\n\nevent: deadline\ndata: {"reconnect_after_ms": 9999}\n\n',
-      ),
-    );
+    script.then(gracefulStream("retry: 2500\n\nid: 1\nevent: sentiment_update\ndata: {}\n\n"));
     void client.start();
     await until(() => client.state.status === "reconnecting", "reconnecting");
 
@@ -113,12 +110,32 @@ describe("SSE client reconnect policy", () => {
     client.stop();
   });
 
-  it("FR-089 falls back to the deadline event's reconnect_after_ms when the stream sent no retry:", async () => {
-    const { script, client, reconnecting } = harness();
-    script.then(gracefulStream('event: deadline\ndata: {"reconnect_after_ms": 1234}\n\n'));
+  it("FR-090 FR-089 reconnects at once after the server's final reconnect event, from that event's id", async () => {
+    const { script, client, clock, reconnecting } = harness({ random: () => 0.9 });
+    script.then(
+      gracefulStream(
+        "retry: 2500\n\nid: t1/a\nevent: sentiment_update\ndata: {}\n\n" +
+          'retry: 0\nid: t1/a/000002\nevent: reconnect\ndata: {"reason":"lifetime","reconnect_after_ms":0}\n\n',
+      ),
+      gracefulStream("retry: 2500\n\nid: t1/a/000001\nevent: heartbeat\ndata: {}\n\n"),
+    );
     void client.start();
     await until(() => client.state.status === "reconnecting", "reconnecting");
-    expect(reconnecting().delayMs).toBe(1234);
+    const state = reconnecting();
+    expect([state.reason, state.delayMs, state.failures]).toEqual(["graceful", 0, 0]);
+    expect(state.detail).toBe("stream ended by the server: resuming");
+    await clock.advance(0); // no time passes: the next connection starts at once
+    await until(() => script.calls.length === 2, "second connection");
+    expect(script.calls[1]!.headers["last-event-id"]).toBe("t1/a/000002");
+    client.stop();
+  });
+
+  it("FR-090 the reconnect event's reconnect_after_ms decides even without retry: 0 in its frame", async () => {
+    const { script, client, reconnecting } = harness();
+    script.then(gracefulStream('retry: 2500\n\nid: x/1\nevent: reconnect\ndata: {"reason":"deadline","reconnect_after_ms":0}\n\n'));
+    void client.start();
+    await until(() => client.state.status === "reconnecting", "reconnecting");
+    expect(reconnecting().delayMs).toBe(0);
     client.stop();
   });
 
@@ -347,7 +364,96 @@ describe("SSE backoff bounds", () => {
   });
 });
 
+/**
+ * A server like ours, reduced to its resume rule: analysed items in (ts, item) order, ids
+ * `<ts>/<item>`; a control event's id is `<cursor>/<sequence>`; a request with `Last-Event-ID`
+ * gets only the items after the cursor that id names. Each connection delivers what is there,
+ * then ends itself with a `reconnect` event (FR-090).
+ */
+class ResumingServer {
+  readonly items: string[] = [];
+  private sequence = 0;
+
+  write(...ids: string[]): void {
+    this.items.push(...ids);
+  }
+
+  respond = (call: RecordedCall): Response => {
+    const lastId = call.headers["last-event-id"];
+    const cursor = lastId === undefined ? "" : lastId.split("/").slice(0, 2).join("/");
+    const fresh = this.items.filter((id) => id > cursor);
+    const end = fresh.at(-1) ?? cursor;
+    const body = new SseBody();
+    body.push(`retry: 1000\nid: ${cursor}/00000${++this.sequence}\nevent: heartbeat\ndata: {}\n\n`);
+    for (const id of fresh) body.push(`id: ${id}\nevent: sentiment_update\ndata: {"item_id":"${id}"}\n\n`);
+    body.push(`retry: 0\nid: ${end}/00000${++this.sequence}\nevent: reconnect\ndata: {"reason":"lifetime","reconnect_after_ms":0}\n\n`);
+    body.close();
+    return sseResponse(body);
+  };
+}
+
 describe("SSE resume and correlation headers", () => {
+  it("FR-090 FR-081 SC-036 resumes after each lifetime end: items written in the gap arrive once, nothing twice", async () => {
+    const server = new ResumingServer();
+    const { script, client, clock, messages } = harness();
+    const updates = () => messages.filter((m) => m.event === "sentiment_update").map((m) => m.id);
+    server.write("2026-11-25T08:00:00.001Z/a1", "2026-11-25T08:00:00.002Z/a2");
+    script.then(
+      server.respond,
+      (call) => {
+        // written after the first stream ended, before the client came back: the resume gap
+        server.write("2026-11-25T08:00:01.000Z/g1", "2026-11-25T08:00:01.000Z/g2");
+        return server.respond(call);
+      },
+      server.respond, // nothing new: nothing is repeated
+    );
+    void client.start();
+    // The clock never moves: each reconnect waits 0 ms, so the fourth attempt is under way once the
+    // third stream ended (it stays pending: nothing answers it).
+    const started = clock.now();
+    for (let round = 0; round < 50 && script.calls.length < 4; round += 1) await clock.advance(0);
+    expect(script.calls).toHaveLength(4);
+    expect(clock.now()).toBe(started);
+    expect(script.calls.map((call) => call.headers["last-event-id"])).toEqual([
+      undefined,
+      "2026-11-25T08:00:00.002Z/a2/000002",
+      "2026-11-25T08:00:01.000Z/g2/000004",
+      "2026-11-25T08:00:01.000Z/g2/000006",
+    ]);
+    expect(updates()).toEqual([
+      "2026-11-25T08:00:00.001Z/a1",
+      "2026-11-25T08:00:00.002Z/a2",
+      "2026-11-25T08:00:01.000Z/g1",
+      "2026-11-25T08:00:01.000Z/g2",
+    ]);
+    expect(messages.filter((m) => m.event === "reconnect")).toHaveLength(3);
+    client.stop();
+  });
+
+  it("FR-081 FR-083 a cut mid-frame loses nothing: the partial event is dropped and sent again after the resume", async () => {
+    const server = new ResumingServer();
+    const { script, client, clock, messages } = harness();
+    server.write("t1/i1", "t2/i2");
+    const cut = new SseBody();
+    script.then(() => {
+      cut.push('retry: 1000\nid: t0/~/000001\nevent: heartbeat\ndata: {}\n\nid: t1/i1\nevent: sentiment_update\ndata: {"item_id":"t1/i1"}\n\n');
+      cut.push('id: t2/i2\nevent: sentiment_update\ndata: {"item_id":"t2');
+      return sseResponse(cut);
+    });
+    void client.start();
+    await until(() => messages.length === 2, "two complete events");
+    cut.fail();
+    await until(() => client.state.status === "reconnecting", "network error");
+    expect(client.state.status === "reconnecting" && client.state.reason).toBe("network");
+    script.then(server.respond);
+    await clock.advance(1000);
+    await until(() => script.calls.length === 3, "resumed, ended, reconnecting");
+    expect(script.calls[1]!.headers["last-event-id"]).toBe("t1/i1");
+    const updates = messages.filter((m) => m.event === "sentiment_update").map((m) => m.id);
+    expect(updates).toEqual(["t1/i1", "t2/i2"]);
+    client.stop();
+  });
+
   it("FR-033 sends Last-Event-ID with the last id received, across failed connections too", async () => {
     const { script, client, clock } = harness();
     script.then(

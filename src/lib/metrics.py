@@ -41,7 +41,6 @@ class Metric(StrEnum):
     STUCK_ITEMS = "StuckItems"
     METRICS_LAMBDA_ERRORS = "MetricsLambdaErrors"
     NOTIFICATION_DELIVERY_FAILURES = "NotificationDeliveryFailures"
-    CONNECTION_ACQUIRE_FAILURES = "ConnectionAcquireFailures"
     EVENT_LATENCY_MS = "EventLatencyMs"
     POLL_DURATION_MS = "PollDurationMs"
     CIRCUIT_BREAKER_PERSISTENCE_FAILURE = "CircuitBreakerPersistenceFailure"

@@ -106,12 +106,7 @@ def test_a_tracer_error_inside_a_silent_failure_block_faults_the_run_and_is_not_
 
 
 def _audit_failures(since: dt.datetime) -> float:
-    stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace=APP_NAMESPACE, MetricName="AuditEventPersistenceFailure",
-        Dimensions=[{"Name": "FunctionName", "Value": PROBE.name}],
-        StartTime=since, EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["Sum"],
-    )
-    return float(sum(point["Sum"] for point in stats["Datapoints"]))
+    return metric_sum("AuditEventPersistenceFailure", PROBE.name, since=since)
 
 
 @pytest.mark.req("FR-012", "FR-010", "FR-011")

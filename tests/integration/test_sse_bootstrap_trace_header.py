@@ -109,7 +109,7 @@ print(json.dumps({"bootstrap": bootstrap_cost, "seen": seen, "setenv": setenv_co
 
 @pytest.fixture
 def probe_environment(tmp_path: Path) -> Iterator[tuple[RuntimeApi, RuntimeProcess]]:
-    """The real bootstrap (two workers) running PROBE_HANDLER, started with a stale header in its environment."""
+    """The real bootstrap running PROBE_HANDLER (the image command), started with a stale header in its environment."""
     (tmp_path / "probe.py").write_text(PROBE_HANDLER)
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the Lambda service's segments land here
     daemon.bind(("127.0.0.1", 0))
@@ -117,12 +117,12 @@ def probe_environment(tmp_path: Path) -> Iterator[tuple[RuntimeApi, RuntimeProce
     runtime = RuntimeApi(load_stack().function("sse_streaming"), daemon_address).start()
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(SRC_ROOT),
-        "LAMBDA_TASK_ROOT": str(tmp_path), "_HANDLER": "probe.handler", "AWS_LAMBDA_MAX_CONCURRENCY": "2",
+        "LAMBDA_TASK_ROOT": str(tmp_path),
         "AWS_LAMBDA_FUNCTION_NAME": "probe", "POWERTOOLS_SERVICE_NAME": "probe",
         "AWS_XRAY_DAEMON_ADDRESS": daemon_address, "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         TRACE_ENV: STALE_HEADER,
     }
-    process = RuntimeProcess(runtime, [sys.executable, str(BOOTSTRAP)], environment).start()
+    process = RuntimeProcess(runtime, [sys.executable, str(BOOTSTRAP), "probe.handler"], environment).start()
     try:
         yield runtime, process
     finally:

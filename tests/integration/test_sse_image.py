@@ -127,7 +127,7 @@ def test_the_collector_pipeline_is_otlp_http_to_awsxray_without_processors() -> 
     assert "aws-otel-collector-amd64-ver-0-117-0" in COLLECTOR_CONFIG.read_text()  # the build that was checked
 
 
-@pytest.mark.req("FR-006", "FR-007", "FR-008", "FR-009", "FR-048", "FR-085", "SC-005", "SC-020")
+@pytest.mark.req("FR-006", "FR-007", "FR-008", "FR-009", "FR-048", "FR-085", "FR-090", "SC-005", "SC-020")
 def test_everything_operators_filter_on_is_indexed() -> None:
     indexed = load_indexed_attributes()
     required = {"event_type", "latency_ms", "is_cold_start", "is_clock_skew", "connection_count",  # FR-006
@@ -135,8 +135,9 @@ def test_everything_operators_filter_on_is_indexed() -> None:
                 "connection_id", "current_count", "max_connections",  # FR-008
                 "item_count", "changed_count", "poll_duration_ms", "sentiment_type",  # FR-009
                 "session_id", "previous_trace_id", "connection_sequence",  # FR-048
-                "client.disconnected"}  # FR-085
+                "end_reason", "events_sent", "resumed"}  # FR-085 / FR-090: why and how a stream ended
     assert required <= indexed
+    assert "client.disconnected" not in indexed  # Lambda never reports a client hang-up to the function
     assert len(indexed) <= 50  # X-Ray keeps at most 50 annotations per document
 
 

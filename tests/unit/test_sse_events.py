@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devstack.lambda_.events import function_url_event
+from devstack.stack import load_stack
 from lambdas.sse_streaming.events import (
     AFTER_ALL,
     BEFORE_ALL,
@@ -163,7 +164,17 @@ def test_settings_from_the_stack_map_environment() -> None:
     assert (settings.poll_interval_s, settings.index_settle_s, settings.retry_ms) == (0.5, 0.25, 3000)
     with pytest.raises(ConfigurationError):
         SseSettings.from_env({"NEWS_TABLE": "n"})
-    with pytest.raises(ConfigurationError):
-        SseSettings.from_env({"NEWS_TABLE": "n", "CONFIG_TABLE": "c", "SSE_MAX_CONNECTIONS": "lots"})
+    for lifetime in ("lots", "0", "901"):  # FR-090: bounded, and never past any function timeout
+        with pytest.raises(ConfigurationError):
+            SseSettings.from_env({"NEWS_TABLE": "n", "CONFIG_TABLE": "c", "SSE_STREAM_LIFETIME_S": lifetime})
     with pytest.raises(ConfigurationError):
         SseSettings.from_env({"NEWS_TABLE": "n", "CONFIG_TABLE": "c", "SSE_POLL_INTERVAL_S": "0"})
+
+
+@pytest.mark.req("FR-090", "FR-085")
+def test_the_stack_maps_stream_lifetime_is_well_under_the_function_timeout() -> None:
+    """An abandoned stream costs at most its lifetime: a fraction of the timeout, not all of it."""
+    spec = load_stack().function("sse_streaming")
+    settings = SseSettings.from_env({**spec.env, "NEWS_TABLE": "n", "CONFIG_TABLE": "c"})
+    assert settings.stream_lifetime_s <= spec.timeout_s / 4, (settings.stream_lifetime_s, spec.timeout_s)
+    assert settings.stream_lifetime_s + settings.deadline_margin_s < spec.timeout_s

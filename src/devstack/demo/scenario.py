@@ -65,7 +65,11 @@ from lib.tracing.header import TraceHeader
 from lib.tracing.powertools import SilentFailurePath
 
 TREE_SIBLINGS = 2
-DEMO_HEARTBEAT_S = "3"  # the stream's heartbeat (15 s in AWS): a cut stream ends within it
+DEMO_HEARTBEAT_S = "3"  # the stream's heartbeat (15 s in AWS)
+# Lambda does not tell a function its client left: a cut stream runs to its lifetime (120 s in the
+# stack map), so the demo's streams live 20 s: long enough for each step, short enough to end
+# within STREAM_END_WAIT_S of their cut.
+DEMO_STREAM_LIFETIME_S = "20"
 STREAM_END_WAIT_S = 30.0
 TRACE_SETTLE_S = 10.0
 
@@ -218,8 +222,8 @@ class Demo:
             second_trace = session.trace_id
             assert second_trace is not None
             session.cut()
-            # A stream's facade segments are written when its invocation ends: when the function meets
-            # the closed connection on its next write (a heartbeat at the latest).
+            # A stream's facade segments are written when its invocation ends: the function is not told
+            # its client left, so at the end of its lifetime (DEMO_STREAM_LIFETIME_S).
             report.check(self.stack.functions.wait_streams(STREAM_END_WAIT_S),
                          "both stream invocations ended after their clients left")
             self.tree(report, "SSE connection 1", first_trace, expect_at_least=3)
@@ -358,6 +362,7 @@ def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | 
     options.feed_interval_s = 0
     options.env_overrides = {**options.env_overrides,
                              "sse_streaming": {"SSE_HEARTBEAT_INTERVAL_S": DEMO_HEARTBEAT_S,
+                                               "SSE_STREAM_LIFETIME_S": DEMO_STREAM_LIFETIME_S,
                                                **options.env_overrides.get("sse_streaming", {})}}
     console.line("starting the local stack ...")
     with Emulator(options, console).start() as stack:

@@ -68,11 +68,14 @@ def lambda_environment(function: FunctionSpec, resolved_env: Mapping[str, str], 
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
         "AWS_XRAY_DAEMON_ADDRESS": daemon_address,
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-        "_HANDLER": function.handler,
         "POWERTOOLS_SERVICE_NAME": function.service_name,
     }
     if function.package == "image":
+        # An image function gets its handler as the image command (argv), not `_HANDLER`
+        # (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html): see functions.runtime_command.
         env["OTEL_SERVICE_NAME"] = function.service_name  # FR-071
+    else:
+        env["_HANDLER"] = function.handler
     env.update(resolved_env)
     return env
 

@@ -96,8 +96,8 @@ def code_present(spec: FunctionSpec) -> bool:
 
 def runtime_command(spec: FunctionSpec) -> list[str]:
     """The function's runtime: the image's bootstrap, or AWS's runtime interface client for a zip."""
-    if spec.package == "image":
-        return [sys.executable, str(SSE_BOOTSTRAP)]
+    if spec.package == "image":  # the Dockerfile's ENTRYPOINT, then the image command: the handler
+        return [sys.executable, str(SSE_BOOTSTRAP), spec.handler]
     return [sys.executable, "-m", "awslambdaric", spec.handler]
 
 

@@ -2,7 +2,7 @@
 
 `RuntimeApi.invoke(event) -> ResponseStream` returns at once; `prelude()` waits for status and
 headers, `chunks()` yields the body as the function writes it (so the edge relays it live),
-`close()` is the caller going away. A streamed `application/vnd.awslambda.http-integration-response`
+`close()` is the caller going away (the function is not told). A streamed `application/vnd.awslambda.http-integration-response`
 is a JSON prelude (statusCode, headers, cookies), eight NUL bytes, then the body (`wire`).
 
 Example:
@@ -236,15 +236,15 @@ class ResponseStream:
         return json.loads(payload) if payload else None
 
     def close(self) -> str | None:
-        """The caller is done (or its client went away): an unfinished response is cut off, as a
-        reset connection. Returns the function's error type, if the invocation failed."""
+        """The caller is done (or its client went away). The function is not told: it streams on
+        until it returns or times out, as Lambda lets it (the response streaming docs,
+        https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html, document
+        no signal to the function when its client leaves: undocumented, so the conservative reading).
+        Returns the function's error type, if the invocation failed."""
         with self._cv:
-            connection = None if self.completed else self._connection
             if not self.completed:
                 self.disconnected = True
             self._cv.notify_all()
-        if connection is not None:
-            _reset(connection)
         return None if self.error is None else self.error.error_type
 
 

@@ -17,9 +17,9 @@ the body began arrives in the trailers `Lambda-Runtime-Function-Error-Type` /
 
 The caller's side is `runtime.invoke(event, upstream) -> ResponseStream` (`response_stream`); the
 wire literals are in `wire`, the runtime process in `process`. `close()` on a stream is the client
-going away: the function's response connection is reset, so its next write raises `BrokenPipeError`.
-Several runtime workers may
-poll one RuntimeApi at once (multi-concurrency, `AWS_LAMBDA_MAX_CONCURRENCY`).
+going away: the function is not told (its writes go on succeeding) and it runs until it returns or
+times out. Several runtime processes may poll one RuntimeApi (one execution environment each, one
+invocation at a time: https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html).
 
 Example (not run: starts a runtime process):
     >>> with RuntimeApi(load_stack().function("sse_streaming"), daemon.address) as runtime:    # doctest: +SKIP
@@ -286,18 +286,12 @@ class RuntimeApi:
                 self._protocol_error(request, call, "a streamed response must be chunked")
                 return
             call._begin("streaming", content_type, request.connection)
-            if call.disconnected:  # the caller left before the function answered
-                self._cut(request, call)
-                return
             try:
                 trailers = _read_chunked(request.rfile, call._feed, MAX_STREAMED_BYTES)  # type: ignore[arg-type]
             except ProtocolError as error:
                 self._protocol_error(request, call, str(error))
                 return
             except (ConnectionError, OSError):
-                self._cut(request, call)
-                return
-            if call.disconnected:
                 self._cut(request, call)
                 return
             failure = self._trailer_error(call, trailers)
@@ -373,15 +367,11 @@ class RuntimeApi:
         self._end(call, FunctionError(self.function.name, "Runtime.InvalidResponse", message, call.invocation))
 
     def _cut(self, request: BaseHTTPRequestHandler, call: ResponseStream) -> None:
-        """The response connection ended early: the caller went away, or the runtime vanished."""
+        """The runtime's response connection ended early: the runtime vanished (a client never causes it)."""
         request.close_connection = True
         _reset(request.connection)
-        if call.disconnected:
-            self.stats.disconnects += 1
-            self._end(call, None)
-        else:
-            self._end(call, FunctionError(self.function.name, "Runtime.ExitError",
-                                          "the runtime's response connection ended early", call.invocation))
+        self._end(call, FunctionError(self.function.name, "Runtime.ExitError",
+                                      "the runtime's response connection ended early", call.invocation))
 
     def _count_end(self, error: FunctionError | None) -> None:
         """Called by an invocation as it ends, before its caller is woken."""

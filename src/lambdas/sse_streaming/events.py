@@ -5,7 +5,7 @@ Event ids are derived from the data, so a reconnect resumes on any execution env
 `Position`, and a stream's cursor is the position up to which it has delivered everything.
 
 - `sentiment_update` id: `<status_changed_at>/<item_id>`, the item's own position;
-- `heartbeat`, `metrics`, `deadline` ids: `<cursor>/<sequence>`, the stream's cursor and a
+- `heartbeat`, `metrics`, `reconnect` ids: `<cursor>/<sequence>`, the stream's cursor and a
   per-stream counter (zero-padded), so ids are strictly increasing within a stream as strings too.
 
 The item part of a cursor is `""` (before every item of that instant), 32 hex, or `~` (after
@@ -35,7 +35,7 @@ _EVENT_ID = re.compile(
     rf"^(?P<ts>{TIMESTAMP})/(?P<item>[0-9a-f]{{32}}|~|)(?:/(?P<sequence>\d{{{SEQUENCE_DIGITS},9}}))?$"
 )
 
-EVENT_TYPES = ("sentiment_update", "metrics", "heartbeat", "deadline")
+EVENT_TYPES = ("sentiment_update", "metrics", "heartbeat", "reconnect")
 
 
 class InvalidEventIdError(ValueError):

@@ -1,8 +1,9 @@
-"""Newly analysed items, read from the news table's `status-index`, shared by an environment's streams.
+"""Newly analysed items, read from the news table's `status-index`, kept by the execution environment.
 
-Every stream asks "what is after my cursor?" each poll cycle. One DynamoDB query per cycle serves
-all the environment's streams: the answer is kept in a bounded window of recent items (the
-cache of FR-007) that is complete between `floor` and `horizon`:
+Every stream asks "what is after my cursor?" each poll cycle. The answer is kept in a bounded window
+of recent items (the cache of FR-007) that is complete between `floor` and `horizon`. An
+environment serves one stream at a time (classic Lambda), and keeps the window across its warm
+invocations, so a stream that resumes where the previous one ended reads it from the window:
 
 - `cold_start`: the window is empty; query from the asking stream's cursor.
 - `ttl_expired`: the window is older than its TTL; query from its horizon onwards (one query,
@@ -12,8 +13,9 @@ cache of FR-007) that is complete between `floor` and `horizon`:
 - `settle_due`: an item the last query saw settling has settled; query from the horizon onwards.
 - `fresh`: a hit.
 
-Streams sleep on the window between their polls: when one stream's query brings items, the others
-wake and read them from the window (a hit), instead of each waiting for its own next poll.
+Streams sleep on the window between their polls (`wait_for_news`). It wakes a sleeper when another
+reader's query brings items; with one stream per environment there is no other reader, so the
+sleep simply lasts until the next poll (the wake-up dates from multi-stream environments).
 
 Reads deliver only up to `index_settle_s` short of now (see settings), so an item the index shows
 late is not skipped. They look up to now, though: the earliest item still settling

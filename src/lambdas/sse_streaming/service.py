@@ -1,4 +1,4 @@
-"""The handler phase: route the request, authorise a config stream, acquire a connection slot.
+"""The handler phase: route the request, authorise a config stream, take the environment's stream.
 
 Traced by the Powertools Tracer without patching (FR-060: the stream's AWS calls are OTel spans,
 and a patched botocore would record them twice). What follows the handler is `stream.py`.
@@ -7,9 +7,10 @@ and a patched botocore would record them twice). What follows the handler is `st
 - `GET /api/v2/configurations/{alert_id}/stream`: the items of the alert's ticker, for the holder
   of the alert's stream token (`Authorization: Bearer <token>`, checked against
   `stream_token_sha256`; 401 without or with a wrong token, 404 for an unknown alert);
-- `GET /api/v2/stream/status`: `{"connections", "limit", "poll_interval_s"}` of this environment.
+- `GET /api/v2/stream/status`: `{"streams_per_environment", "poll_interval_s", "stream_lifetime_s"}`.
 
-Over SSE_MAX_CONNECTIONS: 503 with `Retry-After` and one `ConnectionAcquireFailures` datum.
+One stream per execution environment (connections.py); the cap on concurrent streams is the
+function's reserved concurrency, enforced by Lambda (429 past it), not by this code.
 
 Example:
     >>> response = open_stream(function_url_event("GET", "/api/v2/stream"), context)   # doctest: +SKIP
@@ -22,11 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import threading
 import time
 from typing import Any
 
-from lambdas.sse_streaming.connections import ConnectionLimitError, ConnectionRegistry, Lease
+from lambdas.sse_streaming.connections import STREAMS_PER_ENVIRONMENT, Lease
 from lambdas.sse_streaming.events import BEFORE_ALL, Position
 from lambdas.sse_streaming.request import (
     NotFoundError,
@@ -38,7 +38,6 @@ from lambdas.sse_streaming.request import (
 from lambdas.sse_streaming.response import StreamingResponse, json_response
 from lambdas.sse_streaming.settings import SseSettings
 from lambdas.sse_streaming.stream import StreamPlan, stream_events
-from lib.metrics import Metric, put_metric
 from lib.news.model import iso_ms
 from lib.tables import dynamodb
 from lib.tracing.header import current_trace_id
@@ -48,19 +47,15 @@ from lib.tracing.powertools import annotate, lambda_tracer
 tracer = lambda_tracer(auto_patch=False)  # FR-060
 
 ALERT_PK = "alert"
-RETRY_AFTER_S = 5  # a full environment: try again soon (the retry usually lands on another one)
-CONNECTIONS = ConnectionRegistry()
 
 _cold_start = True
-_cold_start_lock = threading.Lock()
 
 
 def _take_cold_start() -> bool:
-    """True for the execution environment's first invocation only."""
+    """True for the execution environment's first invocation only (the process keeps this across warm ones)."""
     global _cold_start
-    with _cold_start_lock:
-        cold, _cold_start = _cold_start, False
-        return cold
+    cold, _cold_start = _cold_start, False
+    return cold
 
 
 @tracer.capture_method
@@ -80,15 +75,9 @@ def authorize(settings: SseSettings, alert_id: str, token: str) -> str | Request
 
 
 @tracer.capture_method
-def acquire(settings: SseSettings, connection_id: str) -> Lease:
-    """A connection slot of this environment (FR-008); ConnectionLimitError when it is full."""
-    try:
-        lease = CONNECTIONS.acquire(connection_id, settings.max_connections)
-    except ConnectionLimitError as error:  # counted (100 %, whatever the sampling), then re-raised
-        annotate(tracer, connection_id=connection_id, current_count=error.current_count,
-                 max_connections=error.max_connections)
-        put_metric(Metric.CONNECTION_ACQUIRE_FAILURES, 1)
-        raise
+def acquire(connection_id: str) -> Lease:
+    """This environment's stream connection (FR-008: its id, and 1 of 1 streams in this environment)."""
+    lease = Lease.acquire(connection_id)
     annotate(tracer, connection_id=connection_id, current_count=lease.current_count,
              max_connections=lease.max_connections)
     return lease
@@ -121,8 +110,9 @@ def open_stream(event: Any, context: Any) -> StreamingResponse:
         return _refusal(error)
     _annotate_request(request)
     if request.route == "status":
-        return json_response(200, {"connections": CONNECTIONS.count, "limit": settings.max_connections,
-                                   "poll_interval_s": settings.poll_interval_s}, _trace_headers())
+        return json_response(200, {"streams_per_environment": STREAMS_PER_ENVIRONMENT,
+                                   "poll_interval_s": settings.poll_interval_s,
+                                   "stream_lifetime_s": settings.stream_lifetime_s}, _trace_headers())
     ticker = None
     if request.route == "config":
         assert request.alert_id is not None and request.bearer_token is not None
@@ -130,15 +120,11 @@ def open_stream(event: Any, context: Any) -> StreamingResponse:
         if isinstance(outcome, RequestError):
             return _refusal(outcome)
         ticker = outcome
-    try:
-        lease = acquire(settings, context.aws_request_id)
-    except ConnectionLimitError as error:
-        return json_response(503, {"error": "too_many_connections", "message": str(error)},
-                             {"retry-after": str(RETRY_AFTER_S), **_trace_headers()})
+    lease = acquire(context.aws_request_id)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.index_settle_s)
     plan = StreamPlan(
-        settings=settings, request=request, lease=lease, connections=CONNECTIONS,
+        settings=settings, request=request, lease=lease,
         parent=extract_invocation_parent(),  # now, while _X_AMZN_TRACE_ID is this invocation's (FR-059)
         deadline_monotonic=deadline, cursor=request.last_event_id or Position(iso_ms(start), BEFORE_ALL),
         is_cold_start=is_cold_start, ticker=ticker,

@@ -2,8 +2,8 @@
 
 Example:
     >>> settings = SseSettings.from_env({"NEWS_TABLE": "news", "CONFIG_TABLE": "config"})
-    >>> settings.poll_interval_s, settings.max_connections
-    (2.0, 100)
+    >>> settings.poll_interval_s, settings.stream_lifetime_s
+    (2.0, 120.0)
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lib.config import env_number, require_env
+
+MAX_LAMBDA_TIMEOUT_S = 900  # a lifetime past any function timeout could never be reached
 
 
 def _number(env: Mapping[str, str], name: str, default: str, minimum: float) -> float:
@@ -25,15 +27,19 @@ class SseSettings:
     config_table: str
     poll_interval_s: float
     heartbeat_interval_s: float
-    max_connections: int
-    # The stream ends with a `deadline` event this long before the invocation deadline: room for
-    # the final flush (bounded by the exporter timeout) and the end of the response.
+    # FR-090: every stream ends itself this long after it began, with a `reconnect` event: Lambda
+    # never tells the function that its client went away, so an abandoned stream runs (and is
+    # billed, and holds an execution environment) until then. README, "How long a stream lives".
+    stream_lifetime_s: float
+    # A stream whose invocation deadline comes first ends this long before it, the same way: room
+    # for the final flush (bounded by the exporter timeout) and the end of the response.
     deadline_margin_s: float
     # Only items whose status changed at least this long ago are delivered, so an item the index
     # shows late (GSI propagation) is never skipped by a cursor that already passed its timestamp.
     # A poll that sees a younger item polls again as it settles, not a whole interval later.
     index_settle_s: float
-    # The browser's reconnect delay after a graceful close (FR-088/089).
+    # The first frame's `retry:` (FR-088): the reconnect delay after a close the server did not
+    # announce. The final `reconnect` event carries `retry: 0` (FR-089/090: reconnect at once).
     retry_ms: int
 
     @classmethod
@@ -45,7 +51,8 @@ class SseSettings:
             config_table=env["CONFIG_TABLE"],
             poll_interval_s=_number(env, "SSE_POLL_INTERVAL_S", "2", 0.05),
             heartbeat_interval_s=_number(env, "SSE_HEARTBEAT_INTERVAL_S", "15", 0.05),
-            max_connections=int(_number(env, "SSE_MAX_CONNECTIONS", "100", 1)),
+            stream_lifetime_s=env_number("SSE_STREAM_LIFETIME_S", env.get("SSE_STREAM_LIFETIME_S", "120"), low=1,
+                                         high=MAX_LAMBDA_TIMEOUT_S),
             deadline_margin_s=_number(env, "SSE_DEADLINE_MARGIN_S", "5", 0.1),
             index_settle_s=_number(env, "SSE_INDEX_SETTLE_MS", "500", 0) / 1000,
             retry_ms=int(_number(env, "SSE_RETRY_MS", "1000", 0)),

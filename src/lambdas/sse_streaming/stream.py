@@ -9,8 +9,12 @@ to settle or when another stream's query brought items into the shared window. T
 plain generator, traced step by step, never wrapped in a decorator (FR-031). Spans are flushed
 after every poll cycle and, bounded, in the generator's `finally` whatever ended the stream (FR-055).
 
-A client that goes away surfaces as the `BrokenPipeError` the runtime throws into the generator
-at its current `yield`: the spans get `client.disconnected=true` (FR-085) and the stream ends.
+Lambda never tells a streaming function that its client went away: writes go on succeeding and
+the function runs until it returns or times out (FR-085). So every stream ends itself (FR-090):
+`SSE_STREAM_LIFETIME_S` after it began, or `SSE_DEADLINE_MARGIN_S` before the invocation deadline
+if that comes first, with a final `reconnect` event (`retry: 0`, reconnect at once) whose id
+carries the stream's cursor, so the client resumes with `Last-Event-ID` and nothing is lost or
+repeated. The stream span's `end_reason` says which: `lifetime`, `deadline` or `error`.
 
 Example:
     >>> body = stream_events(plan)              # doctest: +SKIP
@@ -23,13 +27,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
 
-from lambdas.sse_streaming.connections import ConnectionRegistry, Lease
+from lambdas.sse_streaming.connections import Lease
 from lambdas.sse_streaming.events import Position, frame
 from lambdas.sse_streaming.feed import FEED, FeedItem
 from lambdas.sse_streaming.request import StreamRequest
@@ -43,7 +47,6 @@ from lib.tracing.otel import (
     bounded_span,
     flush,
     invocation_context,
-    mark_client_disconnected,
     set_annotations,
 )
 
@@ -63,7 +66,6 @@ class StreamPlan:
     settings: SseSettings
     request: StreamRequest
     lease: Lease
-    connections: ConnectionRegistry
     parent: Context
     deadline_monotonic: float
     cursor: Position
@@ -102,9 +104,13 @@ class _Stream:
         self.settle_due: float | None = None  # monotonic time the earliest settling item becomes readable
         self.feed_generation = FEED.generation  # the shared window's, as of this stream's last poll
 
-    def run(self) -> Iterator[bytes]:
+    def run(self) -> Generator[bytes, None, str]:
+        """The stream's frames; returns why it ended (`lifetime` or `deadline`)."""
         settings = self.settings
-        end_at = self.plan.deadline_monotonic - settings.deadline_margin_s
+        lifetime_end = time.monotonic() + settings.stream_lifetime_s
+        deadline_end = self.plan.deadline_monotonic - settings.deadline_margin_s
+        end_reason = "lifetime" if lifetime_end <= deadline_end else "deadline"
+        end_at = min(lifetime_end, deadline_end)
         yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())}, retry_ms=settings.retry_ms)  # FR-088
         next_poll = time.monotonic()
         next_heartbeat = next_poll + settings.heartbeat_interval_s
@@ -130,7 +136,9 @@ class _Stream:
             pause_s = max(0.0, min(next_poll, next_heartbeat, end_at) - time.monotonic())
             if FEED.wait_for_news(self.feed_generation, pause_s) != self.feed_generation:
                 next_poll = time.monotonic()  # another stream's poll brought items: read them from the window
-        yield from self._control("deadline", {"reconnect_after_ms": settings.retry_ms})
+        # FR-090: reconnect at once; `retry: 0` tells any EventSource client the same (FR-089).
+        yield from self._control("reconnect", {"reason": end_reason, "reconnect_after_ms": 0}, retry_ms=0)
+        return end_reason
 
     def _poll(self) -> list[FeedItem]:
         settings = self.settings
@@ -170,7 +178,7 @@ class _Stream:
 
     def _dispatch(self, event_type: str, payload: bytes, annotations: dict[str, AnnotationValue]) -> Iterator[bytes]:
         with bounded_span("sse.dispatch") as span:
-            set_annotations(span, {"event_type": event_type, "connection_count": self.plan.connections.count,
+            set_annotations(span, {"event_type": event_type, "connection_count": self.plan.lease.current_count,
                                    "is_cold_start": self.plan.is_cold_start, **annotations})
             yield payload
             self.events_sent += 1
@@ -181,8 +189,7 @@ class _Stream:
                                   {})
 
     def _metrics_event(self) -> Iterator[bytes]:
-        yield from self._control("metrics", {"counts": dict(self.counts),
-                                             "connections": self.plan.connections.count})
+        yield from self._control("metrics", {"counts": dict(self.counts)})
 
     def _dispatch_item(self, item: FeedItem) -> Iterator[bytes]:
         latency_ms = round((_utc_now() - parse_iso(item.analyzed_at)).total_seconds() * 1000, 3)
@@ -204,20 +211,15 @@ class _Stream:
 def stream_events(plan: StreamPlan) -> Iterator[bytes]:
     """The SSE body of one stream. Its `finally` releases the connection and flushes (FR-055)."""
     stream = _Stream(plan)
-    end_reason = "closed"  # the runtime closed the body early (GeneratorExit)
+    # Anything but the stream's own end is an error: an exception, or the runtime closing the body
+    # early (GeneratorExit), which it does only when its Runtime API connection broke.
+    end_reason = "error"
     try:
         with invocation_context(parent=plan.parent, deadline_monotonic=plan.deadline_monotonic), \
                 bounded_span(f"sse.{plan.stream_type}_stream") as span:
             set_annotations(span, plan.annotations())
             try:
-                yield from stream.run()
-                end_reason = "deadline"
-            except BrokenPipeError:  # the client went away: the dispatch span is marked already (FR-085)
-                end_reason = "client_disconnected"
-                mark_client_disconnected(span)
-            except Exception:  # recorded bounded by the stream span, then reported by the runtime
-                end_reason = "error"
-                raise
+                end_reason = yield from stream.run()
             finally:
                 with bounded_span("sse.connection.release") as release:
                     remaining = plan.lease.release()

@@ -251,22 +251,12 @@ def record_bounded_exception(span: Span, error: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, bound_attribute(f"{type(error).__name__}: {error}")))
 
 
-CLIENT_DISCONNECTED = "client.disconnected"  # FR-085
-
-
-def mark_client_disconnected(span: Span) -> None:
-    """The client went away mid-stream (the runtime's write raised BrokenPipeError): FR-085."""
-    span.set_attribute(CLIENT_DISCONNECTED, True)
-
-
 @contextmanager
 def bounded_span(
     name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, AttributeValue] | None = None
 ) -> Iterator[Span]:
     """A current span whose failures are recorded bounded (FR-058) and re-raised.
 
-    A `BrokenPipeError` (the client went away while the runtime wrote) is not a failure: it marks
-    the span `client.disconnected=true` (FR-085), here and on every enclosing bounded span.
     Use it around each step of a generator, never as a decorator on one (FR-031).
 
     Example:
@@ -278,9 +268,6 @@ def bounded_span(
     ) as span:
         try:
             yield span
-        except BrokenPipeError:
-            mark_client_disconnected(span)
-            raise
         except Exception as error:  # recorded bounded, then re-raised: the caller decides
             record_bounded_exception(span, error)
             raise

@@ -161,3 +161,14 @@ def test_function_url_is_invocable_only_through_the_url():
         for name, body in module(mod_name).of_type("aws_lambda_permission").items():
             if body.get("principal") == "*":
                 assert body["action"] == "lambda:InvokeFunctionUrl", f"{mod_name}.{name}: public InvokeFunction"
+
+
+@pytest.mark.req("FR-010")
+def test_the_frontend_bucket_holds_the_pages_config_linking_trace_ids_to_the_regions_console():
+    config = resources("aws_s3_object")["frontend_config"]
+    assert expression(config["bucket"]) == "aws_s3_bucket.frontend.id"
+    assert config["key"] == "config.json" and config["content_type"] == "application/json"
+    # frontend/src/trace-links.ts parses exactly this shape (tests/e2e serves it to the page).
+    content = str(config["content"])
+    assert "jsonencode" in content and "traceLinks" in content
+    assert "cloudwatch" in content and "local.region" in content

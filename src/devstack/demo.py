@@ -46,6 +46,7 @@ from devstack.functions import FunctionError, FunctionUnavailableError, schedule
 from devstack.local_stack import LocalStack, StackOptions
 from devstack.news_sources import FailureMode
 from devstack.trace_reader import Node, TraceTree, document_problems, read_traces, recent_trace_ids, render
+from devstack.trace_view import trace_view_url
 from lib.metrics import APP_NAMESPACE
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 from lib.tracing.header import TraceHeader, new_entity_id
@@ -476,7 +477,8 @@ class Demo:
         return summary
 
 
-def format_report(reports: list[StepReport], summary: Summary, notes: list[str]) -> str:
+def format_report(reports: list[StepReport], summary: Summary, notes: list[str], gateway_url: str = "") -> str:
+    """The report; with `gateway_url`, each trace also names its page in the stack's trace view."""
     lines = ["", "=" * 100, "DEMO REPORT", "=" * 100]
     for report in reports:
         lines.append(f"\n{'PASS' if report.ok else 'FAIL'}  {report.title}")
@@ -488,7 +490,8 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
             lines.append("   last runtime output:")
             lines.extend(f"     {line[:160]}" for line in report.logs)
         for label, rendered in report.traces:
-            lines.append(f"   {label}:")
+            view = f"  {trace_view_url(gateway_url, rendered.split()[1])}" if gateway_url else ""
+            lines.append(f"   {label}:{view}")
             lines.extend(f"     {line}" for line in rendered.splitlines())
     lines += ["", "-" * 100, "SUMMARY", "-" * 100,
               f"{'step':<86} result"]
@@ -514,20 +517,27 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
 
 
 def write_report_json(path: Path, reports: list[StepReport], summary: Summary, client_parents: set[str],
-                      ok: bool) -> None:
+                      ok: bool, gateway_url: str = "") -> None:
     """The report for machines (tests, CI): steps and checks, trace ids, summary, the clients' Parent ids."""
     path.write_text(json.dumps({
         "ok": ok,
         "steps": [{"title": r.title, "ok": r.ok, "error": r.error, "checks": [{"ok": ok_, "text": text}
                                                                              for ok_, text in r.checks],
-                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces]} for r in reports],
+                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces],
+                   "trace_views": [trace_view_url(gateway_url, rendered.split()[1]) for _, rendered in r.traces]
+                   if gateway_url else []} for r in reports],
         "summary": {key: value for key, value in summary.__dict__.items()},
         "client_parents": sorted(client_parents),
     }, indent=2))
 
 
-def run_demo(options: StackOptions, faults: bool = False, console: Console | None = None) -> int:
-    """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report."""
+def run_demo(options: StackOptions, faults: bool = False, console: Console | None = None,
+             hold: Callable[[], None] | None = None) -> int:
+    """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report.
+
+    `hold`: called after the report with the stack still up (`--hold` waits for Ctrl-C), so the report's
+    trace view links open; without it the stack stops at once and the links go with it.
+    """
     console = console or Console()
     options.schedules_s = {}
     options.feed_interval_s = 0
@@ -549,7 +559,11 @@ def run_demo(options: StackOptions, faults: bool = False, console: Console | Non
         if not stack.functions.wait_streams(STREAM_END_WAIT_S):
             console.line("warning: a stream is still open; its trace lacks its facade segments until it ends")
         summary = demo.summary()
-        console.line(format_report(demo.reports, summary, stack.notes))
+        console.line(format_report(demo.reports, summary, stack.notes, stack.url))
         ok = all(report.ok for report in demo.reports) and summary.ok
-        write_report_json(stack.directory / REPORT_FILE, demo.reports, summary, stack.gateway.client_parents, ok)
+        write_report_json(stack.directory / REPORT_FILE, demo.reports, summary, stack.gateway.client_parents, ok,
+                          stack.url)
+        if hold is not None:
+            console.line(f"the stack stays up for the trace links above ({stack.url}); Ctrl-C stops it")
+            hold()
     return 0 if ok else 1

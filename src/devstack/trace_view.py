@@ -22,7 +22,18 @@ from lib.tracing.header import TRACE_ID
 
 CONFIG_PATH = "/config.json"
 TRACES_PREFIX = "/devstack/traces/"
-LOCAL_CONFIG = {"traceLinks": {"kind": "local", "view": "trace.html"}}
+VIEW_PAGE = "trace.html"  # frontend/trace.html, in the build the gateway serves
+LOCAL_CONFIG = {"traceLinks": {"kind": "local", "view": VIEW_PAGE}}
+
+
+def trace_view_url(gateway_url: str, trace_id: str) -> str:
+    """The local trace view of one trace: what the dashboard's trace links open (and the demo report lists).
+
+    Example:
+        >>> trace_view_url("http://127.0.0.1:8000", "1-5759e988-bd862e3fe1be46a994272793")
+        'http://127.0.0.1:8000/trace.html?id=1-5759e988-bd862e3fe1be46a994272793'
+    """
+    return f"{gateway_url}/{VIEW_PAGE}?id={trace_id}"
 
 
 class LocalTraceViews:

@@ -138,7 +138,8 @@ def test_the_page_has_no_horizontal_overflow_and_charts_fit_their_cards(
         assert scroll_width <= client_width == width, (scroll_width, client_width)
         fits = page.evaluate("""() => [...document.querySelectorAll('[data-testid^=ticker-card-]')].map(card => {
             const canvas = card.querySelector('canvas');
-            return canvas ? canvas.getBoundingClientRect().right <= card.getBoundingClientRect().right + 0.5 : null; })""")
+            if (!canvas) return null;
+            return canvas.getBoundingClientRect().right <= card.getBoundingClientRect().right + 0.5; })""")
         assert fits and all(fits), fits
 
         chart = page.locator("[data-testid=ticker-chart]").first

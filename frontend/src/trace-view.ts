@@ -44,10 +44,12 @@ function renderRow(row: TraceRow): HTMLElement {
   if (row.inProgress) label.append(el("span", "trace-flag in-progress", "IN PROGRESS"));
 
   const lane = el("div", "trace-lane");
+  const track = el("div", "trace-track");
   const bar = el("span", "trace-bar");
   bar.style.left = `${row.offsetPct}%`;
   bar.style.width = `${row.widthPct}%`;
-  lane.append(bar, el("span", "trace-duration", formatDuration(row.durationMs)));
+  track.append(bar);
+  lane.append(track, el("span", "trace-duration", formatDuration(row.durationMs)));
   item.append(label, lane);
 
   const annotations = annotationText(row);

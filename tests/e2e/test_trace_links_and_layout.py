@@ -124,7 +124,7 @@ def test_the_trace_view_of_a_scored_item_shows_ingestion_sns_analysis_notificati
     view.screenshot(path=str(SCREENSHOTS / "trace-view-1280.png"))
 
 
-@pytest.mark.req("FR-032")
+@pytest.mark.req("FR-010")  # closest: the trace ids (and the page) readable on a phone; no FR covers layout
 @pytest.mark.parametrize("width", [1280, 390, 360])
 def test_the_page_has_no_horizontal_overflow_and_charts_fit_their_cards(
         browser: Browser, proxy: CuttableProxy, width: int) -> None:
@@ -140,9 +140,10 @@ def test_the_page_has_no_horizontal_overflow_and_charts_fit_their_cards(
             const canvas = card.querySelector('canvas');
             if (!canvas) return null;
             return canvas.getBoundingClientRect().right <= card.getBoundingClientRect().right + 0.5; })""")
-        assert fits and all(fits), fits
+        drawn = [fit for fit in fits if fit is not None]  # a ticker without buckets yet has no chart
+        assert drawn and all(drawn), fits
 
-        chart = page.locator("[data-testid=ticker-chart]").first
+        chart = page.locator("[data-testid=ticker-chart]:has(canvas)").first
         legend = chart.locator(".u-legend")
         expect(legend).to_be_hidden()  # no empty legend while nothing is under the pointer
         box = chart.locator(".u-over").bounding_box()

@@ -12,15 +12,22 @@ export interface SentimentChart {
 export type ChartFactory = (container: HTMLElement, buckets: readonly TimeseriesBucket[]) => SentimentChart;
 
 const HEIGHT = 140;
+const MIN_WIDTH = 120;
 
 export const uplotChart: ChartFactory = (container, buckets) => {
-  const width = () => Math.max(200, Math.floor(container.clientWidth || 280));
+  // The card decides the width (down to a 360 px screen); the chart follows it (ResizeObserver below).
+  const width = () => Math.max(MIN_WIDTH, Math.floor(container.clientWidth || 280));
   const bars = uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 24] }) : undefined;
   const options: uPlot.Options = {
     width: width(),
     height: HEIGHT,
     legend: { show: true, live: true },
     cursor: { drag: { x: false, y: false } },
+    // The legend shows the point under the pointer, and only then (`.pointing`, style.css): an idle
+    // chart carries no empty "Time: --" row.
+    hooks: {
+      setCursor: [(u) => container.classList.toggle("pointing", u.cursor.idx !== null && u.cursor.idx !== undefined)],
+    },
     scales: {
       x: { time: true },
       score: { range: [-1, 1] },

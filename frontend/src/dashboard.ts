@@ -11,6 +11,7 @@ import type { ChartFactory, SentimentChart } from "./chart";
 import { clockTime, connectionLabel, formatScore, timeAgo } from "./format";
 import type { ConnectionInfo, ConnectionState, SseMessage } from "./sse";
 import { parseStreamEvent } from "./stream-events";
+import { TRACE_ID_PATTERN } from "./trace";
 import type { TraceContext } from "./trace";
 import { RESOLUTIONS } from "./types";
 import type {
@@ -49,6 +50,8 @@ export interface DashboardOptions {
   refreshDebounceMs?: number;
   feedLimit?: number;
   resolution?: Resolution;
+  /** The URL a trace id links to (trace-links.ts); without it trace ids are plain text. */
+  traceLink?: (traceId: string) => string;
 }
 
 interface FeedEntry {
@@ -59,6 +62,8 @@ interface FeedEntry {
   score: number | null;
   at: string;
   url?: string;
+  /** The X-Ray trace the score was computed in (null on items scored before it was kept). */
+  traceId: string | null;
   source: "live" | "history";
 }
 
@@ -103,6 +108,7 @@ export class Dashboard {
   private readonly now: () => number;
   private readonly debounceMs: number;
   private readonly feedLimit: number;
+  private readonly traceLink: ((traceId: string) => string) | undefined;
   private resolution: Resolution;
   private readonly stream: StreamHandle;
 
@@ -139,6 +145,7 @@ export class Dashboard {
     this.debounceMs = options.refreshDebounceMs ?? 2000;
     this.feedLimit = options.feedLimit ?? 50;
     this.resolution = options.resolution ?? "5m";
+    this.traceLink = options.traceLink;
 
     const traceEl = (panel: string) => h("small", { class: "trace", "data-testid": `trace-${panel}`, title: "X-Ray trace id" }, "trace: -");
     this.traceEls = { tickers: traceEl("tickers"), feed: traceEl("feed"), alerts: traceEl("alerts") };
@@ -368,6 +375,7 @@ export class Dashboard {
           score: item.sentiment.score,
           at: item.published_at,
           url: item.url,
+          traceId: item.sentiment.trace_id ?? null,
           source: "history",
         });
       }
@@ -457,9 +465,8 @@ export class Dashboard {
     const sent = info.requestHeaders["X-Amzn-Trace-Id"] ?? "";
     const root = /Root=([^;]+)/.exec(sent)?.[1] ?? "-";
     const id = info.responseTraceId ?? root;
-    this.traceEls.feed.textContent = `trace: ${id}`;
+    this.setTrace(this.traceEls.feed, id);
     this.traceEls.feed.title = `SSE connection #${info.sequence}${info.resumeSupported ? "" : " (server cannot resume)"}`;
-    this.traceEls.feed.dataset.traceId = id;
   }
 
   private onMessage(message: SseMessage): void {
@@ -496,6 +503,7 @@ export class Dashboard {
         score: update.score,
         at: update.analyzed_at || update.published_at,
         url: existing?.url,
+        traceId: update.trace_id ?? existing?.traceId ?? null,
         source: "live" as const,
       },
       ...this.feed.filter((entry) => entry.item_id !== update.item_id),
@@ -648,6 +656,7 @@ export class Dashboard {
           h("span", { class: "score" }, entry.score === null ? "" : formatScore(entry.score)),
           headline,
           h("time", { class: "when", datetime: entry.at }, clockTime(entry.at)),
+          entry.traceId ? this.traceAnchor(entry.traceId, "feed-item-trace") : null,
         );
       }),
     );
@@ -684,9 +693,24 @@ export class Dashboard {
   }
 
   private showTrace(panel: "tickers" | "feed" | "alerts", trace: RequestTrace): void {
-    const id = displayTraceId(trace);
-    this.traceEls[panel].textContent = `trace: ${id}`;
-    this.traceEls[panel].dataset.traceId = id;
+    this.setTrace(this.traceEls[panel], displayTraceId(trace));
+  }
+
+  /** "trace: <id>", the id a link to the trace (when the page knows where traces open). */
+  private setTrace(element: HTMLElement, id: string): void {
+    element.dataset.traceId = id;
+    element.replaceChildren("trace: ", TRACE_ID_PATTERN.test(id) ? this.traceAnchor(id) : id);
+  }
+
+  private traceAnchor(id: string, testId?: string): HTMLElement {
+    const attrs = { class: "trace-link", "data-testid": testId, "data-trace-id": id };
+    if (!this.traceLink) return h("span", attrs, id);
+    return h("a", { ...attrs, href: this.traceLink(id), target: "_blank", rel: "noopener noreferrer" }, id);
+  }
+
+  /** Show a problem the page found outside its panels (e.g. an unreadable config.json). */
+  reportProblem(error: unknown): void {
+    this.showError(error);
   }
 
   private showError(error: unknown): void {

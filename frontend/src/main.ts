@@ -4,6 +4,7 @@ import { ApiClient } from "./api";
 import { uplotChart } from "./chart";
 import { Dashboard } from "./dashboard";
 import { SseClient, randomSessionId } from "./sse";
+import { loadPageConfig, traceUrl } from "./trace-links";
 
 /** Same origin by default (relative URLs); `VITE_API_BASE_URL` at build time points elsewhere. */
 const baseUrl = (import.meta.env.VITE_API_BASE_URL ?? "").replace(/\/+$/, "");
@@ -25,11 +26,20 @@ function tabSessionId(): string {
 const root = document.getElementById("app");
 if (!root) throw new Error("#app is missing from index.html");
 
+// Where trace ids link to (the CloudWatch console, or the devstack's trace view): config.json, served
+// beside this page. Without it the page still works, with trace ids as plain text and the reason shown.
+let configProblem: unknown = null;
+const config = await loadPageConfig().catch((error: unknown) => {
+  configProblem = error;
+  return null;
+});
+
 const api = new ApiClient({ baseUrl });
 const dashboard = new Dashboard({
   root,
   api,
   chart: uplotChart,
+  traceLink: config ? (traceId) => traceUrl(config.traceLinks, traceId) : undefined,
   createStream: (callbacks) =>
     new SseClient({
       url: `${baseUrl}/api/v2/stream`,
@@ -42,4 +52,6 @@ const dashboard = new Dashboard({
 
 // Back online: reload the panels and cut a pending reconnect wait short.
 window.addEventListener("online", () => void dashboard.refresh());
-void dashboard.start();
+void dashboard.start().then(() => {
+  if (configProblem !== null) dashboard.reportProblem(configProblem);
+});

@@ -1,5 +1,6 @@
 /** Typed views of the SSE frames (specs/contracts.md); anything malformed is dropped, not guessed. */
 import type { SseMessage } from "./sse";
+import { TRACE_ID_PATTERN } from "./trace";
 import type { SentimentLabel, SentimentUpdate, StreamMetrics } from "./types";
 
 export type StreamEvent =
@@ -27,7 +28,7 @@ export function parseStreamEvent(message: SseMessage): StreamEvent | null {
   if (!data) return null;
   switch (message.event) {
     case "sentiment_update": {
-      const { item_id, ticker, headline, label, score, published_at, analyzed_at } = data;
+      const { item_id, ticker, headline, label, score, published_at, analyzed_at, trace_id } = data;
       if (!isString(item_id) || !isString(ticker) || !isString(headline) || !isNumber(score)) return null;
       if (!isString(label) || !LABELS.includes(label as SentimentLabel)) return null;
       const update: SentimentUpdate = {
@@ -38,6 +39,7 @@ export function parseStreamEvent(message: SseMessage): StreamEvent | null {
         score,
         published_at: isString(published_at) ? published_at : "",
         analyzed_at: isString(analyzed_at) ? analyzed_at : "",
+        trace_id: isString(trace_id) && TRACE_ID_PATTERN.test(trace_id) ? trace_id : null,
       };
       return { type: "sentiment_update", id: message.id, update };
     }

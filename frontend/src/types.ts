@@ -35,7 +35,8 @@ export interface NewsItem {
   url?: string;
   published_at: string;
   status: "pending" | "analyzed";
-  sentiment: { label: SentimentLabel; score: number } | null;
+  /** `trace_id`: the X-Ray trace the score was computed in (null on older items). */
+  sentiment: { label: SentimentLabel; score: number; trace_id?: string | null } | null;
 }
 
 export interface ItemsPage {
@@ -84,6 +85,8 @@ export interface SentimentUpdate {
   score: number;
   published_at: string;
   analyzed_at: string;
+  /** The X-Ray trace the score was computed in; null when the server did not send one. */
+  trace_id: string | null;
 }
 
 /** `metrics` event data: what this connection delivered so far, per label. */

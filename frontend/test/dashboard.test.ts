@@ -14,6 +14,7 @@ import { settle, until } from "./helpers";
 
 const NOW = Date.UTC(2026, 10, 25, 8, 0, 0);
 const SERVED = "1-6925e2a0-cccccccccccccccccccccccc";
+const SCORED = "1-6925e29f-aaaaaaaaaaaaaaaaaaaaaaaa"; // the trace an item's score was computed in
 
 interface Call {
   method: string;
@@ -63,7 +64,7 @@ class FakeBackend {
         items:
           url.searchParams.get("ticker") === "AAPL"
             ? [
-                { item_id: "h1", ticker: "AAPL", headline: "Apple ships", published_at: "2026-11-25T07:50:00.000Z", status: "analyzed", sentiment: { label: "positive", score: 0.6 } },
+                { item_id: "h1", ticker: "AAPL", headline: "Apple ships", published_at: "2026-11-25T07:50:00.000Z", status: "analyzed", sentiment: { label: "positive", score: 0.6, trace_id: SCORED } },
                 { item_id: "h2", ticker: "AAPL", headline: "Pending one", published_at: "2026-11-25T07:51:00.000Z", status: "pending", sentiment: null },
               ]
             : [],
@@ -120,7 +121,7 @@ afterEach(() => {
   document.body.replaceChildren();
 });
 
-async function mount(options: { debounce?: number } = {}) {
+async function mount(options: { debounce?: number; traceLink?: (id: string) => string } = {}) {
   const backend = new FakeBackend();
   const stream = new FakeStream();
   const charts: { buckets: readonly TimeseriesBucket[] }[] = [];
@@ -140,6 +141,7 @@ async function mount(options: { debounce?: number } = {}) {
     },
     now: () => NOW,
     refreshDebounceMs: options.debounce ?? 60_000,
+    traceLink: options.traceLink,
   });
   current = dashboard;
   await dashboard.start();
@@ -181,6 +183,32 @@ describe("dashboard", () => {
       resumeSupported: true,
     });
     expect($("trace-feed").textContent).toBe("trace: 1-6925e2a0-eeeeeeeeeeeeeeeeeeeeeeee");
+  });
+
+  it("FR-010 each panel's trace id and each scored feed item's trace id link to the trace", async () => {
+    const { $, $$, stream } = await mount({ traceLink: (id) => `trace.html?id=${id}` });
+    const link = (element: HTMLElement) => element.querySelector("a.trace-link") as HTMLAnchorElement | null;
+    expect(link($("trace-tickers"))?.getAttribute("href")).toBe(`trace.html?id=${SERVED}`);
+    expect(link($("trace-alerts"))?.getAttribute("href")).toBe(`trace.html?id=${SERVED}`);
+    const [history] = $$("feed-item").filter((item) => item.dataset.itemId === "h1");
+    expect(link(history!)?.getAttribute("href")).toBe(`trace.html?id=${SCORED}`);
+    expect(link(history!)?.textContent).toBe(SCORED);
+
+    const live = "1-6925e2a1-bbbbbbbbbbbbbbbbbbbbbbbb";
+    stream.callbacks.onMessage({
+      event: "sentiment_update",
+      id: "2026-11-25T08:00:00.000Z/ffffffffffffffffffffffffffffffff",
+      data: JSON.stringify({ item_id: "ffffffffffffffffffffffffffffffff", ticker: "MSFT", headline: "Live one", label: "neutral",
+        score: 0, published_at: "2026-11-25T07:59:00.000Z", analyzed_at: "2026-11-25T08:00:00.000Z", trace_id: live }),
+    });
+    const [fresh] = $$("feed-item").filter((item) => item.dataset.source === "live");
+    expect(link(fresh!)?.getAttribute("href")).toBe(`trace.html?id=${live}`);
+  });
+
+  it("FR-010 without a link target (no config.json) trace ids stay plain text", async () => {
+    const { $ } = await mount();
+    expect($("trace-tickers").querySelector("a")).toBeNull();
+    expect($("trace-tickers").textContent).toBe(`trace: ${SERVED}`);
   });
 
   it("FR-033 shows the connection state: connecting, live, reconnecting in N s, offline", async () => {

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the scripted scenario with its report")
     stack_options(demo, 0)
     demo.add_argument("--faults", action="store_true", help="also inject each of the seven silent failure paths once")
+    demo.add_argument("--hold", action="store_true",
+                      help="keep the stack up after the report (until Ctrl-C), so its trace view links open")
 
     traces = commands.add_parser("traces", help="trace trees of the running stack")
     traces.add_argument("--trace-id", action="append", default=[], help="this trace only (repeatable)")
@@ -139,7 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     options = EmulatorOptions(host=args.host, port=args.port, directory=directory)
     try:
-        return run_demo(options, faults=args.faults)
+        return run_demo(options, faults=args.faults, hold=_wait_for_interrupt if args.hold else None)
     except (PortInUseError, EmulatorStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

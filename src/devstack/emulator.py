@@ -41,6 +41,7 @@ from devstack.lambda_.scheduler import Scheduler
 from devstack.seed import Seeded, seed_stack
 from devstack.stack import REPO_ROOT, Stack, load_stack
 from devstack.xray.pipeline import TracePipeline, devstack_dir
+from devstack.xray.trace_view import LocalTraceViews
 
 COLLECTOR_PORT = 4318  # the SSE code exports to the ADOT extension's localhost:4318
 FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
@@ -183,6 +184,7 @@ class Emulator:
                               "/api/v2/* (except the stream) answers 503")
         self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
             "sse_streaming") else None
+        self.gateway.trace_views = LocalTraceViews(self.pipeline.xray)
         self.gateway.start()
         self._exit.callback(self.gateway.stop)  # on the way down, the edge closes first
         self._write_state()

@@ -93,7 +93,8 @@ def render_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "item_id": str(row["item_id"]), "ticker": str(row["ticker"]), "headline": str(row["headline"]),
         "summary": str(row.get("summary", "")), "source": str(row.get("source", "")), "url": str(row.get("url", "")),
         "published_at": str(row["published_at"]), "status": str(row["status"]),
-        "sentiment": {"label": str(row["sentiment_label"]), "score": _number(row["sentiment_score"])}
+        "sentiment": {"label": str(row["sentiment_label"]), "score": _number(row["sentiment_score"]),
+                      "trace_id": str(row["analysis_trace_id"]) if row.get("analysis_trace_id") else None}
         if analyzed else None,
     }
 

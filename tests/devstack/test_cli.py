@@ -88,6 +88,39 @@ def test_the_demo_passes_every_step_and_says_so(demo_run: tuple[subprocess.Compl
     assert all(step["ok"] and step["trace_ids"] for step in report["steps"]), titles
     for line in ("orphans                     0", "document problems           0"):
         assert line in result.stdout
+    for step in report["steps"]:  # each trace names its page in the stack's trace view, in both reports
+        assert [view.rsplit("?id=", 1)[1] for view in step["trace_views"]] == step["trace_ids"]
+        assert all(f"/trace.html?id={trace_id}" in result.stdout for trace_id in step["trace_ids"])
+
+
+@pytest.mark.req("FR-010", "SC-008")
+def test_demo_hold_keeps_the_stack_up_so_the_reports_trace_links_open(tmp_path: Path) -> None:
+    log = (tmp_path / "demo.log").open("w")
+    process = subprocess.Popen(devstack("demo", "--hold", "--port", "0", directory=tmp_path), env=child_env(),
+                               cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        report_file = tmp_path / "demo-report.json"
+        end = time.monotonic() + 240
+        while not report_file.exists():
+            assert process.poll() is None, (tmp_path / "demo.log").read_text()[-4000:]
+            assert time.monotonic() < end, "the demo wrote no report within 240 s"
+            time.sleep(0.5)
+        time.sleep(0.5)  # the file is written in one call; let it land
+        pipeline = json.loads(report_file.read_text())["steps"][0]
+        view = pipeline["trace_views"][0]
+        gateway, trace_id = view.split("/trace.html?id=")
+        trace = requests.get(f"{gateway}/devstack/traces/{trace_id}", timeout=30)
+        assert trace.status_code == 200, trace.text
+        origins = {doc.get("origin") for doc in trace.json()["documents"]}
+        assert {"AWS::Lambda", "AWS::SNS", "AWS::Lambda::Function"} <= origins
+        assert process.poll() is None  # still up, holding
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, (tmp_path / "demo.log").read_text()[-4000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.mark.req("SC-010", "SC-025", "FR-058")

@@ -225,3 +225,14 @@ def test_the_edge_module_is_split_by_concern():
     # the concerns that must not spill into main.tf (shared lookups and CORS only)
     main = module(EDGE).files["main.tf"]
     assert not main.get("resource"), "main.tf holds resources: put them in the file of their concern"
+
+
+@pytest.mark.req("FR-010")
+def test_the_frontend_bucket_holds_the_pages_config_linking_trace_ids_to_the_regions_console():
+    config = resources("aws_s3_object")["frontend_config"]
+    assert expression(config["bucket"]) == "aws_s3_bucket.frontend.id"
+    assert config["key"] == "config.json" and config["content_type"] == "application/json"
+    # frontend/src/trace-links.ts parses exactly this shape (tests/e2e serves it to the page).
+    content = str(config["content"])
+    assert "jsonencode" in content and "traceLinks" in content
+    assert "cloudwatch" in content and "local.region" in content

@@ -39,6 +39,7 @@ def test_an_item_is_scored_marked_analyzed_fanned_out_and_handed_to_notification
     assert stored["status"] == "analyzed" and stored["sentiment_label"] == "positive"
     assert stored["sentiment_score"] == Decimal(str(round(expected.score, 4)))
     assert stored["analyzed_at"] == stored["status_changed_at"] and stored["analyzed_at"].endswith("Z")
+    assert stored["analysis_trace_id"] == invocation.trace_header.root  # the dashboard links the item to it
     assert result == {"items": [{"item_id": item.item_id, "duplicate": False, "label": "positive",
                                  "score": expected.score, "fanout_failed": False, "publish_failed": False}]}
 

@@ -76,7 +76,8 @@ class Dashboard:
         if label is not None:
             analyzed = iso_ms(published + dt.timedelta(seconds=30))
             row.update(status="analyzed", status_changed_at=analyzed, analyzed_at=analyzed, sentiment_label=label,
-                       sentiment_score=Decimal(str(score)))
+                       sentiment_score=Decimal(str(score)),
+                       analysis_trace_id=f"1-{int(published.timestamp()):08x}-{row['item_id'][:24]}")
         self.news.put_item(Item=row)
         return row
 
@@ -261,7 +262,8 @@ def test_items_are_paged_newest_first_with_an_opaque_cursor(dashboard: Dashboard
     assert first == {"item_id": rows[0]["item_id"], "ticker": "AAPL", "headline": "Apple story 0",
                      "summary": "About Apple story 0", "source": "tiingo", "url": rows[0]["url"],
                      "published_at": rows[0]["published_at"], "status": "pending", "sentiment": None}
-    assert second["status"] == "analyzed" and second["sentiment"] == {"label": "positive", "score": 0.5}
+    assert second["status"] == "analyzed" and second["sentiment"] == {
+        "label": "positive", "score": 0.5, "trace_id": rows[1]["analysis_trace_id"]}  # the trace that scored it
 
     page = dashboard.get("/api/v2/items", "ticker=AAPL&limit=2").json()
     other = dashboard.get("/api/v2/items", f"ticker=MSFT&cursor={page['next_cursor']}")

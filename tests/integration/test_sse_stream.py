@@ -174,7 +174,8 @@ def seed(table: Any, ticker: str, label: str = "positive", score: float = 0.5) -
             "ticker": ticker, "headline": f"{ticker} news {secrets.token_hex(3)} \u2014 \"quoted\"",
             "summary": "s", "source": "tiingo", "url": "https://example.invalid/a", "status": "analyzed",
             "status_changed_at": stamp, "ingested_at": stamp, "analyzed_at": stamp,
-            "sentiment_label": label, "sentiment_score": Decimal(str(score)), "expires_at": 0}
+            "sentiment_label": label, "sentiment_score": Decimal(str(score)), "expires_at": 0,
+            "analysis_trace_id": f"1-{int(now.timestamp()):08x}-{secrets.token_hex(12)}"}
     table.put_item(Item=item)
     return item
 
@@ -183,7 +184,8 @@ def expected_frame(item: Mapping[str, Any]) -> bytes:
     """specs/contracts.md: a sentiment_update frame, built here independently of the function's code."""
     data = {"item_id": item["item_id"], "ticker": item["ticker"], "headline": item["headline"],
             "label": item["sentiment_label"], "score": float(item["sentiment_score"]),
-            "published_at": item["published_at"], "analyzed_at": item["analyzed_at"]}
+            "published_at": item["published_at"], "analyzed_at": item["analyzed_at"],
+            "trace_id": item["analysis_trace_id"]}
     return (f"id: {item['status_changed_at']}/{item['item_id']}\nevent: sentiment_update\n"
             f"data: {json.dumps(data, separators=(',', ':'))}\n\n").encode()
 

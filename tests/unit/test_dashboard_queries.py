@@ -52,7 +52,10 @@ def test_render_item_shows_sentiment_only_once_analysed() -> None:
     row = {**KEY, "headline": "h", "status": "pending", "sentiment_score": Decimal("0.5"), "sentiment_label": "x"}
     assert render_item(row)["sentiment"] is None
     analysed = render_item({**row, "status": "analyzed", "sentiment_label": "positive"})
-    assert analysed["sentiment"] == {"label": "positive", "score": 0.5}
+    assert analysed["sentiment"] == {"label": "positive", "score": 0.5, "trace_id": None}  # scored before it was kept
+    trace_id = "1-6b14d8a4-a8ea60d02240f27223eec1f9"
+    traced = render_item({**row, "status": "analyzed", "sentiment_label": "positive", "analysis_trace_id": trace_id})
+    assert traced["sentiment"] == {"label": "positive", "score": 0.5, "trace_id": trace_id}
 
 
 @pytest.mark.parametrize(("direction", "threshold", "score", "fires"), [

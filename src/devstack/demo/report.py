@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.xray.trace_view import trace_view_url
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 
 REPORT_FILE = "demo-report.json"
@@ -64,7 +65,8 @@ class Summary:
             self.largest_document <= MAX_DOCUMENT_BYTES
 
 
-def format_report(reports: list[StepReport], summary: Summary, notes: list[str]) -> str:
+def format_report(reports: list[StepReport], summary: Summary, notes: list[str], gateway_url: str = "") -> str:
+    """The report; with `gateway_url`, each trace also names its page in the stack's trace view."""
     lines = ["", "=" * 100, "DEMO REPORT", "=" * 100]
     for report in reports:
         lines.append(f"\n{'PASS' if report.ok else 'FAIL'}  {report.title}")
@@ -76,7 +78,8 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
             lines.append("   last runtime output:")
             lines.extend(f"     {line[:160]}" for line in report.logs)
         for label, rendered in report.traces:
-            lines.append(f"   {label}:")
+            view = f"  {trace_view_url(gateway_url, rendered.split()[1])}" if gateway_url else ""
+            lines.append(f"   {label}:{view}")
             lines.extend(f"     {line}" for line in rendered.splitlines())
     lines += ["", "-" * 100, "SUMMARY", "-" * 100,
               f"{'step':<86} result"]
@@ -102,13 +105,15 @@ def format_report(reports: list[StepReport], summary: Summary, notes: list[str])
 
 
 def write_report_json(path: Path, reports: list[StepReport], summary: Summary, client_parents: set[str],
-                      ok: bool) -> None:
+                      ok: bool, gateway_url: str = "") -> None:
     """The report for machines (tests, CI): steps and checks, trace ids, summary, the clients' Parent ids."""
     path.write_text(json.dumps({
         "ok": ok,
         "steps": [{"title": r.title, "ok": r.ok, "error": r.error, "checks": [{"ok": ok_, "text": text}
                                                                              for ok_, text in r.checks],
-                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces]} for r in reports],
+                   "trace_ids": [rendered.split()[1] for _, rendered in r.traces],
+                   "trace_views": [trace_view_url(gateway_url, rendered.split()[1]) for _, rendered in r.traces]
+                   if gateway_url else []} for r in reports],
         "summary": {key: value for key, value in summary.__dict__.items()},
         "client_parents": sorted(client_parents),
     }, indent=2))

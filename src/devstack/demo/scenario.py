@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -355,8 +355,13 @@ class Demo:
         return summary
 
 
-def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | None = None) -> int:
-    """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report."""
+def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | None = None,
+             hold: Callable[[], None] | None = None) -> int:
+    """Bring the stack up (schedules off: the demo fires them), run the scenario, print the report.
+
+    `hold`: called after the report with the stack still up (`--hold` waits for Ctrl-C), so the report's
+    trace view links open; without it the stack stops at once and the links go with it.
+    """
     console = console or Console()
     options.schedules_s = {}
     options.feed_interval_s = 0
@@ -379,7 +384,11 @@ def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | 
         if not stack.functions.wait_streams(STREAM_END_WAIT_S):
             console.line("warning: a stream is still open; its trace lacks its facade segments until it ends")
         summary = demo.summary()
-        console.line(format_report(demo.reports, summary, stack.notes))
+        console.line(format_report(demo.reports, summary, stack.notes, stack.url))
         ok = all(report.ok for report in demo.reports) and summary.ok
-        write_report_json(stack.directory / REPORT_FILE, demo.reports, summary, stack.gateway.client_parents, ok)
+        write_report_json(stack.directory / REPORT_FILE, demo.reports, summary, stack.gateway.client_parents, ok,
+                          stack.url)
+        if hold is not None:
+            console.line(f"the stack stays up for the trace links above ({stack.url}); Ctrl-C stops it")
+            hold()
     return 0 if ok else 1

@@ -4,6 +4,7 @@
   function's Function URL (RESPONSE_STREAM). The response is relayed chunk by chunk as the function
   writes it; CORS is the Function URL's configuration.
 - every other `/api/v2/...`: API Gateway (REST) → the dashboard function.
+- `/config.json` and `/devstack/traces/<id>`: the dashboard's local trace links (`trace_view.py`).
 - everything else: the built frontend (`frontend/dist`), same origin as the API.
 
 The edge rule of FR-035 applies to both API routes: the client's `Sampled` field is removed from
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 
 from devstack.console import Console
 from devstack.loopback import LoopbackServer
+from devstack.xray.trace_view import LocalTraceViews
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
 
 TRACE_HEADER = "X-Amzn-Trace-Id"
@@ -112,6 +114,7 @@ class CloudFrontEdge:
         self.stream = stream
         self.static_dir = static_dir.resolve() if static_dir is not None else None
         self.console = console or Console(quiet=True)
+        self.trace_views: LocalTraceViews | None = None  # set by the stack once its X-Ray API runs
         self.open_streams = 0
         # The `Parent` ids clients sent: API Gateway links its stage segment to the client's Parent, and a
         # browser writes no segment of its own, so these are the only parent ids a trace may lack.
@@ -155,6 +158,11 @@ class CloudFrontEdge:
 
     def _route(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)
+        if self.trace_views is not None and self.trace_views.serves(url.path):
+            status, body = self.trace_views.response(handler.command, url.path)
+            self._reply(handler, EdgeResponse(status, [("Content-Type", "application/json"),
+                                                       ("Cache-Control", "no-cache")], body))
+            return
         if not url.path.startswith("/api/"):
             self._static(handler, url.path)
             return

@@ -38,6 +38,7 @@ from lib.config import require_env
 from lib.news.model import ItemStatus, iso_ms
 from lib.news.sentiment import Sentiment, score
 from lib.news.store import AWS_ERRORS, NewsTable, TimeseriesTable, sns_client
+from lib.tracing.header import current_trace_id
 from lib.tracing.powertools import SilentFailurePath, annotate, lambda_logger, lambda_tracer, silent_failure
 
 tracer = lambda_tracer()
@@ -154,7 +155,7 @@ def analyse(settings: AnalysisSettings, message: NewsItemMessage) -> Outcome:
 
     sentiment = score(str(item["headline"]), str(item.get("summary") or ""))
     now = dt.datetime.now(dt.UTC)
-    if not news.mark_analyzed(message.item_id, message.published_at, sentiment, now):
+    if not news.mark_analyzed(message.item_id, message.published_at, sentiment, now, current_trace_id()):
         annotate(tracer, duplicate_delivery=True)  # a concurrent delivery got there first
         return Outcome(message.item_id, duplicate=True)
     annotate(tracer, duplicate_delivery=False, sentiment_label=sentiment.label)

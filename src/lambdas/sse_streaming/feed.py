@@ -67,6 +67,7 @@ class FeedItem:
     score: float
     published_at: str
     analyzed_at: str
+    trace_id: str | None = None  # the X-Ray trace the score was computed in (`analysis_trace_id`)
 
     @property
     def item_id(self) -> str:
@@ -81,6 +82,7 @@ class FeedItem:
                 ticker=str(row["ticker"]), headline=str(row["headline"]), label=str(row["sentiment_label"]),
                 score=float(score) if isinstance(score, Decimal | int | float) else float(str(score)),
                 published_at=str(row["published_at"]), analyzed_at=str(row["analyzed_at"]),
+                trace_id=str(row["analysis_trace_id"]) if row.get("analysis_trace_id") else None,
             )
         except (KeyError, ValueError) as error:
             raise MalformedItemError(
@@ -89,7 +91,8 @@ class FeedItem:
     def event_data(self) -> dict[str, Any]:
         """The `sentiment_update` data of specs/contracts.md, in its order."""
         return {"item_id": self.item_id, "ticker": self.ticker, "headline": self.headline, "label": self.label,
-                "score": self.score, "published_at": self.published_at, "analyzed_at": self.analyzed_at}
+                "score": self.score, "published_at": self.published_at, "analyzed_at": self.analyzed_at,
+                "trace_id": self.trace_id}
 
 
 @dataclass(frozen=True)

@@ -99,19 +99,26 @@ class NewsTable:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    def mark_analyzed(self, item_id: str, published_at: str, sentiment: Sentiment, now: dt.datetime) -> bool:
-        """`pending` → `analyzed` with the score; False when the item was no longer pending (a redelivery)."""
+    def mark_analyzed(self, item_id: str, published_at: str, sentiment: Sentiment, now: dt.datetime,
+                      trace_id: str | None = None) -> bool:
+        """`pending` → `analyzed` with the score; False when the item was no longer pending (a redelivery).
+
+        `trace_id`: the X-Ray trace the score was computed in (the correlation id, FR-010), kept as
+        `analysis_trace_id` so the dashboard can link each scored item to its trace.
+        """
         stamp = iso_ms(now)
+        trace_set = ", analysis_trace_id = :trace" if trace_id else ""
+        trace_value = {":trace": trace_id} if trace_id else {}
         try:
             self._table.update_item(
                 Key={"item_id": item_id, "published_at": published_at},
                 UpdateExpression="SET #status = :analyzed, status_changed_at = :now, analyzed_at = :now, "
-                                 "sentiment_label = :label, sentiment_score = :score",
+                                 "sentiment_label = :label, sentiment_score = :score" + trace_set,
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":analyzed": str(ItemStatus.ANALYZED), ":pending": str(ItemStatus.PENDING), ":now": stamp,
-                    ":label": sentiment.label, ":score": as_decimal(sentiment.score),
+                    ":label": sentiment.label, ":score": as_decimal(sentiment.score), **trace_value,
                 },
             )
         except ClientError as error:

@@ -56,6 +56,16 @@ resource "aws_s3_bucket_policy" "frontend" {
   depends_on = [aws_s3_bucket_public_access_block.frontend]
 }
 
+# The page's config.json (frontend/src/trace-links.ts): trace ids link to the CloudWatch console's X-Ray
+# traces of this region. `aws s3 sync frontend/dist` leaves it alone: dist/ holds no config.json.
+resource "aws_s3_object" "frontend_config" {
+  bucket        = aws_s3_bucket.frontend.id
+  key           = "config.json"
+  content       = jsonencode({ traceLinks = { kind = "cloudwatch", region = local.region } })
+  content_type  = "application/json"
+  cache_control = "max-age=300"
+}
+
 data "aws_iam_policy_document" "frontend" {
   statement {
     sid       = "CloudFrontReadsThroughOriginAccessControl"

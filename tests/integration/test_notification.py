@@ -23,12 +23,12 @@ from devstack.fakes.sendgrid_sink import SendGridSink, SinkFailure
 from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import FunctionSpec, load_stack
 from devstack.xray.pipeline import TracePipeline
-from devstack.xray.trace_reader import Node, TraceTree, document_problems, render
+from devstack.xray.trace_reader import Node, TraceTree, ancestors, document_problems, render
 from lib.alerts import AlertRule, AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader
-from tests.fixtures.news_pipeline import ancestors, aws_calls, aws_fault, function_name
+from tests.fixtures.news_pipeline import aws_calls, aws_fault, function_name
 
 # The Lambda's modules are imported by the first invocation, inside the Lambda environment (their
 # Tracer and Logger read it), never at test collection: errors are matched by their type's name.

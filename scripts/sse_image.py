@@ -59,6 +59,7 @@ DEBOOTSTRAP = {
     "variant": "minbase",
     "include": ["python3", "python3-pip", "passwd", "ca-certificates"],
     "mirror": "http://deb.debian.org/debian",
+    "root_mode": "0755",
 }
 BASE_REPOSITORY = "sentiment-analyzer-sse-base"
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -215,12 +216,13 @@ def debootstrap_base(platform: str) -> Base:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=cache_dir()) as root:
             subprocess.run(["debootstrap", f"--variant={DEBOOTSTRAP['variant']}", f"--arch={DEBIAN_ARCHES[platform]}",
-                            f"--include={','.join(DEBOOTSTRAP['include'])}", DEBOOTSTRAP["suite"], root,
-                            DEBOOTSTRAP["mirror"]], check=True, stdout=subprocess.DEVNULL, timeout=1800)
+                            f"--include={','.join(DEBOOTSTRAP['include'])}", str(DEBOOTSTRAP["suite"]), root,
+                            str(DEBOOTSTRAP["mirror"])], check=True, stdout=subprocess.DEVNULL, timeout=1800)
             for anchor in local_trust_anchors():
                 shutil.copy2(anchor, Path(root) / "usr/local/share/ca-certificates" / anchor.name)
             subprocess.run(["chroot", root, "update-ca-certificates"], check=True, stdout=subprocess.DEVNULL,
                            timeout=120)
+            os.chmod(root, 0o755)  # the image's / (TemporaryDirectory makes it 0700: no one else could exec)
             partial = tarball.with_suffix(".partial")
             subprocess.run(["tar", "-C", root, "--numeric-owner", "-cf", str(partial), "."], check=True, timeout=600)
             partial.rename(tarball)  # only a complete tarball is ever reused

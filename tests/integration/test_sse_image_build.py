@@ -210,7 +210,8 @@ def test_the_embedded_extension_registers_and_forwards_otlp_from_inside_the_cont
 def test_the_image_starts_as_lambda_starts_it_entrypoint_with_the_handler_as_its_argument(
         image: sse_image.Built) -> None:
     """ENTRYPOINT + the image command (the handler, as Lambda's ImageConfig.Command passes it, no
-    _HANDLER variable), read-only root, /tmp writable: init succeeds and the runtime asks the
+    _HANDLER variable: AWS's own base images derive _HANDLER from that argument in their
+    lambda-entrypoint.sh), read-only root, /tmp writable: init succeeds and the runtime asks the
     Runtime API for its first invocation."""
     requests: queue.Queue[str] = queue.Queue()
 
@@ -248,7 +249,8 @@ def test_the_image_starts_as_lambda_starts_it_entrypoint_with_the_handler_as_its
 
 # -- the collector pin ---------------------------------------------------------------------------
 @pytest.mark.req("FR-063", "FR-070")
-@pytest.mark.parametrize(("pin", "message"), [("0" * 64, "FAILED"), ("", "has no LAYER_SHA256")])
+@pytest.mark.parametrize(("pin", "message"), [("0" * 64, "FAILED"), ("", "has no LAYER_SHA256")],
+                         ids=["wrong", "empty"])
 def test_a_build_whose_layer_does_not_match_the_pin_fails(
         engine: Engine, image: sse_image.Built, tmp_path: Path, pin: str, message: str) -> None:
     lock = tmp_path / "collector-layer.lock"

@@ -199,6 +199,16 @@ def debootstrap_key(platform: str) -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
+def remove_root_filesystem(root: Path) -> None:
+    """Delete a debootstrap target, unless something is still mounted in it (an interrupted
+    debootstrap can leave the host's /proc or /sys there: deleting through them is never safe)."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    left = [mount for mount in mounts if mount.startswith(f"{root}/")]
+    if left:
+        raise RuntimeError(f"debootstrap left {left} mounted: unmount them, then remove {root}")
+    shutil.rmtree(root)
+
+
 def debootstrap_base(platform: str) -> Base:
     """The trixie base: the engine's image if imported before, else the cached tarball imported, else
     debootstrap (a few minutes, once per machine and recipe)."""
@@ -214,7 +224,8 @@ def debootstrap_base(platform: str) -> Base:
         if shutil.which("debootstrap") is None:
             raise RuntimeError("the default base cannot be pulled and debootstrap is missing (apt-get install it)")
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as root:
+        root = tempfile.mkdtemp(dir=cache_dir())
+        try:
             subprocess.run(["debootstrap", f"--variant={DEBOOTSTRAP['variant']}", f"--arch={DEBIAN_ARCHES[platform]}",
                             f"--include={','.join(DEBOOTSTRAP['include'])}", str(DEBOOTSTRAP["suite"]), root,
                             str(DEBOOTSTRAP["mirror"])], check=True, stdout=subprocess.DEVNULL, timeout=1800)
@@ -222,10 +233,12 @@ def debootstrap_base(platform: str) -> Base:
                 shutil.copy2(anchor, Path(root) / "usr/local/share/ca-certificates" / anchor.name)
             subprocess.run(["chroot", root, "update-ca-certificates"], check=True, stdout=subprocess.DEVNULL,
                            timeout=120)
-            os.chmod(root, 0o755)  # the image's / (TemporaryDirectory makes it 0700: no one else could exec)
+            os.chmod(root, 0o755)  # the image's / (mkdtemp makes it 0700: the non-root user could exec nothing)
             partial = tarball.with_suffix(".partial")
             subprocess.run(["tar", "-C", root, "--numeric-owner", "-cf", str(partial), "."], check=True, timeout=600)
             partial.rename(tarball)  # only a complete tarball is ever reused
+        finally:
+            remove_root_filesystem(Path(root))
         for stale in cache_dir().glob("debootstrap-*.tar"):
             if stale != tarball:  # another recipe's: never reused again
                 stale.unlink()

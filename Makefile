@@ -85,7 +85,7 @@ up: $(STAMP) frontend-build
 traces: $(STAMP)
 	PYTHONPATH=src $(PY) -m devstack traces $(ARGS)
 
-deploy-sse:
+deploy-sse: $(STAMP)
 	docker/sse/deploy.sh
 
 clean:

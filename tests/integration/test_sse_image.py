@@ -1,7 +1,8 @@
 """The SSE container image: Dockerfile, collector config, layer pin and its verification, deploy script.
 
-There is no Docker daemon here: the Dockerfile is linted (hadolint) and read; the scripts its build
-and `make deploy-sse` run are executed for real, with stand-ins for `aws` and `docker` on PATH.
+Here the Dockerfile is linted (hadolint) and read, and the scripts its build and `make deploy-sse`
+run are executed with stand-ins for `aws` and `docker` on PATH (the AWS half of deploy.sh). The
+image itself is built and run by a real engine in test_sse_image_build.py.
 """
 
 from __future__ import annotations
@@ -204,7 +205,11 @@ esac""")
         self._script("docker", """
 case "$1" in
   pull) exit 1 ;;
-  image) echo "registry/repo@sha256:$(printf %064d 7)" ;;
+  buildx) exit 0 ;;
+  image) case "$*" in
+    *Size*) echo 123000000 ;;
+    *RepoDigests*) echo "other.example/repo@sha256:$(printf %064d 1)"; echo "${5%:*}@sha256:$(printf %064d 7)" ;;
+  esac ;;
   login) cat > /dev/null ;;
 esac""")
 
@@ -216,7 +221,7 @@ esac""")
     def run(self, lock: Path, *args: str) -> subprocess.CompletedProcess[str]:
         environment = {"PATH": f"{self.bin}:{os.environ.get('PATH', '')}", "COLLECTOR_LAYER_LOCK": str(lock),
                        "LAYER_DIR": str(lock.parent / "layer"), "ENVIRONMENT": "dev", "AWS_REGION": "eu-west-1",
-                       "IMAGE_TAG": "t1", "HOME": str(lock.parent)}
+                       "IMAGE_TAG": "t1", "HOME": str(lock.parent), "PYTHON": sys.executable}
         return subprocess.run(["bash", str(SSE_DIR / "deploy.sh"), *args], capture_output=True, text=True,
                               timeout=60, env=environment)
 
@@ -273,11 +278,18 @@ def test_deploy_builds_pushes_and_prints_the_digest_for_terraform(tmp_path: Path
     assert result.stdout.strip().splitlines()[-1] == f'sse_image_digest = "{digest}"'
     calls = cloud.calls()
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    build = next(call for call in calls if call.startswith("docker build"))
-    assert f"--file {SSE_DIR / 'Dockerfile'}" in build and f"--tag {registry}/sentiment-analyzer-dev-sse:t1" in build
-    assert build.endswith(str(REPO_ROOT)) and "--build-arg BASE_IMAGE=python:3.13-slim" in build
+    build = next(call for call in calls if call.startswith("docker buildx build"))
+    # one platform, from Terraform's lambda_architecture; no provenance attestation (an image index Lambda rejects)
+    assert "--provenance=false" in build and "--platform linux/amd64" in build
+    context = tmp_path / ".cache" / "sentiment-analyzer" / "sse-image" / "context"  # HOME is tmp_path
+    assert f"--file {context / 'docker/sse/Dockerfile'}" in build and build.endswith(str(context))
+    assert f"--tag {registry}/sentiment-analyzer-dev-sse:t1" in build
+    assert "--build-arg BASE_IMAGE=python:3.13-slim" in build
     assert f"docker push {registry}/sentiment-analyzer-dev-sse:t1" in calls
     assert (tmp_path / "layer" / "collector-layer.zip").read_bytes() == zip_file.read_bytes()
+    # the staged context holds the downloaded layer and the lock it was checked against
+    assert (context / "docker/sse/.layer/collector-layer.zip").read_bytes() == zip_file.read_bytes()
+    assert (context / "docker/sse/collector-layer.lock").read_text() == (tmp_path / "collector-layer.lock").read_text()
     assert "not pinned by digest" in result.stderr  # the base image pin is reported when missing
 
 

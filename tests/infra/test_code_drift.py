@@ -3,6 +3,7 @@ Terraform (and the contract it is tested against) provisions, alarms and filters
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -98,6 +99,7 @@ CALLS_FOR_ACTION = {
     "dynamodb:Query": (".query(", "query_pages("), "xray:BatchGetTraces": ("batch_get_traces(",),
     "cloudwatch:GetMetricStatistics": ("get_metric_statistics(",),
 }
+LIBRARY_CALLERS = {"DynamoDBPersistenceLayer": "aws_lambda_powertools.utilities.idempotency.persistence.dynamodb"}
 LIB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(lib(?:\.\w+)+)", re.M)
 
 
@@ -114,7 +116,13 @@ def reachable_code(key: str) -> str:
         for dotted in LIB_IMPORT.findall(path.read_text()):
             base = src.joinpath(*dotted.split("."))
             pending.extend(p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists())
-    return "\n".join(path.read_text() for path in seen)
+    code = "\n".join(path.read_text() for path in seen)
+    # A library that makes AWS calls on the function's behalf is reachable code too: Powertools'
+    # idempotency persistence layer calls get/put/update/delete_item itself.
+    for marker, module_name in LIBRARY_CALLERS.items():
+        if marker in code:
+            code += "\n" + Path(importlib.util.find_spec(module_name).origin).read_text()  # type: ignore[union-attr,arg-type]
+    return code
 
 
 @pytest.mark.req("FR-017", "FR-051")

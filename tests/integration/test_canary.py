@@ -41,6 +41,7 @@ from lambdas.canary.service import run_canary
 from lambdas.canary.settings import CanarySettings
 from lib.metrics import APP_NAMESPACE, CANARY_NAMESPACE
 from lib.tracing.header import TraceHeader
+from tests.integration.canary_stack import ProbeTargets, canary_probe_env, probe_targets  # noqa: F401
 
 SCHEDULED_EVENT = {
     "version": "0", "id": "7c1d2e3f-0000-4000-8000-000000000000", "detail-type": "Scheduled Event",
@@ -186,7 +187,8 @@ def seed_ingestion_heartbeat(function: str) -> None:
 
 
 @pytest.fixture
-def canary(invoke: Any, trace_pipeline: TracePipeline, stack_resources: Resources) -> Iterator[CanaryHarness]:
+def canary(invoke: Any, trace_pipeline: TracePipeline, stack_resources: Resources,
+           probe_targets: ProbeTargets) -> Iterator[CanaryHarness]:  # noqa: F811
     sqs, sns = boto3.client("sqs"), boto3.client("sns")
     queue_url = sqs.create_queue(QueueName=f"canary-alerts-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -194,7 +196,7 @@ def canary(invoke: Any, trace_pipeline: TracePipeline, stack_resources: Resource
                                  Endpoint=queue_arn)["SubscriptionArn"]
     table = boto3.resource("dynamodb").Table(stack_resources.tables["state"])
     table.delete_item(Key={"pk": "canary", "sk": "state"})
-    env = invoke.env("canary")
+    env = {**invoke.env("canary"), **canary_probe_env(probe_targets)}
     seed_ingestion_heartbeat(env["INGESTION_FUNCTION_NAME"])
     yield CanaryHarness(trace_pipeline, stack_resources, env, queue_url)
     table.delete_item(Key={"pk": "canary", "sk": "state"})
@@ -223,13 +225,14 @@ def test_a_healthy_pipeline_is_healthy_with_ratio_one_and_pages_nobody(canary: C
 
     assert result["health"] == "healthy" and result["health_value"] == 1.0, result
     assert result["failed_checks"] == [] and result["degraded_checks"] == []
-    assert set(result["checks"]) == {"xray_traces", "trace_loss", "cloudwatch_roundtrip", "app_metrics",
+    assert set(result["checks"]) == {"batch_probe", "stream_probe", "xray_api_reachable", "trace_loss", "cloudwatch_roundtrip", "app_metrics",
                                      "canary_state", "canary_metrics"}
     assert result["traces"] == {"submitted": BATCH, "complete": BATCH, "partial": 0, "missing": 0, "refused": 0,
                                 "measured": True, "completeness": 1.0}
     assert result["loss_ratio"] == 1.0
     assert result["alert"]["action"] == "none" and canary.alerts() == []
-    assert sorted(result["published_metrics"]) == ["CanaryHealth", "TraceCompleteness"]
+    assert sorted(result["published_metrics"]) == ["CanaryHealth", "ProbeTreeComplete", "ProbeTreeLost",
+                                                   "TraceCompleteness"]
     assert samples(CANARY_NAMESPACE, "CanaryHealth", canary_name()) == health_before + 1
     assert canary.published[-1]["CanaryHealth"] == 1.0 and canary.published[-1]["TraceCompleteness"] == 1.0
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before
@@ -249,7 +252,7 @@ def test_a_healthy_pipeline_is_healthy_with_ratio_one_and_pages_nobody(canary: C
     tree = canary.tree(invocation, at_least=15)
     assert document_problems(tree) == [], render(tree)
     assert failed_nodes(tree) == [], render(tree)
-    verified = {name: check_nodes(tree, name) for name in ("xray_traces", "cloudwatch_roundtrip", "app_metrics")}
+    verified = {name: check_nodes(tree, name) for name in ("xray_api_reachable", "cloudwatch_roundtrip", "app_metrics")}
     assert all(any(doc["annotations"].get("check_status") == "healthy" for doc in docs)
                for docs in verified.values()), render(tree)
     handler = tree.find("## lambda_handler")[0].document
@@ -274,7 +277,7 @@ def test_half_the_traces_lost_pages_once_after_two_runs_then_sends_one_recovery(
     with drop_trace_documents(keep=lambda index, doc: index % 2 == 0):
         first, _ = canary.run()
         assert first["traces"]["complete"] == 5 and first["traces"]["missing"] == 5
-        assert first["health"] == "failed" and first["degraded_checks"] == ["xray_traces"]
+        assert first["health"] == "failed" and first["degraded_checks"] == ["xray_api_reachable"]
         assert first["failed_checks"] == ["trace_loss"] and first["loss_ratio"] == 0.5
         assert first["alert"]["action"] == "none" and canary.alerts() == []  # one failed run is no outage yet
 
@@ -287,7 +290,7 @@ def test_half_the_traces_lost_pages_once_after_two_runs_then_sends_one_recovery(
     assert len(alerts) == 1, alerts
     page = alerts[0]
     assert page.payload["type"] == "canary_alert" and page.payload["consecutive_failures"] == 2
-    assert set(page.payload["checks"]) == {"xray_traces", "trace_loss"}
+    assert set(page.payload["checks"]) == {"xray_api_reachable", "trace_loss"}
     assert page.payload["traces"]["missing"] == 5 and page.payload["loss_ratio"] == 0.5
     assert "trace_loss" in page.subject and canary_name() in page.subject
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before + 3
@@ -313,8 +316,8 @@ def test_traces_with_documents_missing_are_partial_and_degrade_the_run(canary: C
         result, _ = canary.run(CANARY_LOSS_THRESHOLD="0.5")
     assert result["traces"]["partial"] == 5 and result["traces"]["complete"] == 5
     assert result["traces"]["missing"] == 0
-    assert result["health"] == "degraded" and result["degraded_checks"] == ["xray_traces"]
-    assert result["checks"]["xray_traces"]["detail"].startswith("5/10 traces complete, 5 partial")
+    assert result["health"] == "degraded" and result["degraded_checks"] == ["xray_api_reachable"]
+    assert result["checks"]["xray_api_reachable"]["detail"].startswith("5/10 traces complete, 5 partial")
     assert result["health_value"] == 0.5 and canary.published[-1]["CanaryHealth"] == 0.5
 
 
@@ -333,7 +336,7 @@ def test_documents_x_ray_refuses_count_their_traces_missing_without_waiting_for_
                                                          "refused": 2, "measured": True, "completeness": None}
     asked = [trace_id for params in reads for trace_id in params["TraceIds"]]
     assert len(asked) == len(set(asked)) == 8  # found at the first read; the refused two never asked for
-    assert result["degraded_checks"] == ["xray_traces"] and result["failed_checks"] == []
+    assert result["degraded_checks"] == ["xray_api_reachable"] and result["failed_checks"] == []
 
 
 @pytest.mark.req("FR-036", "SC-014", "FR-079", "FR-020", "FR-050")
@@ -342,11 +345,11 @@ def test_put_trace_segments_throttled_fails_the_run_and_pages_on_the_second(cana
     with fault(clients.xray(), "PutTraceSegments", "ThrottlingException", 429) as throttled:
         first, invocation = canary.run()
         assert len(throttled) == 4  # the call and three retries
-        failure = first["checks"]["xray_traces"]["failure"]
+        failure = first["checks"]["xray_api_reachable"]["failure"]
         assert failure == {"operation": "xray:PutTraceSegments", "code": "ThrottlingException",
                            "kind": "transient", "message": failure["message"], "attempts": 4}
         assert first["traces"]["missing"] == BATCH and first["loss_ratio"] == 0.0
-        assert first["failed_checks"] == ["xray_traces", "trace_loss"] and canary.alerts() == []
+        assert first["failed_checks"] == ["xray_api_reachable", "trace_loss"] and canary.alerts() == []
         second, _ = canary.run()
     assert second["alert"]["action"] == "page"
     assert [alert.payload["reason"] for alert in canary.alerts()] == ["2 consecutive failed runs"]
@@ -437,7 +440,7 @@ def test_botocore_adds_no_retries_of_its_own_under_the_canarys_three(canary: Can
     finally:
         xray.meta.events.unregister("before-send.xray.PutTraceSegments", unique_id=unique)
     assert len(sent) == 4
-    failure = result["checks"]["xray_traces"]["failure"]
+    failure = result["checks"]["xray_api_reachable"]["failure"]
     assert (failure["code"], failure["kind"], failure["attempts"]) == ("ThrottlingException", "transient", 4)
 
 
@@ -461,7 +464,7 @@ def test_backoff_doubles_per_retry_and_read_back_waits_30_then_60_seconds(canary
         result, _ = canary.run(function=RECORDED, CANARY_READBACK_DELAYS_S="30,60", CANARY_BACKOFF_BASE_S="1")
     # PutMetricData: three retries, 1 s, 2 s, 4 s; then the traces are looked for three times.
     assert SLEPT == [1.0, 2.0, 4.0, 30.0, 60.0]
-    assert result["traces"]["missing"] == BATCH and "after 3 read(s)" in result["checks"]["xray_traces"]["detail"]
+    assert result["traces"]["missing"] == BATCH and "after 3 read(s)" in result["checks"]["xray_api_reachable"]["detail"]
 
 
 @pytest.mark.req("FR-078", "SC-034")
@@ -479,7 +482,7 @@ def test_traces_that_arrive_late_are_found_by_a_later_read(canary: CanaryHarness
         result, _ = canary.run(function=RECORDED, CANARY_READBACK_DELAYS_S="30,60", CANARY_BACKOFF_BASE_S="1")
     assert SLEPT == [30.0]
     assert reads == [5, 5, 5, 5]
-    assert result["health"] == "healthy" and "after 2 read(s)" in result["checks"]["xray_traces"]["detail"]
+    assert result["health"] == "healthy" and "after 2 read(s)" in result["checks"]["xray_api_reachable"]["detail"]
 
 
 # ---------------------------------------------------------------- every AWS error: no crash, the check named
@@ -496,21 +499,21 @@ def _named(metric: str) -> Callable[[dict[str, Any]], bool]:
 # (client, operation, error code or botocore exception, HTTP status, when, checks that must fail, kind)
 AWS_ERRORS: dict[str, tuple[Callable[[], Any], str, Any, int, Callable[[dict[str, Any]], bool], set[str], str]] = {
     "xray-put-throttled": (clients.xray, "PutTraceSegments", "ThrottlingException", 429, lambda p: True,
-                           {"xray_traces", "trace_loss"}, "transient"),
+                           {"xray_api_reachable", "trace_loss"}, "transient"),
     "xray-put-invalid": (clients.xray, "PutTraceSegments", "InvalidRequestException", 400, lambda p: True,
-                         {"xray_traces", "trace_loss"}, "rejected"),
+                         {"xray_api_reachable", "trace_loss"}, "rejected"),
     "xray-put-denied": (clients.xray, "PutTraceSegments", "AccessDeniedException", 403, lambda p: True,
-                        {"xray_traces", "trace_loss"}, "auth"),
+                        {"xray_api_reachable", "trace_loss"}, "auth"),
     "xray-put-unreachable": (clients.xray, "PutTraceSegments",
                              EndpointConnectionError(endpoint_url="https://xray.us-east-1.amazonaws.com"), 0,
-                             lambda p: True, {"xray_traces", "trace_loss"}, "transient"),
+                             lambda p: True, {"xray_api_reachable", "trace_loss"}, "transient"),
     "xray-get-throttled": (clients.xray, "BatchGetTraces", "ThrottlingException", 429, lambda p: True,
-                           {"xray_traces"}, "transient"),
+                           {"xray_api_reachable"}, "transient"),
     "xray-get-invalid": (clients.xray, "BatchGetTraces", "InvalidRequestException", 400, lambda p: True,
-                         {"xray_traces"}, "rejected"),
+                         {"xray_api_reachable"}, "rejected"),
     "xray-get-timeout": (clients.xray, "BatchGetTraces",
                          ReadTimeoutError(endpoint_url="https://xray.us-east-1.amazonaws.com"), 0, lambda p: True,
-                         {"xray_traces"}, "transient"),
+                         {"xray_api_reachable"}, "transient"),
     "cw-put-internal": (clients.cloudwatch, "PutMetricData", "InternalServiceError", 500, _test_metric,
                         {"cloudwatch_roundtrip"}, "transient"),
     "cw-put-invalid": (clients.cloudwatch, "PutMetricData", "InvalidParameterValue", 400, _test_metric,

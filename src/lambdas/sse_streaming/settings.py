@@ -35,6 +35,8 @@ class SseSettings:
     index_settle_s: float
     # The browser's reconnect delay after a graceful close (FR-088/089).
     retry_ms: int
+    # The secret (JSON {"token": ...}) a canary probe's `x-canary-probe` header must carry; unset: no probes.
+    canary_probe_secret_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SseSettings:
@@ -49,4 +51,5 @@ class SseSettings:
             deadline_margin_s=_number(env, "SSE_DEADLINE_MARGIN_S", "5", 0.1),
             index_settle_s=_number(env, "SSE_INDEX_SETTLE_MS", "500", 0) / 1000,
             retry_ms=int(_number(env, "SSE_RETRY_MS", "1000", 0)),
+            canary_probe_secret_name=env.get("CANARY_PROBE_SECRET_NAME") or None,
         )

@@ -91,7 +91,7 @@ def authorize(settings: SseSettings, alert_id: str, token: str) -> str | Request
 
 @tracer.capture_method
 def authorize_probe(settings: SseSettings, token: str) -> RequestError | None:
-    """None when `token` is the canary's probe token (the stream is then marked synthetic), else the refusal."""
+    """None when `token` is the canary's probe token, else the refusal to answer with."""
     if settings.canary_probe_secret_name is None:
         annotate(tracer, probe_auth="not_configured")
         return UnauthorizedError("canary probes are not enabled on this function")
@@ -102,7 +102,6 @@ def authorize_probe(settings: SseSettings, token: str) -> RequestError | None:
         annotate(tracer, probe_auth="wrong_token")
         return UnauthorizedError("the canary probe token is not valid")
     annotate(tracer, probe_auth="ok")
-    mark_synthetic(tracer)
     return None
 
 
@@ -161,6 +160,7 @@ def open_stream(event: Any, context: Any) -> StreamingResponse:
         refusal = authorize_probe(settings, request.canary_token)
         if refusal is not None:
             return _refusal(refusal)
+        mark_synthetic(tracer)  # on the handler subsegment: the trace is the canary's
     try:
         lease = acquire(settings, context.aws_request_id)
     except ConnectionLimitError as error:

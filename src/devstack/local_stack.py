@@ -33,6 +33,7 @@ from devstack.console import Console
 from devstack.faults import AwsGate, GatedMotoServer
 from devstack.functions import LambdaService, Scheduler, StreamingCall
 from devstack.gateway import EdgeRequest, EdgeResponse, Gateway, function_url_event
+from devstack.lambda_invoke_api import LambdaInvokeApi
 from devstack.news_sources import FakeNewsServer
 from devstack.pipeline import TracePipeline, devstack_dir
 from devstack.seed import Seeded, seed_stack
@@ -148,13 +149,18 @@ class LocalStack:
         self._exit.callback(self.sendgrid.stop)
         self.seeded: Seeded = seed_stack(self.resources, self.news, sendgrid_api_key=self.sendgrid.api_key)
 
+        # The canary's probes call Lambda's Invoke API: served locally in front of the Lambda service.
+        self.invoke_api = LambdaInvokeApi(host=options.host).start()
+        self._exit.callback(self.invoke_api.stop)
         overrides = self._env_overrides(collector_port)
+        overrides.setdefault("canary", {})["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_api.endpoint
         worker_env = {"DEVSTACK_DIR": str(directory)}
         self.functions = LambdaService(
             self.stack, self.resources, self.pipeline.daemon.address, self.moto.endpoint, overrides,
             directory / "logs", self.console, options.retry_delays_s, worker_env=worker_env,
         )
         self._exit.callback(self.functions.stop)
+        self.invoke_api.service = self.functions
         missing = self.functions.missing()
         if missing:
             self.notes.append(f"functions not in this checkout (not started): {', '.join(missing)}")

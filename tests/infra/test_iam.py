@@ -40,11 +40,13 @@ EXPECTED = {
     "sse_streaming": {
         "dynamodb": {"news": {"actions": ["Query", "GetItem"], "resources": ["table", "index/status-index"]},
                      "config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
-        "metric_namespace": "app", "ecr_pull": True,
+        "secrets_read": ["canary_probe"], "metric_namespace": "app", "ecr_pull": True,
     },
     "canary": {
         "dynamodb": {"state": {"actions": ["GetItem", "PutItem", "UpdateItem"], "resources": ["table"]}},
         "sns_publish": ["canary_alerts"], "metric_namespace": "canary", "xray_read": True, "cloudwatch_read": True,
+        "secrets_read": ["canary_probe"],
+        "lambda_invoke": {"dashboard": ["InvokeFunction"], "sse_streaming": ["InvokeWithResponseStream"]},
     },
 }
 
@@ -112,6 +114,7 @@ def test_least_privilege_map_is_what_the_code_calls():
             assert iam.get(field, []) == expected.get(field, []), f"{key}.{field}"
         for field in ("metric_namespace",):
             assert iam.get(field) == expected.get(field), f"{key}.{field}"
+        assert iam.get("lambda_invoke", {}) == expected.get("lambda_invoke", {}), f"{key}.lambda_invoke"
         for flag in ("xray_read", "cloudwatch_read", "ecr_pull"):
             assert iam.get(flag, False) == expected.get(flag, False), f"{key}.{flag}"
         for table, grant in iam.get("dynamodb", {}).items():
@@ -142,11 +145,15 @@ def test_policy_statements_follow_the_map():
     assert "var.queue_arns[statement.value]" in str(dlq["content"])
     xray_read = dynamic_statement("XRayRead")
     assert expression(xray_read["for_each"]) == "each.value.iam.xray_read ? [1] : []"
-    assert set(module(LAMBDA).locals["xray_read_actions"]) == {"xray:BatchGetTraces", "xray:GetTraceSummaries"}
+    assert set(module(LAMBDA).locals["xray_read_actions"]) == {"xray:BatchGetTraces"}  # the canary's read-back
     cw_read = dynamic_statement("CloudWatchRead")
     assert expression(cw_read["for_each"]) == "each.value.iam.cloudwatch_read ? [1] : []"
-    assert set(module(LAMBDA).locals["cloudwatch_read_actions"]) == {
-        "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics"}
+    assert set(module(LAMBDA).locals["cloudwatch_read_actions"]) == {"cloudwatch:GetMetricStatistics"}
+    invoke = dynamic_statement("Invoke")
+    assert expression(invoke["for_each"]) == "each.value.iam.lambda_invoke"
+    content = str(invoke["content"][0])
+    assert '"lambda:${action}"' in content.replace("'", '"')
+    assert "local.function_arns[statement.key]" in content and '${local.function_arns[statement.key]}:*' in content
     ecr = dynamic_statement("EcrPull")
     assert "aws_ecr_repository.image[statement.value].arn" in str(ecr["content"])
 
@@ -160,7 +167,8 @@ def test_no_wildcard_actions_on_function_roles():
         if isinstance(statement["actions"], list):
             actions.extend(statement["actions"])
         else:
-            assert expression(statement["actions"]).startswith(("local.", "[for action in statement.value.actions")), \
+            assert expression(statement["actions"]).startswith(
+                ("local.", "[for action in statement.value.actions", "[for action in statement.value :")), \
                 statement["actions"]
     assert actions
     for action in actions:

@@ -115,7 +115,8 @@ def test_one_regional_alarm_resource_driven_by_the_alarm_map():
     assert set(alarms) == {"this", "billing"}
     assert expression(alarms["this"]["for_each"]) == "local.alarms"
     merged = expression(module(OBS).locals["alarms"])
-    assert merged == "merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms)"
+    assert merged == ("merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, "
+                      "local.api_alarms)")
     for name in ("root", "data", "lambda_functions", "edge"):
         assert not module(name).of_type("aws_cloudwatch_metric_alarm"), f"alarms outside observability: {name}"
 
@@ -223,6 +224,24 @@ def test_alarm_widget_lists_the_whole_alarm_set():
 
 
 # ---------------------------------------------------------------- README: alarm count and cost
+def probe_paths() -> list[str]:
+    """The canary probe paths `probe_alarms` alarms (one alarm each)."""
+    text = expression(module(OBS).locals["probe_alarms"])
+    found = re.search(r"for path in \[([^\]]*)\]", text)
+    assert found, text
+    return re.findall(r'"([a-z]+)"', found[1])
+
+
+@pytest.mark.req("FR-036", "FR-020", "SC-014")
+def test_each_canary_probe_path_has_its_completeness_alarm():
+    assert probe_paths() == ["batch", "stream"]  # lambdas/canary/tree_spec.py: BATCH_TREE, STREAM_TREE paths
+    text = expression(module(OBS).locals["probe_alarms"])
+    for fragment in ('metric = "ProbeTreeComplete"', 'ProbePath = path', 'statistic = "Average"',
+                     "evaluation_periods = 2", "datapoints = 2", 'comparison = "LessThanThreshold"',
+                     "threshold = 1", 'missing = "breaching"'):
+        assert fragment in text, fragment
+
+
 def expected_alarm_counts(environment: str) -> dict[str, int]:
     functions = len(stack()["functions"])
     billing = len(module("root").variables["xray_billing_thresholds_usd"]["default"])
@@ -232,6 +251,7 @@ def expected_alarm_counts(environment: str) -> dict[str, int]:
         "contract": sum(len(m.emitters) for m in alarmed_metrics().values()),
         "dlq": len(stack()["queues"]),
         "api": len(module(OBS).locals["api_alarms"]),
+        "probes": len(probe_paths()),
         "billing": billing if tfvars(environment)["create_billing_alarms"] else 0,
     }
 
@@ -244,9 +264,9 @@ def test_readme_counts_the_alarms_and_prices_them(environment):
     assert row, f"README: no alarm row for {environment}"
     cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
     counts = expected_alarm_counts(environment)
-    numbers = [int(c) for c in cells[:7]]
-    assert numbers[:6] == [counts[k] for k in ("errors", "duration", "contract", "dlq", "api", "billing")]
-    assert numbers[6] == sum(counts.values()), "total"
-    price = float(re.search(r"\$([\d.]+)", cells[7])[1])
+    numbers = [int(c) for c in cells[:8]]
+    assert numbers[:7] == [counts[k] for k in ("errors", "duration", "contract", "probes", "dlq", "api", "billing")]
+    assert numbers[7] == sum(counts.values()), "total"
+    price = float(re.search(r"\$([\d.]+)", cells[8])[1])
     assert price == pytest.approx(sum(counts.values()) * 0.10), "standard alarms cost $0.10 a month each"
 

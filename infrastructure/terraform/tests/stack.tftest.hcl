@@ -69,20 +69,26 @@ run "stack" {
 
   # FR-040 / FR-041 / FR-042 / FR-043 / FR-045: the alarm set, every one to the alarms topic.
   assert {
-    condition     = length(module.observability.alarms) == 35
-    error_message = "35 regional alarms: 7 Errors, 7 Duration, 18 contract metrics, 2 DLQs, 1 API 5XX (README)."
+    condition     = length(module.observability.alarms) == 37
+    error_message = "37 regional alarms: 7 Errors, 7 Duration, 18 contract metrics, 2 canary probe paths, 2 DLQs, 1 API 5XX (README)."
   }
 
   assert {
-    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 38 : 35)
+    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 40 : 37)
     error_message = "The alarm count must match the README table."
   }
 
   assert {
     condition = alltrue([for a in values(module.observability.alarms) :
-      join(",", keys(a.dimensions)) == "FunctionName" if contains(["SentimentAnalyzer", "SentimentAnalyzer/Canary", "AWS/Lambda"], a.namespace)
+      join(",", sort(keys(a.dimensions))) == (a.metric_name == "ProbeTreeComplete" ? "FunctionName,ProbePath" : "FunctionName")
+      if contains(["SentimentAnalyzer", "SentimentAnalyzer/Canary", "AWS/Lambda"], a.namespace)
     ])
-    error_message = "Function and contract-metric alarms have exactly the FunctionName dimension."
+    error_message = "Function and contract-metric alarms have exactly the FunctionName dimension; canary probe alarms FunctionName and ProbePath."
+  }
+
+  assert {
+    condition     = [for k, a in module.observability.alarms : a.dimensions["ProbePath"] if a.metric_name == "ProbeTreeComplete"] == ["batch", "stream"]
+    error_message = "One ProbeTreeComplete alarm per canary probe path (batch, stream)."
   }
 
   assert {

@@ -9,8 +9,9 @@ locals {
     "xray:GetSamplingTargets",
     "xray:GetSamplingStatisticSummaries",
   ]
-  xray_read_actions       = ["xray:BatchGetTraces", "xray:GetTraceSummaries"]
-  cloudwatch_read_actions = ["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics"]
+  # What the canary (the only reader) calls, nothing more.
+  xray_read_actions       = ["xray:BatchGetTraces"]
+  cloudwatch_read_actions = ["cloudwatch:GetMetricStatistics"]
 
   # kms:ViaService of every service through which a function touches the stack's key.
   kms_services = {
@@ -20,6 +21,16 @@ locals {
       length(fn.iam.secrets_read) > 0 ? "secretsmanager.${local.region}.amazonaws.com" : "",
       fn.dead_letter_queue != null ? "sqs.${local.region}.amazonaws.com" : "",
     ])
+  }
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  function_arns = {
+    for key, name in local.function_names :
+    key => "arn:${data.aws_partition.current.partition}:lambda:${local.region}:${data.aws_caller_identity.current.account_id}:function:${name}"
   }
 }
 
@@ -115,6 +126,18 @@ data "aws_iam_policy_document" "function" {
       sid       = "DeadLetterQueue"
       actions   = ["sqs:SendMessage"]
       resources = [var.queue_arns[statement.value]]
+    }
+  }
+
+  # The canary's probes (lambdas/canary/probes.py): exactly the named actions on the named functions,
+  # unqualified or through any of their versions/aliases ("<arn>:*").
+  dynamic "statement" {
+    for_each = each.value.iam.lambda_invoke
+    content {
+      sid     = "Invoke${replace(title(statement.key), "_", "")}"
+      actions = [for action in statement.value : "lambda:${action}"]
+      # Built from the name: the functions depend on their role policies, so their ARNs would be a cycle.
+      resources = [local.function_arns[statement.key], "${local.function_arns[statement.key]}:*"]
     }
   }
 

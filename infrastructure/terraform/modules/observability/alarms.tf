@@ -67,6 +67,19 @@ locals {
     }
   ]...)
 
+  # FR-036 per probe path (lambdas/canary/probes.py): ProbeTreeComplete is 1 per run whose whole
+  # trace tree arrived, so its Average is the complete ratio; below 1 in two consecutive runs pages
+  # (FR-020); silence (the canary not probing) is a failure. ProbeTreeLost tells lost from partial.
+  probe_alarms = {
+    for path in ["batch", "stream"] : "canary-ProbeTreeComplete-${path}" => {
+      namespace   = local.canary_namespace, metric = "ProbeTreeComplete"
+      dimensions  = tomap({ FunctionName = var.function_names["canary"], ProbePath = path })
+      statistic   = "Average", period = 300, evaluation_periods = 2, datapoints = 2
+      comparison  = "LessThanThreshold", threshold = 1, missing = "breaching"
+      description = "${var.function_names["canary"]}: the ${path} probe's trace tree arrived incomplete (partial or lost) in 2 consecutive runs"
+    }
+  }
+
   # A dead letter is a lost event until someone looks.
   queue_alarms = {
     for key, name in var.queue_names : "${key}-messages" => {
@@ -86,7 +99,7 @@ locals {
     }
   }
 
-  alarms = merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms)
+  alarms = merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, local.api_alarms)
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {

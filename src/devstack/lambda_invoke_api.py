@@ -80,7 +80,7 @@ class LambdaInvokeApi:
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> LambdaInvokeApi:
         self._thread.start()
@@ -117,8 +117,9 @@ class LambdaInvokeApi:
         messages = [event_message("PayloadChunk", prelude + PRELUDE_DELIMITER)]
         messages += [event_message("PayloadChunk", chunk) for chunk in call.chunks()]
         call.wait()
-        error = call.error
-        complete = {} if error is None else {"ErrorCode": error.error_type, "ErrorDetails": error.message}
+        failed = call.error
+        complete: dict[str, str] = {} if failed is None else {"ErrorCode": failed.error_type,
+                                                              "ErrorDetails": failed.message}
         messages.append(event_message("InvokeComplete", json.dumps(complete).encode(), "application/json"))
         payload = b"".join(messages)
         request.send_response(200)

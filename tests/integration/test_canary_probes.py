@@ -15,8 +15,8 @@ import pytest
 
 from devstack.stack import load_stack
 from lib.metrics import CANARY_NAMESPACE
-from tests.integration.canary_stack import ProbeTargets, free_port, probe_targets  # noqa: F401
-from tests.integration.test_canary import CanaryHarness, canary  # noqa: F401
+from tests.integration.canary_stack import ProbeTargets, free_port
+from tests.integration.test_canary import CanaryHarness
 
 
 def probe_samples(metric: str, path: str) -> tuple[int, float]:
@@ -35,7 +35,7 @@ def delta(before: tuple[int, float], after: tuple[int, float]) -> tuple[int, flo
     return after[0] - before[0], after[1] - before[1]
 
 
-def run_twice(canary: CanaryHarness) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:  # noqa: F811
+def run_twice(canary: CanaryHarness) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
     first, _ = canary.run()
     assert canary.alerts() == [], "one failed run never pages (FR-020)"
     second, _ = canary.run()
@@ -44,7 +44,7 @@ def run_twice(canary: CanaryHarness) -> tuple[dict[str, Any], dict[str, Any], li
 
 @pytest.mark.req("FR-066", "FR-074", "FR-075", "FR-036", "SC-014")
 def test_a_healthy_pipeline_finds_both_probe_trees_complete_and_pages_nobody(
-        canary: CanaryHarness, probe_targets: ProbeTargets) -> None:  # noqa: F811
+        canary: CanaryHarness, probe_targets: ProbeTargets) -> None:
     before = {path: (probe_samples("ProbeTreeComplete", path), probe_samples("ProbeTreeLost", path))
               for path in ("batch", "stream")}
     first, second, alerts = run_twice(canary)
@@ -75,21 +75,23 @@ def assert_paged_naming(alerts: list[Any], check: str, words: str) -> None:
     assert words in detail, detail
 
 
-def faulted_run(canary: CanaryHarness, probe_targets: ProbeTargets,  # noqa: F811
+def faulted_run(canary: CanaryHarness, probe_targets: ProbeTargets,
                 overrides: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
     with probe_targets.serving(overrides):
         return run_twice(canary)
 
 
 @pytest.mark.req("FR-066", "FR-050", "FR-020", "SC-014")
-def test_the_daemon_not_listening_is_named_daemon_or_iam(canary: CanaryHarness,  # noqa: F811
-                                                       probe_targets: ProbeTargets) -> None:  # noqa: F811
+def test_the_daemon_not_listening_is_named_daemon_or_iam(canary: CanaryHarness,
+                                                       probe_targets: ProbeTargets) -> None:
     lost_before = probe_samples("ProbeTreeLost", "batch")
     complete_before = probe_samples("ProbeTreeComplete", "batch")
     dead = f"127.0.0.1:{free_port(2)}"  # SOCK_DGRAM: a UDP port nobody reads
     first, second, alerts = faulted_run(canary, probe_targets, {"dashboard": {"AWS_XRAY_DAEMON_ADDRESS": dead}})
-    assert first["checks"]["batch_probe"]["status"] == "failed"
-    assert first["checks"]["stream_probe"]["status"] == "healthy"
+    for result in (first, second):
+        assert result["checks"]["batch_probe"]["status"] == "failed"
+        assert result["checks"]["stream_probe"]["status"] == "healthy"
+        assert result["probes"]["batch"]["outcome"] == "partial"
     assert_paged_naming(alerts, "batch_probe", "handler subsegment missing: daemon or IAM")
     assert "partial" in alerts[0].payload["checks"]["batch_probe"]["detail"]
     # partial, not lost: the Lambda service's own segments arrived
@@ -98,17 +100,18 @@ def test_the_daemon_not_listening_is_named_daemon_or_iam(canary: CanaryHarness, 
 
 
 @pytest.mark.req("FR-066", "FR-017", "FR-050", "FR-020")
-def test_put_trace_segments_denied_for_the_functions_role_is_named(canary: CanaryHarness,  # noqa: F811
-                                                                  probe_targets: ProbeTargets) -> None:  # noqa: F811
+def test_put_trace_segments_denied_for_the_functions_role_is_named(canary: CanaryHarness,
+                                                                  probe_targets: ProbeTargets) -> None:
     with probe_targets.put_trace_segments_denied() as daemon:
         first, second, alerts = faulted_run(canary, probe_targets, {"dashboard": {"AWS_XRAY_DAEMON_ADDRESS": daemon}})
-    assert second["checks"]["batch_probe"]["status"] == "failed"
+    assert first["checks"]["batch_probe"]["status"] == second["checks"]["batch_probe"]["status"] == "failed"
     assert_paged_naming(alerts, "batch_probe", "handler subsegment missing: daemon or IAM")
+    assert alerts[0].payload["probes"]["batch"]["missing"] == ["handler subsegment missing: daemon or IAM"]
 
 
 @pytest.mark.req("FR-066", "FR-074", "FR-075", "FR-050", "FR-020")
-def test_the_collector_receiver_down_is_named_collector_or_exporter(canary: CanaryHarness,  # noqa: F811
-                                                                   probe_targets: ProbeTargets) -> None:  # noqa: F811
+def test_the_collector_receiver_down_is_named_collector_or_exporter(canary: CanaryHarness,
+                                                                   probe_targets: ProbeTargets) -> None:
     complete_before = probe_samples("ProbeTreeComplete", "stream")
     dead = f"http://127.0.0.1:{free_port()}/v1/traces"
     first, second, alerts = faulted_run(canary, probe_targets,
@@ -120,8 +123,8 @@ def test_the_collector_receiver_down_is_named_collector_or_exporter(canary: Cana
 
 
 @pytest.mark.req("FR-066", "FR-018")
-def test_a_wrong_probe_token_is_refused_and_named_not_a_trace_loss(canary: CanaryHarness,  # noqa: F811
-                                                                   probe_targets: ProbeTargets) -> None:  # noqa: F811
+def test_a_wrong_probe_token_is_refused_and_named_not_a_trace_loss(canary: CanaryHarness,
+                                                                   probe_targets: ProbeTargets) -> None:
     other = probe_targets.resources.secrets["news_api"]  # a secret without the probe token
     first, _ = canary.run(CANARY_PROBE_SECRET_NAME=other)
     assert first["checks"]["stream_probe"]["status"] == "failed"

@@ -4,11 +4,12 @@ Every check survives any AWS error (FR-018's one exemption): the error is classi
 (`errors.call_aws`), marked on the check's own subsegment, and returned as the check's failure,
 so the run's result names the check that failed and why.
 
-- `TraceProbe` (the "X-Ray API reachable" check): N synthetic traces of two documents each (a segment and a subsegment sent on its
-  own, as the SDK does), annotated `canary_probe=true` and `canary_run_id`, submitted with
-  `PutTraceSegments` and read back with `BatchGetTraces` (5 ids a call). A trace is complete when
-  every document submitted came back, partial when only some did (X-Ray's `IsPartial`, which
-  `BatchGetTraces` does not report), missing when none did.
+- `TraceProbe` (the "X-Ray API reachable" check): N synthetic traces of two documents each (a
+  segment and a subsegment sent on its own, as the SDK does), annotated `canary_probe=true` and
+  `canary_run_id`, submitted with `PutTraceSegments` and read back with `BatchGetTraces` (5 ids a
+  call). A trace is complete when every document submitted came back, partial when only some did
+  (X-Ray's `IsPartial`, which `BatchGetTraces` does not report), missing when none did. It proves
+  only that X-Ray's API answers; `probes` finds traces lost on their way from our functions.
 - `CloudWatchRoundTrip`: a `CanaryTestMetric` datum (one-second resolution, a random value) read
   back from exactly its second.
 - `app_metrics_check`: `NewItemsIngested` (the ingestion heartbeat, every run) is still arriving.

@@ -119,6 +119,7 @@ class EndToEndProbe:
     def trace_id(self) -> str:
         return self.header.root
 
+    @tracer.capture_method(capture_response=False)
     def start(self) -> None:
         annotate(tracer, canary_check=self.check.value, probe_trace_id=self.trace_id)
         try:
@@ -143,6 +144,13 @@ class EndToEndProbe:
     def observe(self, documents: list[dict[str, Any]]) -> None:
         self.verdict = evaluate(self.spec, documents)
 
+    def as_dict(self) -> dict[str, Any]:
+        """What the run's result and the alert say of this probe: its trace, outcome and missing parts."""
+        return {"trace_id": self.trace_id, "invoked": self.invoke_failure is None,
+                "outcome": None if self.verdict is None else self.verdict.outcome.value,
+                "missing": [] if self.verdict is None else list(self.verdict.missing)}
+
+    @tracer.capture_method(capture_response=False)
     def result(self, looks: int) -> CheckResult:
         if self.invoke_failure is not None:
             detail, failure = self.invoke_failure
@@ -170,7 +178,6 @@ class BatchProbe(EndToEndProbe):
     spec = BATCH_TREE
     check = CheckName.BATCH_PROBE
 
-    @tracer.capture_method(capture_response=False)
     def invoke(self) -> str | None:
         client = clients.lambda_()
         payload = json.dumps(api_gateway_event(self.run_id))
@@ -191,7 +198,6 @@ class StreamProbe(EndToEndProbe):
     spec = STREAM_TREE
     check = CheckName.STREAM_PROBE
 
-    @tracer.capture_method(capture_response=False)
     def invoke(self) -> str | None:
         secret = call_aws("secretsmanager:GetSecretValue", lambda: clients.secretsmanager().get_secret_value(
             SecretId=self.settings.probe_secret), self.policy)

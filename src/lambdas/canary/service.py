@@ -54,6 +54,7 @@ class CanaryResult:
     decision: Decision
     delivery: Delivery | None
     published: list[str] = field(default_factory=list)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by path: trace id, outcome, missing parts
 
     @property
     def failed_checks(self) -> list[str]:
@@ -77,6 +78,7 @@ class CanaryResult:
                       "consecutive_failures": self.decision.consecutive_failures,
                       "delivery": self.delivery.as_dict() if self.delivery else None},
             "published_metrics": self.published,
+            "probes": self.probes,
         }
 
 
@@ -129,6 +131,7 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
     delivery = None
     if decision.action is not Action.NONE:
         subject, payload = _message(settings, run_id, decision, health, checks, counts, window_state, now)
+        payload["probes"] = {e2e.spec.path: e2e.as_dict() for e2e in end_to_end}
         delivery = Alerter(settings.alert_topic_arn, settings.webhook_url, policy).send(subject, payload)
         if not delivery.delivered:
             checks.append(CheckResult(CheckName.ALERT_DELIVERY, Status.FAILED,
@@ -143,7 +146,7 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
                                   f"state not saved: {error.failure.code}", error.failure))
     checks = _one_per_name(checks)
     return CanaryResult(run_id, worst(check.status for check in checks), checks, counts, window_state.loss_ratio,
-                        decision, delivery, published.names)
+                        decision, delivery, published.names, {e2e.spec.path: e2e.as_dict() for e2e in end_to_end})
 
 
 def _loss_check(ratio: float | None, threshold: float) -> CheckResult:

@@ -7,10 +7,14 @@ function, then its whole trace tree read back from X-Ray (the expected shape: `t
   `x-canary-probe` header carries the token of the canary's secret; the function checks it and
   streams for about a second (one poll cycle), so its OTel spans go through the collector extension.
 
-The trace is the canary's own: it sends `X-Amzn-Trace-Id: Root=<new>;Sampled=1` on the Invoke
-request. Lambda, with tracing Active, "will respect any tracing header it receives from an upstream
-service" (https://docs.aws.amazon.com/lambda/latest/api/API_TracingConfig.html); the X-Ray SDK
-instruments Invoke calls the same way, by this header. The header is set at `before-send`, after
+The trace is the canary's own: it sends `X-Amzn-Trace-Id: Root=<new>;Sampled=1` as an HTTP header
+of the Invoke request (not in ClientContext, which only reaches the function's context object).
+AWS services read the trace from that header ("all AWS services use the X-Amzn-Trace-Id header from
+the HTTP request", https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html);
+a function called "directly with an instrumented AWS SDK client" is traced by Lambda with the
+caller's decision (https://docs.aws.amazon.com/xray/latest/devguide/xray-services-lambda.html), and
+with tracing Active Lambda "will respect any tracing header it receives from an upstream service"
+(https://docs.aws.amazon.com/lambda/latest/api/API_TracingConfig.html). The header is set at `before-send`, after
 the X-Ray SDK put the canary's own trace header there (aws_xray_sdk ext/botocore `inject_header`);
 SigV4 does not sign it (botocore auth.py, SIGNED_HEADERS_BLACKLIST), so changing it is safe.
 The probe event's `x-canary-probe` header makes the function annotate its trace `synthetic=true`

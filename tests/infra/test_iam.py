@@ -43,7 +43,7 @@ EXPECTED = {
         "secrets_read": ["canary_probe"], "metric_namespace": "app", "ecr_pull": True,
     },
     "canary": {
-        "dynamodb": {"state": {"actions": ["GetItem", "PutItem", "UpdateItem"], "resources": ["table"]}},
+        "dynamodb": {"state": {"actions": ["GetItem", "PutItem"], "resources": ["table"]}},
         "sns_publish": ["canary_alerts"], "metric_namespace": "canary", "xray_read": True, "cloudwatch_read": True,
         "secrets_read": ["canary_probe"],
         "lambda_invoke": {"dashboard": ["InvokeFunction"], "sse_streaming": ["InvokeWithResponseStream"]},

@@ -7,6 +7,8 @@ in CloudWatch, never its logs. Paging comes on the second failed run (FR-020).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,3 +131,16 @@ def test_a_wrong_probe_token_is_refused_and_named_not_a_trace_loss(canary: Canar
     first, _ = canary.run(CANARY_PROBE_SECRET_NAME=other)
     assert first["checks"]["stream_probe"]["status"] == "failed"
     assert first["checks"]["stream_probe"]["detail"] == "stream probe not run: the probe secret has no token"
+
+
+@pytest.mark.req("FR-066", "FR-035")
+def test_a_token_the_sse_function_does_not_hold_gets_no_stream(canary: CanaryHarness) -> None:
+    """The probe stream is the canary's alone: another token is refused (401) before any stream opens."""
+    name = f"canary-probe-impostor-{uuid.uuid4().hex[:8]}"
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps({"token": "not-the-canary"}))
+    result, _ = canary.run(CANARY_PROBE_SECRET_NAME=name)
+    assert result["checks"]["stream_probe"]["status"] == "failed"
+    assert result["checks"]["stream_probe"]["detail"] == \
+        "stream probe not run: the SSE function answered 401 to the probe stream"
+    assert result["probes"]["stream"]["invoked"] is False
+    assert result["checks"]["batch_probe"]["status"] == "healthy"

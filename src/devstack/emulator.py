@@ -36,6 +36,7 @@ from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse
 from devstack.fakes.news_sources import FakeNewsServer
 from devstack.fakes.sendgrid_sink import SendGridSink
 from devstack.lambda_.events import function_url_event
+from devstack.lambda_.invoke_api import LambdaInvokeApi
 from devstack.lambda_.lambda_service import LambdaService, StreamingCall
 from devstack.lambda_.scheduler import Scheduler
 from devstack.seed import Seeded, seed_stack
@@ -154,13 +155,18 @@ class Emulator:
         self._exit.callback(self.sendgrid.stop)
         self.seeded: Seeded = seed_stack(self.resources, self.news, sendgrid_api_key=self.sendgrid.api_key)
 
+        # The canary's probes call Lambda's Invoke API: served locally in front of the Lambda service.
+        self.invoke_api = LambdaInvokeApi(host=options.host).start()
+        self._exit.callback(self.invoke_api.stop)
         overrides = self._env_overrides(collector_port)
+        overrides.setdefault("canary", {})["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_api.endpoint
         worker_env = {"DEVSTACK_DIR": str(directory)}
         self.functions = LambdaService(
             self.stack, self.resources, self.pipeline.daemon.address, self.moto.endpoint, overrides,
             directory / "logs", self.console, options.retry_delays_s, worker_env=worker_env,
         )
         self._exit.callback(self.functions.stop)
+        self.invoke_api.service = self.functions
         missing = self.functions.missing()
         if missing:
             self.notes.append(f"functions not in this checkout (not started): {', '.join(missing)}")

@@ -3,6 +3,7 @@
 - tickers and the `news_api` secret: through `devstack.fakes.news_sources.seed_ingestion` (the fake
   sources' keys);
 - the `sendgrid` secret: `{"api_key": ...}`, the key the local SendGrid sink accepts;
+- the `canary_probe` secret: `{"token": ...}`, the canary's credential for its SSE probe stream;
 - one alert rule that fires on the shipped news: NVDA above 0.5 (the fixtures carry NVDA headlines
   VADER scores 0.70 and 0.94), created as the dashboard creates rules (`lib.alerts.AlertTable`);
   its stream token is returned once, for the per-alert SSE stream (the table keeps its SHA-256).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from dataclasses import dataclass
 
 import boto3
@@ -53,6 +55,9 @@ def seed_stack(resources: Resources, news_server: FakeNewsServer,
     seed_ingestion(news_server, resources.secrets["news_api"], resources.tables["config"])
     boto3.client("secretsmanager").put_secret_value(
         SecretId=resources.secrets["sendgrid"], SecretString=json.dumps({"api_key": sendgrid_api_key}))
+    # The canary's credential for its short SSE probe stream (lambdas/canary/probes.py).
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=resources.secrets["canary_probe"], SecretString=json.dumps({"token": secrets.token_hex(16)}))
     ticker, direction, threshold, email = DEMO_ALERT
     rule, token = AlertTable(resources.tables["config"]).create(ticker, Direction(direction), threshold, email,
                                                                  dt.datetime.now(dt.UTC))

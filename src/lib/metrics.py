@@ -62,6 +62,8 @@ class CanaryMetric(StrEnum):
     TRACE_COMPLETENESS = "TraceCompleteness"
     TRACE_DATA_LOSS = "trace_data_loss"
     CANARY_TEST_METRIC = "CanaryTestMetric"
+    PROBE_TREE_COMPLETE = "ProbeTreeComplete"  # per ProbePath: 1 when the probe's whole tree arrived
+    PROBE_TREE_LOST = "ProbeTreeLost"  # per ProbePath: 1 when nothing of it arrived
 
 
 @cache

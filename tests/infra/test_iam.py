@@ -45,12 +45,14 @@ EXPECTED = {
     "sse_streaming": {
         "dynamodb": {"news": {"actions": ["Query", "GetItem"], "resources": ["table", "index/status-index"]},
                      "config": {"actions": ["Query", "GetItem"], "resources": ["table"]}},
-        "metric_namespace": "app",
+        "secrets_read": ["canary_probe"], "metric_namespace": "app",
     },
     "canary": {
         # canary/state.py: get_item and put_item of pk="canary" only, in a table ingestion shares.
         "dynamodb": {"state": {"actions": ["GetItem", "PutItem"], "resources": ["table"], "leading_keys": ["canary"]}},
         "sns_publish": ["canary_alerts"], "metric_namespace": "canary", "xray_read": True, "cloudwatch_read": True,
+        "secrets_read": ["canary_probe"],
+        "lambda_invoke": {"dashboard": ["InvokeFunction"], "sse_streaming": ["InvokeWithResponseStream"]},
     },
 }
 
@@ -118,6 +120,7 @@ def test_least_privilege_map_is_what_the_code_calls():
             assert iam.get(field, []) == expected.get(field, []), f"{key}.{field}"
         for field in ("metric_namespace",):
             assert iam.get(field) == expected.get(field), f"{key}.{field}"
+        assert iam.get("lambda_invoke", {}) == expected.get("lambda_invoke", {}), f"{key}.lambda_invoke"
         for flag in ("xray_read", "cloudwatch_read"):
             assert iam.get(flag, False) == expected.get(flag, False), f"{key}.{flag}"
         for table, grant in iam.get("dynamodb", {}).items():
@@ -157,6 +160,11 @@ def test_policy_statements_follow_the_map():
     dynamo = str(dynamic_statement("DynamoDb")["content"][0])
     assert "dynamodb:LeadingKeys" in dynamo and "ForAllValues:StringEquals" in dynamo
     assert "statement.value.leading_keys == null ? [] : [statement.value.leading_keys]" in dynamo
+    invoke = dynamic_statement("Invoke")
+    assert expression(invoke["for_each"]) == "each.value.iam.lambda_invoke"
+    content = str(invoke["content"][0])
+    assert '"lambda:${action}"' in content.replace("'", '"')
+    assert "local.function_arns[statement.key]" in content and '${local.function_arns[statement.key]}:*' in content
 
 
 @pytest.mark.req("FR-017")
@@ -168,7 +176,8 @@ def test_no_wildcard_actions_on_function_roles():
         if isinstance(statement["actions"], list):
             actions.extend(statement["actions"])
         else:
-            assert expression(statement["actions"]).startswith(("local.", "[for action in statement.value.actions")), \
+            assert expression(statement["actions"]).startswith(
+                ("local.", "[for action in statement.value.actions", "[for action in statement.value :")), \
                 statement["actions"]
     assert actions
     for action in actions:

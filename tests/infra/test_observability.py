@@ -127,8 +127,8 @@ def test_one_regional_alarm_resource_driven_by_the_alarm_map():
     assert expression(alarms["global"]["for_each"]) == "local.global_alarms"
     assert expression(alarms["global"]["provider"]) == "aws.us_east_1", "CloudFront metrics live in us-east-1"
     merged = expression(module(OBS).locals["alarms"])
-    assert merged == ("merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms, "
-                      "local.xray_alarms)")
+    assert merged == ("merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, "
+                      "local.api_alarms, local.xray_alarms)")
     for name in ("root", "data", "lambda_functions", "edge"):
         assert not module(name).of_type("aws_cloudwatch_metric_alarm"), f"alarms outside observability: {name}"
 
@@ -238,6 +238,24 @@ def test_alarm_widget_lists_the_whole_alarm_set():
 
 
 # ---------------------------------------------------------------- README: alarm count and cost
+def probe_paths() -> list[str]:
+    """The canary probe paths `probe_alarms` alarms (one alarm each)."""
+    text = expression(module(OBS).locals["probe_alarms"])
+    found = re.search(r"for path in \[([^\]]*)\]", text)
+    assert found, text
+    return re.findall(r'"([a-z]+)"', found[1])
+
+
+@pytest.mark.req("FR-036", "FR-020", "SC-014")
+def test_each_canary_probe_path_has_its_completeness_alarm():
+    assert probe_paths() == ["batch", "stream"]  # lambdas/canary/tree_spec.py: BATCH_TREE, STREAM_TREE paths
+    text = expression(module(OBS).locals["probe_alarms"])
+    for fragment in ('metric = "ProbeTreeComplete"', 'ProbePath = path', 'statistic = "Average"',
+                     "evaluation_periods = 2", "datapoints = 2", 'comparison = "LessThanThreshold"',
+                     "threshold = 1", 'missing = "breaching"'):
+        assert fragment in text, fragment
+
+
 def expected_alarm_counts(environment: str) -> dict[str, int]:
     functions = len(stack()["functions"])
     billing = len(module("root").variables["xray_billing_thresholds_usd"]["default"])
@@ -250,6 +268,7 @@ def expected_alarm_counts(environment: str) -> dict[str, int]:
         "dlq": 2 * len(stack()["queues"]),
         "api": len(module(OBS).locals["api_alarms"]) + len(module(OBS).locals["global_alarms"]),
         "xray": 2,
+        "probes": len(probe_paths()),
         "billing": billing if tfvars(environment)["create_billing_alarms"] else 0,
     }
 
@@ -262,7 +281,7 @@ def test_readme_counts_the_alarms_and_prices_them(environment):
     assert row, f"README: no alarm row for {environment}"
     cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
     counts = expected_alarm_counts(environment)
-    order = ("errors", "throttles", "duration", "dead_letter_errors", "contract", "dlq", "api", "xray", "billing")
+    order = ("errors", "throttles", "duration", "dead_letter_errors", "contract", "probes", "dlq", "api", "xray", "billing")
     numbers = [int(c) for c in cells[:len(order) + 1]]
     assert numbers[:len(order)] == [counts[k] for k in order]
     assert numbers[len(order)] == sum(counts.values()), "total"

@@ -47,8 +47,10 @@ SCHEDULED_EVENT = {
     "source": "aws.events", "account": "123456789012", "time": "2026-01-15T12:00:00Z", "region": "us-east-1",
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/sentiment-analyzer-local-canary"], "detail": {},
 }
-# Tests read back at once and retry without waiting; the schedule itself is proven with a recorded sleep.
-FAST = {"CANARY_READBACK_DELAYS_S": "0,0", "CANARY_BACKOFF_BASE_S": "0"}
+# Tests read back at once, then after 0.2 s and 1 s (the end-to-end probes' documents travel through
+# the local daemon, collector and sink first); retries do not wait. The production schedule is proven
+# with a recorded sleep.
+FAST = {"CANARY_READBACK_DELAYS_S": "0.2,1", "CANARY_BACKOFF_BASE_S": "0"}
 BATCH = 10  # stack.json's CANARY_TRACE_BATCH_SIZE
 
 
@@ -185,21 +187,7 @@ def seed_ingestion_heartbeat(function: str) -> None:
         "Value": 0.0, "Unit": "Count"}])
 
 
-@pytest.fixture
-def canary(invoke: Any, trace_pipeline: TracePipeline, stack_resources: Resources) -> Iterator[CanaryHarness]:
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    queue_url = sqs.create_queue(QueueName=f"canary-alerts-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    subscription = sns.subscribe(TopicArn=stack_resources.topics["canary_alerts"], Protocol="sqs",
-                                 Endpoint=queue_arn)["SubscriptionArn"]
-    table = boto3.resource("dynamodb").Table(stack_resources.tables["state"])
-    table.delete_item(Key={"pk": "canary", "sk": "state"})
-    env = invoke.env("canary")
-    seed_ingestion_heartbeat(env["INGESTION_FUNCTION_NAME"])
-    yield CanaryHarness(trace_pipeline, stack_resources, env, queue_url)
-    table.delete_item(Key={"pk": "canary", "sk": "state"})
-    sns.unsubscribe(SubscriptionArn=subscription)
-    sqs.delete_queue(QueueUrl=queue_url)
+# The `canary` fixture (a CanaryHarness per test) lives in conftest.py: test_canary_probes uses it too.
 
 
 def failed_nodes(tree: TraceTree) -> list[dict[str, Any]]:
@@ -223,13 +211,15 @@ def test_a_healthy_pipeline_is_healthy_with_ratio_one_and_pages_nobody(canary: C
 
     assert result["health"] == "healthy" and result["health_value"] == 1.0, result
     assert result["failed_checks"] == [] and result["degraded_checks"] == []
-    assert set(result["checks"]) == {"xray_traces", "trace_loss", "cloudwatch_roundtrip", "app_metrics",
+    assert set(result["checks"]) == {"batch_probe", "stream_probe", "xray_api_reachable", "trace_loss",
+                                     "cloudwatch_roundtrip", "app_metrics",
                                      "canary_state", "canary_metrics"}
     assert result["traces"] == {"submitted": BATCH, "complete": BATCH, "partial": 0, "missing": 0, "refused": 0,
                                 "measured": True, "completeness": 1.0}
     assert result["loss_ratio"] == 1.0
     assert result["alert"]["action"] == "none" and canary.alerts() == []
-    assert sorted(result["published_metrics"]) == ["CanaryHealth", "TraceCompleteness"]
+    assert sorted(result["published_metrics"]) == ["CanaryHealth", "ProbeTreeComplete", "ProbeTreeLost",
+                                                   "TraceCompleteness"]
     assert samples(CANARY_NAMESPACE, "CanaryHealth", canary_name()) == health_before + 1
     assert canary.published[-1]["CanaryHealth"] == 1.0 and canary.published[-1]["TraceCompleteness"] == 1.0
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before
@@ -249,7 +239,7 @@ def test_a_healthy_pipeline_is_healthy_with_ratio_one_and_pages_nobody(canary: C
     tree = canary.tree(invocation, at_least=15)
     assert document_problems(tree) == [], render(tree)
     assert failed_nodes(tree) == [], render(tree)
-    verified = {name: check_nodes(tree, name) for name in ("xray_traces", "cloudwatch_roundtrip", "app_metrics")}
+    verified = {name: check_nodes(tree, name) for name in ("xray_api_reachable", "cloudwatch_roundtrip", "app_metrics")}
     assert all(any(doc["annotations"].get("check_status") == "healthy" for doc in docs)
                for docs in verified.values()), render(tree)
     handler = tree.find("## lambda_handler")[0].document
@@ -274,7 +264,7 @@ def test_half_the_traces_lost_pages_once_after_two_runs_then_sends_one_recovery(
     with drop_trace_documents(keep=lambda index, doc: index % 2 == 0):
         first, _ = canary.run()
         assert first["traces"]["complete"] == 5 and first["traces"]["missing"] == 5
-        assert first["health"] == "failed" and first["degraded_checks"] == ["xray_traces"]
+        assert first["health"] == "failed" and first["degraded_checks"] == ["xray_api_reachable"]
         assert first["failed_checks"] == ["trace_loss"] and first["loss_ratio"] == 0.5
         assert first["alert"]["action"] == "none" and canary.alerts() == []  # one failed run is no outage yet
 
@@ -287,7 +277,7 @@ def test_half_the_traces_lost_pages_once_after_two_runs_then_sends_one_recovery(
     assert len(alerts) == 1, alerts
     page = alerts[0]
     assert page.payload["type"] == "canary_alert" and page.payload["consecutive_failures"] == 2
-    assert set(page.payload["checks"]) == {"xray_traces", "trace_loss"}
+    assert set(page.payload["checks"]) == {"xray_api_reachable", "trace_loss"}
     assert page.payload["traces"]["missing"] == 5 and page.payload["loss_ratio"] == 0.5
     assert "trace_loss" in page.subject and canary_name() in page.subject
     assert samples(CANARY_NAMESPACE, "trace_data_loss", canary_name()) == loss_before + 3
@@ -313,8 +303,8 @@ def test_traces_with_documents_missing_are_partial_and_degrade_the_run(canary: C
         result, _ = canary.run(CANARY_LOSS_THRESHOLD="0.5")
     assert result["traces"]["partial"] == 5 and result["traces"]["complete"] == 5
     assert result["traces"]["missing"] == 0
-    assert result["health"] == "degraded" and result["degraded_checks"] == ["xray_traces"]
-    assert result["checks"]["xray_traces"]["detail"].startswith("5/10 traces complete, 5 partial")
+    assert result["health"] == "degraded" and result["degraded_checks"] == ["xray_api_reachable"]
+    assert result["checks"]["xray_api_reachable"]["detail"].startswith("5/10 traces complete, 5 partial")
     assert result["health_value"] == 0.5 and canary.published[-1]["CanaryHealth"] == 0.5
 
 
@@ -331,9 +321,10 @@ def test_documents_x_ray_refuses_count_their_traces_missing_without_waiting_for_
         result, _ = canary.run(CANARY_LOSS_THRESHOLD="0.5")
     assert result["traces"] | {"completeness": None} == {"submitted": BATCH, "complete": 8, "partial": 0, "missing": 2,
                                                          "refused": 2, "measured": True, "completeness": None}
-    asked = [trace_id for params in reads for trace_id in params["TraceIds"]]
+    probes = {probe["trace_id"] for probe in result["probes"].values()}
+    asked = [trace_id for params in reads for trace_id in params["TraceIds"] if trace_id not in probes]
     assert len(asked) == len(set(asked)) == 8  # found at the first read; the refused two never asked for
-    assert result["degraded_checks"] == ["xray_traces"] and result["failed_checks"] == []
+    assert result["degraded_checks"] == ["xray_api_reachable"] and result["failed_checks"] == []
 
 
 @pytest.mark.req("FR-036", "SC-014", "FR-079", "FR-020", "FR-050")
@@ -342,11 +333,11 @@ def test_put_trace_segments_throttled_fails_the_run_and_pages_on_the_second(cana
     with fault(clients.xray(), "PutTraceSegments", "ThrottlingException", 429) as throttled:
         first, invocation = canary.run()
         assert len(throttled) == 4  # the call and three retries
-        failure = first["checks"]["xray_traces"]["failure"]
+        failure = first["checks"]["xray_api_reachable"]["failure"]
         assert failure == {"operation": "xray:PutTraceSegments", "code": "ThrottlingException",
                            "kind": "transient", "message": failure["message"], "attempts": 4}
         assert first["traces"]["missing"] == BATCH and first["loss_ratio"] == 0.0
-        assert first["failed_checks"] == ["xray_traces", "trace_loss"] and canary.alerts() == []
+        assert first["failed_checks"] == ["xray_api_reachable", "trace_loss"] and canary.alerts() == []
         second, _ = canary.run()
     assert second["alert"]["action"] == "page"
     assert [alert.payload["reason"] for alert in canary.alerts()] == ["2 consecutive failed runs"]
@@ -366,8 +357,9 @@ def test_put_trace_segments_throttled_fails_the_run_and_pages_on_the_second(cana
 def test_put_metric_data_access_denied_pages_in_the_same_run_without_a_single_retry(canary: CanaryHarness) -> None:
     with fault(clients.cloudwatch(), "PutMetricData", "AccessDenied", 403) as denied:
         result, _ = canary.run()
+    per_path = ["ProbeTreeComplete", "ProbeTreeLost"]
     assert [metric_names(params) for params in denied] == [["CanaryTestMetric"],
-                                                           ["CanaryHealth", "TraceCompleteness"]]
+                                                           ["CanaryHealth", "TraceCompleteness", *per_path, *per_path]]
     assert result["checks"]["cloudwatch_roundtrip"]["failure"]["kind"] == "auth"
     assert result["checks"]["cloudwatch_roundtrip"]["failure"]["attempts"] == 1
     assert result["failed_checks"] == ["cloudwatch_roundtrip", "canary_metrics"]
@@ -437,7 +429,7 @@ def test_botocore_adds_no_retries_of_its_own_under_the_canarys_three(canary: Can
     finally:
         xray.meta.events.unregister("before-send.xray.PutTraceSegments", unique_id=unique)
     assert len(sent) == 4
-    failure = result["checks"]["xray_traces"]["failure"]
+    failure = result["checks"]["xray_api_reachable"]["failure"]
     assert (failure["code"], failure["kind"], failure["attempts"]) == ("ThrottlingException", "transient", 4)
 
 
@@ -459,9 +451,11 @@ def test_backoff_doubles_per_retry_and_read_back_waits_30_then_60_seconds(canary
                when=lambda params: metric_names(params) == ["CanaryTestMetric"]), \
             drop_trace_documents(keep=lambda index, doc: False):
         result, _ = canary.run(function=RECORDED, CANARY_READBACK_DELAYS_S="30,60", CANARY_BACKOFF_BASE_S="1")
-    # PutMetricData: three retries, 1 s, 2 s, 4 s; then the traces are looked for three times.
-    assert SLEPT == [1.0, 2.0, 4.0, 30.0, 60.0]
-    assert result["traces"]["missing"] == BATCH and "after 3 read(s)" in result["checks"]["xray_traces"]["detail"]
+    # PutMetricData: three retries, 1 s, 2 s, 4 s; then the traces are looked for three times; then the
+    # end-to-end probes' trees, on the same schedule (the local daemon stores them within a moment).
+    assert SLEPT[:5] == [1.0, 2.0, 4.0, 30.0, 60.0] and SLEPT[5:] in ([], [30.0], [30.0, 60.0]), SLEPT
+    assert result["traces"]["missing"] == BATCH
+    assert "after 3 read(s)" in result["checks"]["xray_api_reachable"]["detail"]
 
 
 @pytest.mark.req("FR-078", "SC-034")
@@ -477,9 +471,9 @@ def test_traces_that_arrive_late_are_found_by_a_later_read(canary: CanaryHarness
 
     with on_call(clients.xray(), "BatchGetTraces", late):
         result, _ = canary.run(function=RECORDED, CANARY_READBACK_DELAYS_S="30,60", CANARY_BACKOFF_BASE_S="1")
-    assert SLEPT == [30.0]
-    assert reads == [5, 5, 5, 5]
-    assert result["health"] == "healthy" and "after 2 read(s)" in result["checks"]["xray_traces"]["detail"]
+    assert SLEPT[:1] == [30.0] and SLEPT[1:] in ([], [30.0]), SLEPT  # the API check's wait, then the probes'
+    assert reads[:4] == [5, 5, 5, 5] and all(count <= 2 for count in reads[4:])  # then the two probe traces
+    assert result["health"] == "healthy" and "after 2 read(s)" in result["checks"]["xray_api_reachable"]["detail"]
 
 
 # ---------------------------------------------------------------- every AWS error: no crash, the check named
@@ -493,24 +487,26 @@ def _named(metric: str) -> Callable[[dict[str, Any]], bool]:
     return lambda params: params.get("MetricName") == metric
 
 
+PROBES = ("batch_probe", "stream_probe")
 # (client, operation, error code or botocore exception, HTTP status, when, checks that must fail, kind)
 AWS_ERRORS: dict[str, tuple[Callable[[], Any], str, Any, int, Callable[[dict[str, Any]], bool], set[str], str]] = {
     "xray-put-throttled": (clients.xray, "PutTraceSegments", "ThrottlingException", 429, lambda p: True,
-                           {"xray_traces", "trace_loss"}, "transient"),
+                           {"xray_api_reachable", "trace_loss"}, "transient"),
     "xray-put-invalid": (clients.xray, "PutTraceSegments", "InvalidRequestException", 400, lambda p: True,
-                         {"xray_traces", "trace_loss"}, "rejected"),
+                         {"xray_api_reachable", "trace_loss"}, "rejected"),
     "xray-put-denied": (clients.xray, "PutTraceSegments", "AccessDeniedException", 403, lambda p: True,
-                        {"xray_traces", "trace_loss"}, "auth"),
+                        {"xray_api_reachable", "trace_loss"}, "auth"),
     "xray-put-unreachable": (clients.xray, "PutTraceSegments",
                              EndpointConnectionError(endpoint_url="https://xray.us-east-1.amazonaws.com"), 0,
-                             lambda p: True, {"xray_traces", "trace_loss"}, "transient"),
+                             lambda p: True, {"xray_api_reachable", "trace_loss"}, "transient"),
+    # BatchGetTraces serves the X-Ray API check and the end-to-end probes' read-back alike.
     "xray-get-throttled": (clients.xray, "BatchGetTraces", "ThrottlingException", 429, lambda p: True,
-                           {"xray_traces"}, "transient"),
+                           {"xray_api_reachable", *PROBES}, "transient"),
     "xray-get-invalid": (clients.xray, "BatchGetTraces", "InvalidRequestException", 400, lambda p: True,
-                         {"xray_traces"}, "rejected"),
+                         {"xray_api_reachable", *PROBES}, "rejected"),
     "xray-get-timeout": (clients.xray, "BatchGetTraces",
                          ReadTimeoutError(endpoint_url="https://xray.us-east-1.amazonaws.com"), 0, lambda p: True,
-                         {"xray_traces"}, "transient"),
+                         {"xray_api_reachable", *PROBES}, "transient"),
     "cw-put-internal": (clients.cloudwatch, "PutMetricData", "InternalServiceError", 500, _test_metric,
                         {"cloudwatch_roundtrip"}, "transient"),
     "cw-put-invalid": (clients.cloudwatch, "PutMetricData", "InvalidParameterValue", 400, _test_metric,

@@ -31,6 +31,9 @@ ENV = {
     "CANARY_BACKOFF_BASE_S": "1",
     "CANARY_WEBHOOK_URL": "",
     "INGESTION_FUNCTION_NAME": "sentiment-analyzer-dev-ingestion",
+    "CANARY_DASHBOARD_FUNCTION": "sentiment-analyzer-dev-dashboard",
+    "CANARY_SSE_FUNCTION": "sentiment-analyzer-dev-sse_streaming",
+    "CANARY_PROBE_SECRET_NAME": "sentiment-analyzer-dev-canary_probe",
 }
 NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -49,6 +52,9 @@ def test_settings_read_exactly_the_stack_map_env() -> None:
     assert settings.readback_delays_s == (30.0, 60.0) and settings.backoff_base_s == 1.0
     assert settings.trace_batch_size == 10 and settings.loss_threshold == 0.95
     assert settings.webhook_url is None and settings.ingestion_function_name == "sentiment-analyzer-dev-ingestion"
+    assert settings.dashboard_function == "sentiment-analyzer-dev-dashboard"
+    assert settings.sse_function == "sentiment-analyzer-dev-sse_streaming"
+    assert settings.probe_secret == "sentiment-analyzer-dev-canary_probe"
 
 
 @pytest.mark.req("FR-080")
@@ -64,6 +70,8 @@ def test_a_webhook_that_is_not_https_is_a_configuration_error(url: str) -> None:
     ("CANARY_READBACK_DELAYS_S", "30,soon"), ("CANARY_READBACK_DELAYS_S", "-1"),
     ("CANARY_BACKOFF_BASE_S", "inf"), ("STATE_TABLE", ""),
     ("INGESTION_FUNCTION_NAME", "sentiment-analyzer-${env}-ingestion"),
+    ("CANARY_DASHBOARD_FUNCTION", "sentiment-analyzer-${env}-dashboard"), ("CANARY_SSE_FUNCTION", ""),
+    ("CANARY_PROBE_SECRET_NAME", ""),
 ])
 def test_bad_settings_fail_the_run_with_a_clear_error(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):

@@ -416,3 +416,9 @@ class StreamingCall:
 
     def wait(self, timeout_s: float | None = None) -> bool:
         return self._call.wait(timeout_s)
+
+    @property
+    def error(self) -> FunctionError | None:
+        """The function's error once the stream ended (None while running or when it succeeded)."""
+        return self._call.error
+

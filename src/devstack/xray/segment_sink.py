@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 
 log = logging.getLogger("devstack.xray.segment_sink")
@@ -130,7 +132,14 @@ class SegmentSink:
             log.warning("refused trace document: %s", problem)
         if not valid:
             return
-        response = self._xray.put_trace_segments(TraceSegmentDocuments=valid)
+        try:
+            response = self._xray.put_trace_segments(TraceSegmentDocuments=valid)
+        except ClientError as error:  # as the real daemon: a refused batch (AccessDenied...) is logged, dropped
+            with self._lock:
+                self.stats.rejected += len(valid)
+                self.stats.note(f"PutTraceSegments refused: {error.response['Error'].get('Code')}")
+            log.warning("PutTraceSegments refused a batch of %d: %s", len(valid), error)
+            return
         unprocessed = {item.get("Id") for item in response.get("UnprocessedTraceSegments", [])}
         stored = [raw for raw in valid if json.loads(raw)["id"] not in unprocessed]
         with self._lock:

@@ -4,11 +4,12 @@ Every check survives any AWS error (FR-018's one exemption): the error is classi
 (`errors.call_aws`), marked on the check's own subsegment, and returned as the check's failure,
 so the run's result names the check that failed and why.
 
-- `TraceProbe`: N synthetic traces of two documents each (a segment and a subsegment sent on its
-  own, as the SDK does), annotated `canary_probe=true` and `canary_run_id`, submitted with
-  `PutTraceSegments` and read back with `BatchGetTraces` (5 ids a call). A trace is complete when
-  every document submitted came back, partial when only some did (X-Ray's `IsPartial`, which
-  `BatchGetTraces` does not report), missing when none did.
+- `TraceProbe` (the "X-Ray API reachable" check): N synthetic traces of two documents each (a
+  segment and a subsegment sent on its own, as the SDK does), annotated `canary_probe=true` and
+  `canary_run_id`, submitted with `PutTraceSegments` and read back with `BatchGetTraces` (5 ids a
+  call). A trace is complete when every document submitted came back, partial when only some did
+  (X-Ray's `IsPartial`, which `BatchGetTraces` does not report), missing when none did. It proves
+  only that X-Ray's API answers; `probes` finds traces lost on their way from our functions.
 - `CloudWatchRoundTrip`: a `CanaryTestMetric` datum (one-second resolution, a random value) read
   back from exactly its second.
 - `app_metrics_check`: `NewItemsIngested` (the ingestion heartbeat, every run) is still arriving.
@@ -41,7 +42,7 @@ from lib.tracing.header import new_entity_id, new_trace_id
 from lib.tracing.powertools import annotate, lambda_tracer, mark_handled_failure
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch.type_defs import GetMetricStatisticsOutputTypeDef
+    from mypy_boto3_cloudwatch.type_defs import GetMetricStatisticsOutputTypeDef, MetricDatumTypeDef
     from mypy_boto3_xray.type_defs import BatchGetTracesResultTypeDef
 
 tracer = lambda_tracer()
@@ -67,7 +68,9 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 
 class CheckName(StrEnum):
-    XRAY_TRACES = "xray_traces"
+    XRAY_API = "xray_api_reachable"  # synthetic documents through PutTraceSegments: the API answers, no more
+    BATCH_PROBE = "batch_probe"
+    STREAM_PROBE = "stream_probe"
     TRACE_LOSS = "trace_loss"
     CLOUDWATCH_ROUNDTRIP = "cloudwatch_roundtrip"
     APP_METRICS = "app_metrics"
@@ -129,7 +132,11 @@ def entity_ids(document: dict[str, Any]) -> Iterator[str]:
 
 
 class TraceProbe:
-    """FR-019: submit a batch of test traces, then retrieve them with backoff (FR-078)."""
+    """FR-019: submit a batch of test traces, then retrieve them with backoff (FR-078).
+
+    This proves only that X-Ray's API stores and returns documents ("X-Ray API reachable"); loss
+    in the daemon, the collector or a function's role is what `probes` finds.
+    """
 
     def __init__(self, settings: CanarySettings, run_id: str, policy: RetryPolicy, readback: Readback,
                  now: Callable[[], float] = time.time):
@@ -162,7 +169,7 @@ class TraceProbe:
     @tracer.capture_method(capture_response=False)
     def submit(self) -> None:
         documents = self.documents()
-        annotate(tracer, canary_check=CheckName.XRAY_TRACES.value, canary_run_id=self.run_id,
+        annotate(tracer, canary_check=CheckName.XRAY_API.value, canary_run_id=self.run_id,
                  traces_submitted=len(self.expected))
         try:
             response = call_aws("xray:PutTraceSegments",
@@ -183,7 +190,7 @@ class TraceProbe:
         if self._submit_failure is not None:
             counts.missing, counts.measured = counts.submitted, True  # refused at the door: lost
             failure = self._submit_failure.failure
-            return record(CheckResult(CheckName.XRAY_TRACES, Status.FAILED,
+            return record(CheckResult(CheckName.XRAY_API, Status.FAILED,
                                       f"PutTraceSegments failed: {failure.code}", failure), self._submit_failure.error)
         counts.refused = len(self._refused)
         pending = [trace_id for trace_id in self.expected if trace_id not in self._refused]
@@ -195,7 +202,7 @@ class TraceProbe:
                 if not pending:
                     break
         except AwsCallError as error:
-            return record(CheckResult(CheckName.XRAY_TRACES, Status.FAILED,
+            return record(CheckResult(CheckName.XRAY_API, Status.FAILED,
                                       f"BatchGetTraces failed: {error.failure.code}", error.failure), error.error)
         counts.measured = True
         counts.complete = sum(1 for trace_id in self.expected if self._complete(trace_id, seen))
@@ -213,7 +220,7 @@ class TraceProbe:
             status = Status.FAILED
         else:
             status = Status.DEGRADED
-        return record(CheckResult(CheckName.XRAY_TRACES, status, detail))
+        return record(CheckResult(CheckName.XRAY_API, status, detail))
 
     def _complete(self, trace_id: str, seen: dict[str, set[str]]) -> bool:
         return self.expected[trace_id] <= seen.get(trace_id, set())
@@ -333,6 +340,7 @@ class PublishedMetrics:
     health: Status
     completeness: float | None
     data_loss: bool
+    probe_data: list[MetricDatumTypeDef] = field(default_factory=list)  # probes.probe_metric_data
     names: list[str] = field(default_factory=list)
 
 
@@ -344,7 +352,8 @@ def publish_canary_metrics(metrics: PublishedMetrics, policy: RetryPolicy) -> Ch
         data.append(metric_datum(CanaryMetric.TRACE_COMPLETENESS, metrics.completeness, "None"))
     if metrics.data_loss:
         data.append(metric_datum(CanaryMetric.TRACE_DATA_LOSS, 1, "Count"))
-    metrics.names = [datum["MetricName"] for datum in data]
+    data += metrics.probe_data
+    metrics.names = sorted({datum["MetricName"] for datum in data})
     annotate(tracer, canary_check=CheckName.CANARY_METRICS.value)
     try:
         call_aws("cloudwatch:PutMetricData",

@@ -11,7 +11,7 @@ Example (not run: needs a Lambda context and the function's AWS resources):
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -19,10 +19,13 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_xray import XRayClient
 
 CLIENT_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=10)
+# A probe invocation may meet a cold start (the SSE image's init): room for it, still well inside the run.
+LAMBDA_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=30))
 
 
 @cache
@@ -43,3 +46,13 @@ def sns() -> SNSClient:
 @cache
 def dynamodb() -> DynamoDBClient:
     return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+@cache
+def lambda_() -> Any:  # no mypy_boto3_lambda stubs installed
+    return boto3.client("lambda", config=LAMBDA_CONFIG)
+
+
+@cache
+def secretsmanager() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=CLIENT_CONFIG)

@@ -1,8 +1,10 @@
-"""One canary run: check X-Ray and CloudWatch, judge loss across runs, publish, page if it must.
+"""One canary run: probe the real trace paths end to end, check X-Ray and CloudWatch, judge loss
+across runs, publish, page if it must.
 
 The run never crashes on an AWS error (FR-018's exemption): each check returns a CheckResult, and
-the result names every check that did not pass. Order matters for time: both probes are written
-first, then both are read back, so one back-off wait (FR-078) serves both.
+the result names every check that did not pass. Order matters for time: the two end-to-end
+probes (`probes`: a batch function and the SSE stream) are invoked first, then the X-Ray API and
+CloudWatch probes written, then everything read back, so the waits (FR-078) overlap.
 
 Example (not run: needs a Lambda context and the function's AWS resources):
     >>> result = run_canary(CanarySettings.from_env(), run_id=context.aws_request_id)   # doctest: +SKIP
@@ -32,6 +34,7 @@ from lambdas.canary.checks import (
     worst,
 )
 from lambdas.canary.errors import AwsCallError, ErrorKind, Readback, RetryPolicy
+from lambdas.canary.probes import BatchProbe, EndToEndProbe, StreamProbe, probe_metric_data, read_back
 from lambdas.canary.settings import CanarySettings
 from lambdas.canary.state import CanaryState, StateStore, WindowEntry
 from lib.tracing.powertools import lambda_tracer
@@ -51,6 +54,7 @@ class CanaryResult:
     decision: Decision
     delivery: Delivery | None
     published: list[str] = field(default_factory=list)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by path: trace id, outcome, missing parts
 
     @property
     def failed_checks(self) -> list[str]:
@@ -74,6 +78,7 @@ class CanaryResult:
                       "consecutive_failures": self.decision.consecutive_failures,
                       "delivery": self.delivery.as_dict() if self.delivery else None},
             "published_metrics": self.published,
+            "probes": self.probes,
         }
 
 
@@ -95,6 +100,9 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
         state_check = CheckResult(CheckName.CANARY_STATE, Status.FAILED,
                                   f"state unreadable: {error.failure.code}", error.failure)
 
+    end_to_end: list[EndToEndProbe] = [BatchProbe(settings, run_id, policy), StreamProbe(settings, run_id, policy)]
+    for e2e in end_to_end:
+        e2e.start()
     probe = TraceProbe(settings, run_id, policy, readback)
     roundtrip = CloudWatchRoundTrip(settings.function_name, policy, readback)
     probe.submit()
@@ -102,16 +110,19 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
     trace_check = probe.verify()
     roundtrip_check = roundtrip.verify()
     app_check = app_metrics_check(settings.ingestion_function_name, policy)
+    read_back(end_to_end, policy, readback)
+    probe_checks = [e2e.result(readback.looks) for e2e in end_to_end]
 
     counts = probe.counts
     measured = WindowEntry(run_id, counts.submitted, counts.complete) if counts.measured else None
     window_state = (previous or CanaryState()).with_measurement(measured)
     loss_check = _loss_check(window_state.loss_ratio, settings.loss_threshold)
 
-    checks = [trace_check, loss_check, roundtrip_check, app_check, state_check]
+    checks = [*probe_checks, trace_check, loss_check, roundtrip_check, app_check, state_check]
     published = PublishedMetrics(worst(check.status for check in checks),
                                  counts.completeness if counts.measured else None,
-                                 data_loss=loss_check.status is Status.FAILED)
+                                 data_loss=loss_check.status is Status.FAILED,
+                                 probe_data=probe_metric_data(end_to_end))
     checks.append(publish_canary_metrics(published, policy))
     health = worst(check.status for check in checks)
 
@@ -120,6 +131,7 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
     delivery = None
     if decision.action is not Action.NONE:
         subject, payload = _message(settings, run_id, decision, health, checks, counts, window_state, now)
+        payload["probes"] = {e2e.spec.path: e2e.as_dict() for e2e in end_to_end}
         delivery = Alerter(settings.alert_topic_arn, settings.webhook_url, policy).send(subject, payload)
         if not delivery.delivered:
             checks.append(CheckResult(CheckName.ALERT_DELIVERY, Status.FAILED,
@@ -134,7 +146,7 @@ def run_canary(settings: CanarySettings, run_id: str, *, sleep: Callable[[float]
                                   f"state not saved: {error.failure.code}", error.failure))
     checks = _one_per_name(checks)
     return CanaryResult(run_id, worst(check.status for check in checks), checks, counts, window_state.loss_ratio,
-                        decision, delivery, published.names)
+                        decision, delivery, published.names, {e2e.spec.path: e2e.as_dict() for e2e in end_to_end})
 
 
 def _loss_check(ratio: float | None, threshold: float) -> CheckResult:
@@ -160,7 +172,7 @@ def _message(settings: CanarySettings, run_id: str, decision: Decision, health: 
     """The page (or recovery) an operator reads: what failed, how, since when."""
     failing = [check for check in checks if check.status is not Status.HEALTHY]
     if decision.action is Action.RECOVER:
-        subject = f"RECOVERED {settings.function_name}: X-Ray and CloudWatch checks pass"
+        subject = f"RECOVERED {settings.function_name}: trace probes, X-Ray and CloudWatch checks pass"
         kind = "canary_recovery"
     else:
         subject = f"FAILED {settings.function_name}: {', '.join(check.name.value for check in failing)}"

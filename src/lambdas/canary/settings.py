@@ -30,6 +30,9 @@ class CanarySettings:
     backoff_base_s: float
     webhook_url: str | None
     ingestion_function_name: str
+    dashboard_function: str  # name or (alias) ARN the batch probe invokes
+    sse_function: str  # name or (alias) ARN the stream probe invokes
+    probe_secret: str  # the secret (JSON {"token": ...}) the SSE function accepts a probe stream with
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CanarySettings:
@@ -47,9 +50,10 @@ class CanarySettings:
         threshold = number("CANARY_LOSS_THRESHOLD", 0, 1)
         if threshold == 0:
             raise ConfigurationError("CANARY_LOSS_THRESHOLD=0 would never detect loss")
+        for name in ("INGESTION_FUNCTION_NAME", "CANARY_DASHBOARD_FUNCTION", "CANARY_SSE_FUNCTION"):
+            if "${" in need(name):
+                raise ConfigurationError(f"{name}={need(name)!r} still holds an unresolved placeholder")
         ingestion = need("INGESTION_FUNCTION_NAME")
-        if "${" in ingestion:
-            raise ConfigurationError(f"INGESTION_FUNCTION_NAME={ingestion!r} still holds an unresolved placeholder")
         return cls(
             function_name=need("AWS_LAMBDA_FUNCTION_NAME"),
             state_table=need("STATE_TABLE"),
@@ -60,6 +64,9 @@ class CanarySettings:
             backoff_base_s=number("CANARY_BACKOFF_BASE_S", 0, 60),
             webhook_url=_webhook_url(source.get("CANARY_WEBHOOK_URL", "")),
             ingestion_function_name=ingestion,
+            dashboard_function=need("CANARY_DASHBOARD_FUNCTION"),
+            sse_function=need("CANARY_SSE_FUNCTION"),
+            probe_secret=need("CANARY_PROBE_SECRET_NAME"),
         )
 
 

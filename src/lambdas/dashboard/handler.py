@@ -11,6 +11,7 @@ from typing import Any
 
 from lambdas.dashboard.api import app, with_trace_header
 from lib.tracing.powertools import lambda_logger, lambda_tracer, traced_handler
+from lib.tracing.synthetic import mark_synthetic, probe_header
 
 tracer = lambda_tracer()
 logger = lambda_logger()
@@ -25,4 +26,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or not isinstance(event.get("httpMethod"), str) or not isinstance(
             event.get("path"), str):
         raise NotAnApiGatewayEventError("event is not an API Gateway REST proxy event (httpMethod, path)")
+    if probe_header(event.get("headers")) is not None:  # the canary's probe: kept out of dashboards
+        mark_synthetic(tracer)
     return with_trace_header(app.resolve(event, context))

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
 from lambdas.sse_streaming.events import InvalidEventIdError, Position, parse_event_id
 from lib.tracing.header import TRACE_ID
+from lib.tracing.synthetic import probe_header
 
 Route = Literal["global", "config", "status"]
 
@@ -118,6 +119,7 @@ class StreamRequest:
     bearer_token: str | None = None
     last_event_id: Position | None = None
     session: SessionHeaders = SessionHeaders()
+    canary_token: str | None = None  # `x-canary-probe`: the canary's secret, checked by the service
 
 
 def _route(method: str, path: str) -> tuple[Route, str | None]:
@@ -174,4 +176,5 @@ def parse_request(event: Any) -> StreamRequest:
         if match is None:
             raise UnauthorizedError("Authorization must be 'Bearer <token>'")
         token = match[1]
-    return StreamRequest(route, request.request_context.request_id, alert_id, token, last_event_id, session)
+    return StreamRequest(route, request.request_context.request_id, alert_id, token, last_event_id, session,
+                         probe_header(headers))

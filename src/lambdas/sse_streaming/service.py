@@ -12,6 +12,11 @@ and a patched botocore would record them twice). What follows the handler is `st
 One stream per execution environment (connections.py); the cap on concurrent streams is the
 function's reserved concurrency, enforced by Lambda (429 past it), not by this code.
 
+The canary's probe (`x-canary-probe: <token>`, any route but status): the token must equal the
+`token` of the secret CANARY_PROBE_SECRET_NAME (401 otherwise, or when probes are not configured);
+the handler subsegment is annotated `synthetic=true` and the stream ends after
+CANARY_STREAM_S (one poll cycle, its flush, the deadline event) instead of at the invocation's deadline.
+
 Example:
     >>> response = open_stream(function_url_event("GET", "/api/v2/stream"), context)   # doctest: +SKIP
     >>> response.status_code, response.headers["content-type"]                          # doctest: +SKIP
@@ -25,6 +30,8 @@ import hashlib
 import hmac
 import time
 from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
 
 from lambdas.sse_streaming.connections import STREAMS_PER_ENVIRONMENT, Lease
 from lambdas.sse_streaming.events import BEFORE_ALL, Position
@@ -43,10 +50,13 @@ from lib.tables import dynamodb
 from lib.tracing.header import current_trace_id
 from lib.tracing.otel import extract_invocation_parent
 from lib.tracing.powertools import annotate, lambda_tracer
+from lib.tracing.synthetic import mark_synthetic
 
 tracer = lambda_tracer(auto_patch=False)  # FR-060
 
 ALERT_PK = "alert"
+CANARY_STREAM_S = 1.0  # a probe's stream: long enough for one poll cycle and its flush
+PROBE_SECRET_MAX_AGE_S = 300  # the probe token is read once per 5 minutes per execution environment
 
 _cold_start = True
 
@@ -72,6 +82,22 @@ def authorize(settings: SseSettings, alert_id: str, token: str) -> str | Request
         return UnauthorizedError("the token does not open this alert's stream")
     annotate(tracer, auth_outcome="ok")
     return str(row["ticker"])
+
+
+@tracer.capture_method
+def authorize_probe(settings: SseSettings, token: str) -> RequestError | None:
+    """None when `token` is the canary's probe token, else the refusal to answer with."""
+    if settings.canary_probe_secret_name is None:
+        annotate(tracer, probe_auth="not_configured")
+        return UnauthorizedError("canary probes are not enabled on this function")
+    secret = parameters.get_secret(settings.canary_probe_secret_name, transform="json",
+                                   max_age=PROBE_SECRET_MAX_AGE_S)
+    expected = secret.get("token") if isinstance(secret, dict) else None
+    if not isinstance(expected, str) or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        annotate(tracer, probe_auth="wrong_token")
+        return UnauthorizedError("the canary probe token is not valid")
+    annotate(tracer, probe_auth="ok")
+    return None
 
 
 @tracer.capture_method
@@ -120,8 +146,15 @@ def open_stream(event: Any, context: Any) -> StreamingResponse:
         if isinstance(outcome, RequestError):
             return _refusal(outcome)
         ticker = outcome
+    if request.canary_token is not None:
+        refusal = authorize_probe(settings, request.canary_token)
+        if refusal is not None:
+            return _refusal(refusal)
+        mark_synthetic(tracer)  # on the handler subsegment: the trace is the canary's
     lease = acquire(context.aws_request_id)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    if request.canary_token is not None:  # authorised above: a short stream, then the deadline event
+        deadline = min(deadline, time.monotonic() + settings.deadline_margin_s + CANARY_STREAM_S)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.index_settle_s)
     plan = StreamPlan(
         settings=settings, request=request, lease=lease,

@@ -41,6 +41,8 @@ class SseSettings:
     # The first frame's `retry:` (FR-088): the reconnect delay after a close the server did not
     # announce. The final `reconnect` event carries `retry: 0` (FR-089/090: reconnect at once).
     retry_ms: int
+    # The secret (JSON {"token": ...}) a canary probe's `x-canary-probe` header must carry; unset: no probes.
+    canary_probe_secret_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SseSettings:
@@ -56,4 +58,5 @@ class SseSettings:
             deadline_margin_s=_number(env, "SSE_DEADLINE_MARGIN_S", "5", 0.1),
             index_settle_s=_number(env, "SSE_INDEX_SETTLE_MS", "500", 0) / 1000,
             retry_ms=int(_number(env, "SSE_RETRY_MS", "1000", 0)),
+            canary_probe_secret_name=env.get("CANARY_PROBE_SECRET_NAME") or None,
         )

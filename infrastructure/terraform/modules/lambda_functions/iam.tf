@@ -28,6 +28,16 @@ locals {
   }
 }
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  function_arns = {
+    for key, name in local.function_names :
+    key => "arn:${data.aws_partition.current.partition}:lambda:${local.region}:${data.aws_caller_identity.current.account_id}:function:${name}"
+  }
+}
+
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -131,6 +141,18 @@ data "aws_iam_policy_document" "function" {
       sid       = "DeadLetterQueue"
       actions   = ["sqs:SendMessage"]
       resources = [var.queue_arns[statement.value]]
+    }
+  }
+
+  # The canary's probes (lambdas/canary/probes.py): exactly the named actions on the named functions,
+  # unqualified or through any of their versions/aliases ("<arn>:*").
+  dynamic "statement" {
+    for_each = each.value.iam.lambda_invoke
+    content {
+      sid     = "Invoke${replace(title(statement.key), "_", "")}"
+      actions = [for action in statement.value : "lambda:${action}"]
+      # Built from the name: the functions depend on their role policies, so their ARNs would be a cycle.
+      resources = [local.function_arns[statement.key], "${local.function_arns[statement.key]}:*"]
     }
   }
 

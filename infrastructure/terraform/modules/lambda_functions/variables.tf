@@ -54,12 +54,22 @@ variable "functions" {
       metric_namespace = optional(string)
       xray_read        = optional(bool, false)
       cloudwatch_read  = optional(bool, false)
+      # other functions of the stack this one invokes, by key: the Lambda actions it may call on them
+      lambda_invoke = optional(map(list(string)), {})
     })
   }))
 
   validation {
     condition     = alltrue([for f in values(var.functions) : can(regex("^lambdas\\.[a-z_]+\\.handler\\.lambda_handler$", f.handler))])
     error_message = "handlers must be lambdas.<name>.handler.lambda_handler (code root src/)."
+  }
+
+  validation {
+    condition = alltrue(flatten([for f in values(var.functions) : [
+      for target, actions in f.iam.lambda_invoke : contains(keys(var.functions), target) && length(actions) > 0 &&
+      alltrue([for a in actions : contains(["InvokeFunction", "InvokeWithResponseStream"], a)])
+    ]]))
+    error_message = "iam.lambda_invoke maps a function key of the stack to InvokeFunction / InvokeWithResponseStream."
   }
 
   validation {

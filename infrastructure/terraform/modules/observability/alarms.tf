@@ -95,6 +95,19 @@ locals {
     }
   ]...)
 
+  # FR-036 per probe path (lambdas/canary/probes.py): ProbeTreeComplete is 1 per run whose whole
+  # trace tree arrived, so its Average is the complete ratio; ProbeTreeLost tells lost from partial.
+  probe_alarms = {
+    for path in ["batch", "stream"] : "canary-ProbeTreeComplete-${path}" => {
+      namespace  = local.canary_namespace, metric = "ProbeTreeComplete"
+      dimensions = tomap({ FunctionName = var.function_names["canary"], ProbePath = path })
+      statistic  = "Average", period = 300, evaluation_periods = 2, datapoints = 2
+      comparison = "LessThanThreshold", threshold = 1, missing = "breaching", widget = "Canary"
+      summary    = "${var.function_names["canary"]}: the ${path} probe's trace tree arrived incomplete (partial or lost) in 2 consecutive runs"
+      why        = "one incomplete tree can be X-Ray's own delay, two in a row is traces being lost (FR-020); the canary not probing is a failure too: breaching"
+    }
+  }
+
   # A dead letter is a lost event until someone looks: the first one pages, and a letter nobody has
   # handled in a day pages again, well before the queue's 14-day retention drops it.
   queue_alarms = merge(
@@ -150,7 +163,7 @@ locals {
     }
   }
 
-  alarms = merge(local.function_alarms, local.custom_alarms, local.queue_alarms, local.api_alarms, local.xray_alarms)
+  alarms = merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, local.api_alarms, local.xray_alarms)
 
   # CloudFront publishes its metrics in us-east-1 only (dimension Region = Global): these alarms and
   # their topic live there. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/programming-cloudwatch-metrics.html

@@ -28,13 +28,11 @@ locals {
   }
 }
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
 locals {
+  # Built from names, not the functions' ARNs: the functions depend on these policies (a cycle otherwise).
   function_arns = {
     for key, name in local.function_names :
-    key => "arn:${data.aws_partition.current.partition}:lambda:${local.region}:${data.aws_caller_identity.current.account_id}:function:${name}"
+    key => "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${name}"
   }
 }
 

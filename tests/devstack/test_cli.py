@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.demo.news_alerts import MALFORMED_RECORD_TITLE, RETRIED_ALERT_TITLE
 from devstack.xray.trace_reader import build_tree, document_problems
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
 
@@ -91,6 +92,27 @@ def test_the_demo_passes_every_step_and_says_so(demo_run: tuple[subprocess.Compl
     for step in report["steps"]:  # each trace names its page in the stack's trace view, in both reports
         assert [view.rsplit("?id=", 1)[1] for view in step["trace_views"]] == step["trace_ids"]
         assert all(f"/trace.html?id={trace_id}" in result.stdout for trace_id in step["trace_ids"])
+
+
+@pytest.mark.req("FR-018", "FR-028", "FR-005", "FR-058")
+def test_the_demo_shows_a_retried_alert_mailing_once_and_a_bad_record_skipped(
+        demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Issue 24's two fault steps are in `--faults`, pass, and hold the checks that show what they are
+    about: one email per rule after a retry that found rule 1 sent, one skipped record counted per source."""
+    result, directory = demo_run
+    steps = {step["title"]: step for step in json.loads((directory / "demo-report.json").read_text())["steps"]}
+    retried = ("Lambda's retry succeeds: [(1, 'error', 'NotificationDeliveryError'), (2, 'ok', None)]",
+               "SendGrid's answers in order: [202, 500, 500, 500, 202]", "exactly one email per rule in the sink",
+               "retry, rule 1: already_sent=true and no SendGrid child")
+    malformed = ("no failed source: failed_sources {}", "tiingo's fetch_source: malformed_articles=1, no fault",
+                 "the new good headline of the same response stored", "MalformedArticles +1 for", "Source=tiingo")
+    for title, evidence in ((RETRIED_ALERT_TITLE, retried), (MALFORMED_RECORD_TITLE, malformed)):
+        assert title in steps, f"{title!r} not in {list(steps)}"
+        step = steps[title]
+        assert step["ok"] and step["error"] is None and step["trace_ids"], step
+        checks = " | ".join(check["text"] for check in step["checks"] if check["ok"])
+        assert [text for text in evidence if text not in checks] == [], checks
+        assert f"PASS  {title}" in result.stdout
 
 
 @pytest.mark.req("FR-010", "SC-008")

@@ -12,7 +12,9 @@ The steps (each one shows its trace ids and trace trees, read back through the X
 6. with `--faults`: each of the seven silent failure paths of FR-002 injected once at the AWS
    boundary (the fault gate in front of moto, scoped to the step's trace; path 7 at the fake news
    source), each found as exactly one error subsegment plus its metric datum; and a poison
-   message that fails analysis three times and lands in its dead-letter queue.
+   message that fails analysis three times and lands in its dead-letter queue; then the news and
+   alert paths (`devstack.demo.news_alerts`): a notification that fails after a send mails once per
+   rule after Lambda's retry, and one bad record among a source's good ones is skipped, not fatal.
 
 Then a summary over every trace the stack recorded: traces, documents, faults, orphans (must be 0),
 largest document (must stay under 64 KB), document problems (must be none).
@@ -37,6 +39,7 @@ import requests
 from devstack.aws.cloudwatch import metric_sum
 from devstack.aws.fault_gate import FaultRule
 from devstack.console import Console
+from devstack.demo.news_alerts import NEWS_ALERT_STEPS
 from devstack.demo.report import (
     REPORT_FILE,
     CheckFailed,
@@ -381,6 +384,8 @@ def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | 
         if faults:
             demo.silent_paths()
             demo.dead_letter()
+            for news_alert_step in NEWS_ALERT_STEPS:  # 6.9, 6.10: devstack.demo.news_alerts
+                news_alert_step(demo)
         if not stack.functions.wait_streams(STREAM_END_WAIT_S):
             console.line("warning: a stream is still open; its trace lacks its facade segments until it ends")
         summary = demo.summary()

@@ -50,8 +50,18 @@ class TraceTree:
     def nodes(self) -> list[Node]:
         return [node for root in self.roots for node in root.walk()]
 
-    def find(self, name: str) -> list[Node]:
-        return [node for node in self.nodes() if node.document.get("name") == name]
+    def find(self, name: str, **annotations: Any) -> list[Node]:
+        """The nodes named `name` (whose annotations hold `annotations`, when given), in tree order.
+
+        Example:
+            >>> doc = {"name": "deliver", "id": "a" * 16, "trace_id": "1-0-0", "start_time": 1,
+            ...        "annotations": {"alert_id": "x"}}
+            >>> tree = build_tree("1-0-0", [json.dumps(doc)])
+            >>> len(tree.find("deliver", alert_id="x")), len(tree.find("deliver", alert_id="y"))
+            (1, 0)
+        """
+        return [node for node in self.nodes() if node.document.get("name") == name and all(
+            node.document.get("annotations", {}).get(key) == value for key, value in annotations.items())]
 
     @property
     def orphans(self) -> list[dict[str, Any]]:

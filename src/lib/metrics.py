@@ -92,7 +92,7 @@ def put_metric(metric: Metric, value: float, unit: str = "Count", per: tuple[str
     """Publish one application datum now (failures raise: FR-018); with `per`, the same value also
     with that dimension, in the same call.
 
-    Example:
+    Example (not run: publishes to CloudWatch, needs AWS_LAMBDA_FUNCTION_NAME):
         >>> put_metric(Metric.MALFORMED_ARTICLES, 2, per=(PER_SOURCE_DIMENSION, "tiingo"))  # doctest: +SKIP
     """
     data = [metric_datum(metric, value, unit)]

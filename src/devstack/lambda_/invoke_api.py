@@ -16,7 +16,7 @@ The event-stream framing (AWS's binary event stream encoding: total length, head
 CRC32, string headers `:event-type`, `:message-type`, `:content-type`, payload, message CRC32) is
 what botocore's `botocore.eventstream` parser reads.
 
-Example:
+Example (not run: needs a running LambdaService):
     >>> api = LambdaInvokeApi(service).start()                               # doctest: +SKIP
     >>> os.environ["AWS_ENDPOINT_URL_LAMBDA"] = api.endpoint                  # doctest: +SKIP
 """

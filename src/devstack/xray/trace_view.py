@@ -6,7 +6,7 @@
   `make traces` reads it), every segment, subsegment and OTel span as one flat document, for
   `trace.html` to draw. 404 when the X-Ray API holds no such trace (yet), 400 for a malformed id.
 
-Example:
+Example (not run: needs the X-Ray API of a running stack):
     >>> views = LocalTraceViews(boto3.client("xray"))                             # doctest: +SKIP
     >>> views.handle("GET", "/devstack/traces/1-5759e988-bd862e3fe1be46a994272793").status  # doctest: +SKIP
     200

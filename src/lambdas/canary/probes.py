@@ -20,7 +20,7 @@ SigV4 does not sign it (botocore auth.py, SIGNED_HEADERS_BLACKLIST), so changing
 The probe event's `x-canary-probe` header makes the function annotate its trace `synthetic=true`
 (lib.tracing.synthetic).
 
-Example:
+Example (not run: invokes deployed functions and reads X-Ray):
     >>> probe = BatchProbe(settings, run_id, policy); probe.start()         # doctest: +SKIP
     >>> read_back([probe], policy, readback); probe.result().status          # doctest: +SKIP
     <Status.HEALTHY: 'healthy'>

@@ -21,7 +21,7 @@ The window that remains (README, "Alert emails"): a crash after SendGrid accepte
 before `UpdateItem` leaves the record INPROGRESS; a retry after its in-progress expiry sends again.
 Docs: https://docs.powertools.aws.dev/lambda/python/latest/utilities/idempotency/
 
-Example:
+Example (not run: needs a Lambda context and the idempotency table):
     >>> IDEMPOTENCY.register_lambda_context(context)                                       # doctest: +SKIP
     >>> send_once(idempotency_store(table), delivery=AlertDelivery(...), send=lambda: (202, 1))  # doctest: +SKIP
     SendReceipt(status=202, attempts=1, replayed=False)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -85,6 +87,12 @@ class Recorded:
     body: bytes
 
 
+def _peer_closed(connection: socket.socket) -> bool:
+    """True once the client closed its end (readable with nothing to read)."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+
+
 class RecordingRuntimeApi:
     """A Runtime API that hands out queued events and records every request (one environment)."""
 
@@ -125,13 +133,20 @@ class RecordingRuntimeApi:
         return "{}:{}".format(*self._server.server_address[:2])
 
     def _next(self, handler: BaseHTTPRequestHandler) -> None:
-        try:
-            request_id, event = self.events.get(timeout=20)
-        except queue.Empty:
-            handler.send_response(500)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
+        end = time.monotonic() + 20
+        while True:
+            if _peer_closed(handler.connection):  # a terminated environment's long poll: hand it nothing
+                return
+            try:
+                request_id, event = self.events.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if time.monotonic() < end:
+                    continue
+                handler.send_response(500)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
         payload = json.dumps(event).encode()
         handler.send_response(200)
         for key, value in {"Lambda-Runtime-Aws-Request-Id": request_id,

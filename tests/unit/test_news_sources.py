@@ -97,7 +97,7 @@ def test_one_bad_record_among_good_ones_is_skipped_and_the_others_kept(server: F
     assert skipped.ticker == (None if source == "tiingo" else "AAPL")  # finnhub: the first ticker's response
 
 
-FIXTURES = Path(__file__).resolve().parents[2] / "src" / "devstack" / "fixtures" / "news"
+FIXTURES = Path(__file__).resolve().parents[2] / "src" / "devstack" / "fakes" / "fixtures" / "news"
 
 
 def fixture_records(source: str) -> list[dict[str, Any]]:

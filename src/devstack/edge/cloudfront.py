@@ -233,8 +233,8 @@ class CloudFrontEdge:
         if handler.command not in self.allowed_methods(url.path):
             message = (f"403 ERROR: this distribution is not configured to allow the HTTP request method "
                        f"{handler.command} here (devstack CloudFront).\n").encode()
-            self._reply(handler, EdgeResponse(403, [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")],
-                                              message))
+            headers = [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")]
+            self._reply(handler, EdgeResponse(403, headers, message))
             handler.close_connection = True
             return
         if self.trace_views is not None and self.trace_views.serves(url.path):

@@ -14,8 +14,9 @@ A function that fails makes CloudFront answer 503 ("HTTP 503 status code (functi
 https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/troubleshooting-response-errors.html).
 
 Example:
+    >>> header = ("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
     >>> with CloudFrontFunction() as function:
-    ...     out = function.viewer_request("GET", "/api/v2/health", "", [("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")])
+    ...     out = function.viewer_request("GET", "/api/v2/health", "", [header])
     >>> out.headers
     [('X-Amzn-Trace-Id', 'Root=1-5759e988-bd862e3fe1be46a994272793')]
 """
@@ -89,9 +90,10 @@ class CloudFrontFunction:
 
     def __init__(self, source: Path = STRIP_SAMPLING_JS, node: str | None = None):
         self.source = source
-        self._node = node or shutil.which("node")
-        if self._node is None:
+        found = node or shutil.which("node")
+        if found is None:
             raise CloudFrontFunctionError("node is not installed: the edge runs the CloudFront Function with it")
+        self._node: str = found
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 

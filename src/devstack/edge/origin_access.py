@@ -30,8 +30,10 @@ Example:
     >>> access.api_allows([("X-Origin-Verify", "guess")])
     False
     >>> signed = access.sign_for_function_url("GET", "/api/v2/stream", "", [("Accept", "text/event-stream")])
-    >>> access.function_url_allows("GET", "/api/v2/stream", "", signed), access.function_url_allows("GET", "/api/v2/stream", "", [])
-    (True, False)
+    >>> access.function_url_allows("GET", "/api/v2/stream", "", signed)
+    True
+    >>> access.function_url_allows("GET", "/api/v2/stream", "", [])
+    False
 """
 
 from __future__ import annotations
@@ -97,11 +99,14 @@ class OriginAccess:
     def sign_for_function_url(self, method: str, path: str, query: str,
                               headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The headers CloudFront sends the Function URL: SigV4-signed, the viewer's Authorization replaced."""
-        kept = [(k, v) for k, v in headers if k.lower() not in ("authorization", "x-amz-date", "x-amz-security-token")]
+        # CloudFront sends the origin's own host name (a Function URL origin never gets the viewer's Host).
+        kept = [(k, v) for k, v in headers
+                if k.lower() not in ("authorization", "x-amz-date", "x-amz-security-token", "host")]
+        kept.append(("Host", FUNCTION_URL_HOST))
         request = AWSRequest(method=method, url=self._url(path, query), headers=_joined(kept), data=b"")
         SigV4Auth(_credentials(), SIGNING_SERVICE, REGION).add_auth(request)
-        return kept + [("X-Amz-Date", request.headers["X-Amz-Date"]),
-                       ("Authorization", request.headers["Authorization"])]
+        signature = [("X-Amz-Date", request.headers["X-Amz-Date"]), ("Authorization", request.headers["Authorization"])]
+        return kept + signature
 
     def function_url_allows(self, method: str, path: str, query: str, headers: list[tuple[str, str]]) -> bool:
         """Lambda's check of an AWS_IAM Function URL request: a SigV4 signature by the allowed principal."""
@@ -117,7 +122,7 @@ class OriginAccess:
         if not match["credential"].startswith(f"{credentials.access_key}/"):
             return False
         signed_names = match["signed"].split(";")
-        signed = [(name, ",".join(lowered[name])) for name in signed_names if name in lowered and name != "host"]
+        signed = [(name, ",".join(lowered[name])) for name in signed_names if name in lowered]
         request = AWSRequest(method=method, url=self._url(path, query), headers=dict(signed), data=b"")
         request.context["timestamp"] = stamp[0]
         auth = SigV4Auth(credentials, SIGNING_SERVICE, REGION)

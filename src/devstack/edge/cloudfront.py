@@ -166,11 +166,11 @@ def _json(status: int, error: str, message: str) -> EdgeResponse:
 class CloudFrontEdge:
     def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
                  host: str = "127.0.0.1", port: int = 8000, console: Console | None = None,
-                 origin_access: OriginAccess | None = None):
+                 origin_access: OriginAccess | None = None, function: CloudFrontFunction | None = None):
         self.api = api
         self.stream = stream
         self.origin_access = origin_access or OriginAccess.from_stack()
-        self.function = CloudFrontFunction()
+        self.function = function or CloudFrontFunction()  # the deployed strip_sampling.js unless told otherwise
         self.static_dir = static_dir.resolve() if static_dir is not None else None
         self.console = console or Console(quiet=True)
         self.trace_views: LocalTraceViews | None = None  # set by the stack once its X-Ray API runs

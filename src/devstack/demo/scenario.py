@@ -220,8 +220,10 @@ class Demo:
                                               f"{body.decode()} (AWS_IAM + origin access control)")
             report.check(len(self.stack.functions.records) == invocations, "no function invoked")
             time.sleep(1.0)
-            report.check(self.stack.pipeline.documents(forced.root) == [],
-                         f"nothing recorded in X-Ray for the forced trace {forced.root}")
+            recorded = self.stack.pipeline.documents(forced.root)
+            report.check(recorded == [], f"nothing recorded in X-Ray for the forced trace {forced.root}")
+            report.traces.append(("the forced trace, read back through the X-Ray API",
+                                  f"trace {forced.root}  {len(recorded)} documents (refused before any segment)"))
 
     def live_stream(self) -> None:
         with self.step("3. live stream: SSE update, cut, reconnect with Last-Event-ID, nothing missed",

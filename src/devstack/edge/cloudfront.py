@@ -230,17 +230,18 @@ class CloudFrontEdge:
 
     def _route(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)
+        # The devstack's own routes (trace links) first: they stand for nothing of CloudFront's.
+        if self.trace_views is not None and self.trace_views.serves(url.path):
+            status, body = self.trace_views.response(handler.command, url.path)
+            self._reply(handler, EdgeResponse(status, [("Content-Type", "application/json"),
+                                                       ("Cache-Control", "no-cache")], body))
+            return
         if handler.command not in self.allowed_methods(url.path):
             message = (f"403 ERROR: this distribution is not configured to allow the HTTP request method "
                        f"{handler.command} here (devstack CloudFront).\n").encode()
             headers = [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")]
             self._reply(handler, EdgeResponse(403, headers, message))
             handler.close_connection = True
-            return
-        if self.trace_views is not None and self.trace_views.serves(url.path):
-            status, body = self.trace_views.response(handler.command, url.path)
-            self._reply(handler, EdgeResponse(status, [("Content-Type", "application/json"),
-                                                       ("Cache-Control", "no-cache")], body))
             return
         if not url.path.startswith("/api/"):
             self._static(handler, url.path)

@@ -109,6 +109,7 @@ def test_malformed_trace_header_passes_the_edge_never_a_400(edge: CloudFrontEdge
     assert all("sampled" not in value.lower() for value in _trace_headers(seen))
 
 
+@pytest.mark.req("FR-035")
 @pytest.mark.parametrize(("method", "path"), [("TRACE", "/api/v2/health"), ("PROPFIND", "/api/v2/health"),
                                               ("POST", "/api/v2/stream"), ("DELETE", "/index.html")])
 def test_a_method_the_cache_behaviour_does_not_allow_is_a_403_from_cloudfront(
@@ -124,6 +125,7 @@ def test_a_method_the_cache_behaviour_does_not_allow_is_a_403_from_cloudfront(
     assert origins.api == [] and origins.stream == []
 
 
+@pytest.mark.req("FR-035")
 def test_allowed_methods_are_the_distributions() -> None:
     """The edge's method sets are cloudfront.tf's `allowed_methods` (default behaviour and the ordered ones)."""
     edge_module = module("edge")
@@ -162,6 +164,7 @@ def test_function_url_origin_gets_a_sigv4_signature_in_place_of_the_viewers_auth
     assert not OriginAccess("X-Origin-Verify").function_url_allows(seen.method, seen.path, "x=2", seen.headers)
 
 
+@pytest.mark.req("FR-082")
 def test_a_relayed_stream_sends_each_header_once(edge: CloudFrontEdge, origins: Origins) -> None:
     """CloudFront forwards the origin's response headers; the edge adds none twice (issue 15 point 7:
     Cache-Control was sent twice)."""

@@ -45,6 +45,7 @@ def _publish(delivery: SnsDelivery, topic_arn: str, invoke: Recorder) -> TraceHe
     return publisher
 
 
+@pytest.mark.req("FR-013")
 def test_the_devstack_traces_the_topics_terraforms_resource_policy_covers(stack_resources: Resources) -> None:
     """The policy's topics are `{ for key, topic in var.topics : key => topic if topic.tracing == "Active" }`."""
     traced = module("data").locals["traced_topics"]

@@ -190,6 +190,7 @@ def test_a_client_that_goes_away_releases_the_stream(api: RecordingApi, dist: Pa
         server.stop()
 
 
+@pytest.mark.req("FR-035")
 def test_a_method_the_stream_behaviour_does_not_allow_is_a_cloudfront_403(gateway: CloudFrontEdge,
                                                                           streams: RecordingStreams) -> None:
     response = requests.post(f"{gateway.url}/api/v2/stream", data=b"x", timeout=5)

@@ -32,7 +32,8 @@ from devstack.aws.fault_gate import AwsGate, GatedMotoServer
 from devstack.aws.resources import Resources, create_resources
 from devstack.aws.sns_delivery import Publication, SnsDelivery
 from devstack.console import Console
-from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse
+from devstack.edge.cloudfront import BufferedReply, CloudFrontEdge, EdgeRequest, EdgeResponse
+from devstack.edge.origin_access import FORBIDDEN_BODY, FORBIDDEN_HEADERS, OriginAccess
 from devstack.fakes.news_sources import FakeNewsServer
 from devstack.fakes.sendgrid_sink import SendGridSink
 from devstack.lambda_.events import function_url_event
@@ -84,13 +85,19 @@ def _module_present(name: str) -> bool:
 
 
 class FunctionUrlBackend:
-    """The SSE function's Function URL: the edge request as a payload-2.0 event, streamed back."""
+    """The SSE function's Function URL (AWS_IAM): a request the edge signed becomes a payload-2.0 event,
+    streamed back; any other is refused 403 before the function runs (devstack.edge.origin_access)."""
 
-    def __init__(self, service: LambdaService, key: str = "sse_streaming"):
+    def __init__(self, service: LambdaService, access: OriginAccess, key: str = "sse_streaming"):
         self.service = service
+        self.access = access
         self.key = key
+        self.refused = 0
 
-    def open(self, request: EdgeRequest) -> StreamingCall:
+    def open(self, request: EdgeRequest) -> StreamingCall | BufferedReply:
+        if not self.access.function_url_allows(request.method, request.path, request.query, request.headers):
+            self.refused += 1
+            return BufferedReply(403, list(FORBIDDEN_HEADERS), FORBIDDEN_BODY)
         event = function_url_event(request.method, request.path, request.headers, request.query, request.body,
                                    request.source_ip)
         return self.service.stream(self.key, event, request.upstream)
@@ -188,8 +195,8 @@ class Emulator:
         if self.gateway.api is None:
             self.notes.append("the dashboard function or devstack.edge.api_gateway is not in this checkout: "
                               "/api/v2/* (except the stream) answers 503")
-        self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
-            "sse_streaming") else None
+        self.gateway.stream = FunctionUrlBackend(self.functions, self.gateway.origin_access) \
+            if self.functions.available.get("sse_streaming") else None
         self.gateway.trace_views = LocalTraceViews(self.pipeline.xray)
         self.gateway.start()
         self._exit.callback(self.gateway.stop)  # on the way down, the edge closes first
@@ -273,10 +280,15 @@ def running_emulator(directory: Path | None = None) -> dict[str, Any] | None:
 class ApiGatewayBackend:
     """The gateway's `/api/v2/*` route: devstack.edge.api_gateway (REST proxy event, stage segment) → dashboard."""
 
-    def __init__(self, service: LambdaService, daemon_address: str):
+    def __init__(self, service: LambdaService, daemon_address: str, web_acl: OriginAccess):
         from devstack.edge.api_gateway import ApiGateway
 
-        self._api = ApiGateway(service.invoke, daemon_address)
+        self._api = ApiGateway(service.invoke, daemon_address, web_acl=web_acl)
+
+    @property
+    def blocked(self) -> int:
+        """Requests the stage's web ACL refused (no origin-verify header)."""
+        return self._api.blocked
 
     def handle(self, request: EdgeRequest) -> EdgeResponse:
         from devstack.edge.api_gateway import GatewayRequest
@@ -289,4 +301,4 @@ class ApiGatewayBackend:
 def _api_backend(stack: Emulator) -> ApiGatewayBackend | None:
     if not _module_present("devstack.edge.api_gateway") or not stack.functions.available.get("dashboard"):
         return None
-    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address)
+    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address, stack.gateway.origin_access)

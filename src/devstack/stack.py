@@ -40,8 +40,10 @@ class FunctionSpec:
 
     @property
     def service_name(self) -> str:
-        """POWERTOOLS_SERVICE_NAME (and, for SSE, OTEL_SERVICE_NAME): one service-map node per function."""
-        return f"sentiment-analyzer-{self.key}"
+        """POWERTOOLS_SERVICE_NAME (and, for SSE, OTEL_SERVICE_NAME): one service-map node per function,
+        the function's physical name as Terraform sets it (modules/lambda_functions: service_names =
+        function_names), so X-Ray groups that filter on `service("sentiment-analyzer-<env>-<key>")` match."""
+        return self.name
 
 
 def physical_name(key: str) -> str:

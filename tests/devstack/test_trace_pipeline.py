@@ -109,7 +109,9 @@ def _kv(key: str, value: Any) -> KeyValue:
 def _request(trace_hex: str, spans: list[Span]) -> bytes:
     message = ExportTraceServiceRequest()
     resource_spans = message.resource_spans.add()
-    resource_spans.resource.attributes.extend([_kv("service.name", "sentiment-analyzer-sse_streaming")])
+    resource_spans.resource.attributes.extend([_kv("service.name", "sentiment-analyzer-local-sse_streaming"),
+                                               _kv("telemetry.sdk.name", "opentelemetry"),
+                                               _kv("telemetry.sdk.language", "python")])
     resource_spans.scope_spans.add().spans.extend(spans)
     return message.SerializeToString()
 
@@ -138,7 +140,8 @@ def test_receiver_converts_spans_as_the_awsxray_exporter_does(
                   attributes=[_kv("session_id", "s-1"), _kv("client.disconnected", True)])
     poll = Span(trace_id=trace_bytes, span_id=bytes.fromhex(poll_id), parent_span_id=bytes.fromhex(stream_id),
                 name="sse.poll", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now, end_time_unix_nano=now + 10**5,
-                attributes=[_kv("db.system", "dynamodb"), _kv("aws.dynamodb.table_names", ["news"]),
+                attributes=[_kv("rpc.system", "aws-api"), _kv("rpc.service", "DynamoDB"), _kv("rpc.method", "Query"),
+                            _kv("db.system", "dynamodb"), _kv("aws.dynamodb.table_names", ["news"]),
                             _kv("cache_hit", False)])
     put = Span(trace_id=trace_bytes, span_id=bytes.fromhex(put_id), parent_span_id=bytes.fromhex(stream_id),
                name="PutMetricData", kind=Span.SPAN_KIND_CLIENT,
@@ -148,7 +151,8 @@ def test_receiver_converts_spans_as_the_awsxray_exporter_does(
                status=Status(code=Status.STATUS_CODE_ERROR))
     put.events.add(name="exception", attributes=[_kv("exception.type", "ClientError"),
                                                  _kv("exception.message", "denied"),
-                                                 _kv("exception.stacktrace", 'File "a.py", line 3, in f\n')])
+                                                 _kv("exception.stacktrace", 'Traceback (most recent call last):\n'
+                                                     '  File "a.py", line 3, in f\nClientError: denied')])
     assert _post(trace_pipeline.receiver.endpoint, _request("", [stream, poll, put])) == 200
     documents = {doc["id"]: doc for doc in trace_pipeline.documents("1-6b0697aa-" + "ab" * 12)}
     assert documents[stream_id]["parent_id"] == facade and documents[stream_id]["type"] == "subsegment"
@@ -169,7 +173,7 @@ def test_receiver_converts_spans_as_the_awsxray_exporter_does(
         (b"\x0a\xff\xff\xff", {}, 400),                                   # truncated protobuf
         (b"not gzip", {"Content-Encoding": "gzip"}, 400),
         (b"{}", {"Content-Type": "application/json"}, 415),
-        (gzip.compress(b"\x00" * (5 * 1024 * 1024)), {"Content-Encoding": "gzip"}, 413),  # zip bomb-ish
+        (gzip.compress(b"\x00" * (21 * 1024 * 1024)), {"Content-Encoding": "gzip"}, 413),  # zip bomb-ish
     ],
 )
 def test_receiver_answers_bad_requests_with_4xx_and_keeps_serving(
@@ -186,7 +190,7 @@ def test_receiver_refuses_oversized_bodies_before_reading_them(trace_pipeline: T
     connection = http.client.HTTPConnection("127.0.0.1", trace_pipeline.receiver.port, timeout=5)
     connection.putrequest("POST", "/v1/traces")
     connection.putheader("Content-Type", "application/x-protobuf")
-    connection.putheader("Content-Length", str(4 * 1024 * 1024 + 1))
+    connection.putheader("Content-Length", str(20 * 1024 * 1024 + 1))  # confighttp: 20 MiB
     connection.endheaders()  # the body is never sent: the receiver answers from the length alone
     assert connection.getresponse().status == 413
     connection.close()

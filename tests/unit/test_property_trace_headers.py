@@ -1,10 +1,11 @@
 """Property-based: arbitrary `X-Amzn-Trace-Id` values into everything that reads one.
 
-The parser, the edge rule (devstack gateway and the API Gateway emulation), the API Gateway stage
-in front of the dashboard, the Lambda service's `Invocation`, and the SSE function behind its
-Function URL (the real bootstrap on the local Runtime API). For any header: a typed error or a
-4xx, never a 5xx; never a sampling decision forced by the client (FR-035); never a malformed
-document (document_problems). Examples are derandomized: the same ones every run.
+The parser, the edge rule (the deployed CloudFront Function `strip_sampling.js`, run by node as the
+devstack edge runs it), the API Gateway stage in front of the dashboard, the Lambda service's
+`Invocation`, and the SSE function behind its Function URL (the real bootstrap on the local Runtime
+API). For any header: a typed error or a 4xx, never a 5xx; never a sampling decision forced by the
+client (FR-035); never a malformed document (document_problems). Examples are derandomized: the
+same ones every run.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from hypothesis import strategies as st
 
 from devstack.aws.moto_server import MotoServer
 from devstack.aws.resources import Resources
-from devstack.edge.api_gateway import ApiGateway, GatewayRequest, edge_trace_header
-from devstack.edge.cloudfront import apply_edge_rule
+from devstack.edge.api_gateway import ApiGateway, GatewayRequest, stage_trace_header
+from devstack.edge.cloudfront import readable_trace_header
+from devstack.edge.cloudfront_function import CloudFrontFunction
 from devstack.lambda_.invocation import Invocation, SamplingRule
 from devstack.stack import load_stack
 from devstack.xray.pipeline import TracePipeline
@@ -88,16 +90,31 @@ def test_the_parser_is_total_a_header_or_a_typed_error(raw: str) -> None:
     assert "Sampled" not in header.without_sampling().format()
 
 
+@pytest.fixture(scope="module")
+def edge_function() -> Iterator[CloudFrontFunction]:
+    with CloudFrontFunction() as function:
+        yield function
+
+
+def at_the_edge(function: CloudFrontFunction, raw: str) -> str | None:
+    """The trace header strip_sampling.js forwards for `raw` (None: it removed the header)."""
+    forwarded = function.viewer_request("GET", "/api/v2/stream", "", [("X-Amzn-Trace-Id", raw)]).headers
+    values = [value for name, value in forwarded if name.lower() == "x-amzn-trace-id"]
+    assert len(values) <= 1
+    return values[0] if values else None
+
+
 @pytest.mark.req("FR-035")
 @PROPERTY
 @given(trace_headers)
-def test_neither_edge_rule_ever_forwards_the_clients_sampling_decision(raw: str) -> None:
-    try:
-        at_the_edge = apply_edge_rule(raw)
-    except InvalidTraceHeaderError:
-        at_the_edge = None  # the devstack gateway answers 400 for it
-    assert at_the_edge is None or at_the_edge.sampled is None
-    at_the_stage = edge_trace_header(raw)  # API Gateway: an unreadable header starts a new trace
+def test_neither_edge_rule_ever_forwards_the_clients_sampling_decision(edge_function: CloudFrontFunction,
+                                                                      raw: str) -> None:
+    forwarded = at_the_edge(edge_function, raw)  # whatever it is, it passes the edge (never a 400)
+    if forwarded is not None:
+        assert all(field.split("=")[0].strip().lower() != "sampled" for field in forwarded.split(";"))
+        readable = readable_trace_header(forwarded)
+        assert readable is None or readable.sampled is None
+    at_the_stage = stage_trace_header(raw)  # API Gateway: an unreadable header starts a new trace
     assert at_the_stage.sampled is None
     assert TraceHeader.parse(at_the_stage.format()) == at_the_stage
 
@@ -143,7 +160,7 @@ def test_whatever_the_header_a_sampled_request_records_well_formed_linked_docume
     response = _get_tickers(dashboard_stage, raw)
     assert response.status == 200, response.body
     tree = trace_pipeline.tree(response.trace_header.root, expect_at_least=4)
-    client_parent = edge_trace_header(raw).parent
+    client_parent = stage_trace_header(raw).parent
     problems = [p for p in document_problems(tree) if not (client_parent and p.endswith(f"-> {client_parent}"))]
     assert problems == [], render(tree)
     assert tree.find("dynamodb"), render(tree)  # the function really ran, and its AWS call is traced
@@ -182,18 +199,19 @@ def sse(trace_pipeline: TracePipeline, moto_server: MotoServer, stack_resources:
     environment.stop()
 
 
-def _through_the_edge(sse: SseEnvironment, raw: str, path: str, echo: bool = False) -> Any:
-    """What the devstack gateway does with the header, then the Function URL invocation; None for its 400.
+def _through_the_edge(sse: SseEnvironment, function: CloudFrontFunction, raw: str, path: str,
+                      echo: bool = False) -> Any:
+    """What the edge's CloudFront Function does with the header, then the Function URL invocation, which
+    reads the forwarded header or, unreadable, starts a new trace.
 
     The browser sends the previous response's trace id as `X-SSE-Previous-Trace-Id`; with `echo`
     the raw header goes there instead (the function validates it: a 400 when it is no trace id)."""
-    try:
-        upstream = apply_edge_rule(raw)
-    except InvalidTraceHeaderError:
-        return None
+    forwarded = at_the_edge(function, raw)
+    upstream = readable_trace_header(forwarded)
     headers = {"X-SSE-Session-Id": "property-session"}
+    if forwarded is not None:
+        headers["X-Amzn-Trace-Id"] = forwarded
     if upstream is not None:
-        headers["X-Amzn-Trace-Id"] = upstream.format()
         headers["X-SSE-Previous-Trace-Id"] = upstream.root
     if echo:
         headers["X-SSE-Previous-Trace-Id"] = raw
@@ -204,12 +222,10 @@ def _through_the_edge(sse: SseEnvironment, raw: str, path: str, echo: bool = Fal
 @SLOW_PROPERTY
 @given(raw=trace_headers, echo=st.booleans())
 def test_the_sse_function_answers_any_header_with_a_stream_or_a_400_never_a_forced_sample(
-    sse: SseEnvironment, raw: str, echo: bool
+    sse: SseEnvironment, edge_function: CloudFrontFunction, raw: str, echo: bool
 ) -> None:
     sse.runtime.sampling_rule = NEVER
-    call = _through_the_edge(sse, raw, "/api/v2/stream", echo)
-    if call is None:
-        return
+    call = _through_the_edge(sse, edge_function, raw, "/api/v2/stream", echo)
     try:
         status, headers = call.prelude(10)
         assert status in (200, 400), (status, call.error)
@@ -227,12 +243,10 @@ def test_the_sse_function_answers_any_header_with_a_stream_or_a_400_never_a_forc
 @settings(SLOW_PROPERTY, max_examples=8)
 @given(raw=trace_headers, echo=st.booleans())
 def test_a_sampled_sse_request_records_well_formed_documents_whatever_the_header(
-    sse: SseEnvironment, trace_pipeline: TracePipeline, raw: str, echo: bool
+    sse: SseEnvironment, edge_function: CloudFrontFunction, trace_pipeline: TracePipeline, raw: str, echo: bool
 ) -> None:
     sse.runtime.sampling_rule = ALWAYS
-    call = _through_the_edge(sse, unique_root(raw), "/api/v2/stream/status", echo)
-    if call is None:
-        return
+    call = _through_the_edge(sse, edge_function, unique_root(raw), "/api/v2/stream/status", echo)
     assert call.prelude(10)[0] in (200, 400) and call.wait(5) and call.error is None
     tree = trace_pipeline.tree(call.invocation.trace_header.root, expect_at_least=3)
     assert document_problems(tree) == [], render(tree)

@@ -8,6 +8,11 @@ under the publisher's Publish subsegment and invokes each subscribed function wi
 client; `SnsDelivery` writes the SNS segment and invokes the function subscribed to the topic in
 the stack map, with the SNS → Lambda event Lambda would get.
 
+SNS writes its segment only for a topic whose `tracing` is `Active` in the stack map, which is exactly
+the set Terraform's X-Ray resource policy lets `sns.amazonaws.com` write for (`modules/data`:
+`traced_topics`). Without that policy SNS records nothing, and a `PassThrough` topic only passes the
+trace header on: https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sns.html
+
 Example (not run: needs the stack's topics and a Lambda service):
     >>> capture = SnsCapture().attach(sns_client())                      # doctest: +SKIP
     >>> invoke("ingestion", {})                                          # doctest: +SKIP
@@ -112,6 +117,9 @@ class SnsDelivery:
             resources.topics[spec.trigger["topic"]]: key
             for key, spec in stack.functions.items() if spec.trigger.get("type") == "sns"
         }
+        # The topics the X-Ray resource policy covers: the map's `tracing: Active` (modules/data traced_topics).
+        self.traced_topics = frozenset(resources.topics[key] for key, topic in stack.topics.items()
+                                       if topic.get("tracing") == "Active")
         host, _, port = daemon_address.partition(":")
         self._daemon = (host, int(port))
 
@@ -148,11 +156,12 @@ class SnsDelivery:
                       upstream=upstream, upstream_segment_written=upstream.parent is not None)
 
     def _write_sns_segment(self, publication: Publication) -> TraceHeader:
-        """The `AWS::SNS` segment under the Publish subsegment; the Lambda's upstream is this segment."""
+        """The `AWS::SNS` segment under the Publish subsegment; the Lambda's upstream is this segment.
+        A topic the resource policy does not cover passes the publisher's header on unchanged."""
         header = publication.trace_header
         if header is None:  # an untraced publisher: SNS starts the trace
             return TraceHeader.new_root()
-        if not header.sampled or header.parent is None:
+        if publication.topic_arn not in self.traced_topics or not header.sampled or header.parent is None:
             return header
         segment_id = new_entity_id()
         topic_name = publication.topic_arn.rsplit(":", 1)[-1]

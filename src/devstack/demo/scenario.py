@@ -5,7 +5,8 @@ The steps (each one shows its trace ids and trace trees, read back through the X
 1. news pipeline: an ingestion run (EventBridge) → SNS → analysis per new item → SNS →
    notification → an email in the SendGrid sink, all in one trace;
 2. dashboard: a browser-style request (`Root` and `Parent`, no `Sampled`) through the gateway →
-   API Gateway stage → dashboard function → DynamoDB;
+   API Gateway stage → dashboard function → DynamoDB; 2.1: a client going around the edge with
+   `Sampled=1` straight to both origins is refused (403), with no invocation and no trace;
 3. live stream: an SSE session receives a live update, is cut, reconnects with `Last-Event-ID`,
    `X-SSE-Previous-Trace-Id` and the same session id, and gets what it missed (nothing replayed);
 4. metrics run; 5. canary run;
@@ -50,6 +51,7 @@ from devstack.demo.report import (
     write_report_json,
 )
 from devstack.demo.sse_client import SseSession, browser_header
+from devstack.edge.cloudfront import EdgeRequest
 from devstack.emulator import Emulator, EmulatorOptions
 from devstack.fakes.news_sources import FailureMode
 from devstack.lambda_.events import scheduled_event
@@ -64,7 +66,7 @@ from devstack.xray.trace_reader import (
     render,
     silent_failures,
 )
-from lib.tracing.header import TraceHeader
+from lib.tracing.header import TraceHeader, new_entity_id
 from lib.tracing.powertools import SilentFailurePath
 
 TREE_SIBLINGS = 2
@@ -168,6 +170,11 @@ class Demo:
             origins = {str(node.document.get("origin")) for node in tree.nodes()}
             report.check({"AWS::SNS", "AWS::Lambda::Function"} <= origins,
                          "one trace id across SNS: SNS segments and every function segment in it (SC-008)")
+            sns_topics = {str(node.document.get("aws", {}).get("topic_arn")) for node in tree.nodes()
+                          if node.document.get("origin") == "AWS::SNS"}
+            report.check(sns_topics <= self.stack.delivery.traced_topics,
+                         f"SNS segments only for the topics the X-Ray resource policy covers "
+                         f"({', '.join(sorted(arn.rsplit(':', 1)[-1] for arn in sns_topics))})")
             emails = self._emails()[emails_before:]
             alert = self.stack.seeded.alert
             report.check(len(emails) >= 1, f"{len(emails)} email(s) in the SendGrid sink for the rule "
@@ -195,6 +202,31 @@ class Demo:
             dynamo = [node for node in tree.nodes() if node.document.get("namespace") == "aws"
                       and node.document.get("name") == "dynamodb"]
             report.check(len(dynamo) >= 1, f"{len(dynamo)} DynamoDB subsegments under the function (SC-001)")
+
+    def direct_origins(self) -> None:
+        with self.step("2.1 around the edge: Sampled=1 straight to API Gateway and the Function URL → 403") as report:
+            # The devstack's origins listen on no port of their own: a direct call is a request handed to
+            # them without what the edge adds (origin-verify header, OAC signature).
+            forced = TraceHeader.new_root().with_parent(new_entity_id(), sampled=True)
+            headers = [("X-Amzn-Trace-Id", forced.format())]
+            gateway = self.stack.gateway
+            if gateway.api is None or gateway.stream is None:
+                raise StepFailed("the dashboard or the SSE function is not part of this stack")
+            invocations = len(self.stack.functions.records)
+            api = gateway.api.handle(EdgeRequest("GET", "/api/v2/tickers", "", headers, b"", "203.0.113.9", forced))
+            report.check(api.status == 403, f"API Gateway without {gateway.origin_access.header_name}: {api.status} "
+                                            f"{api.body.decode()} (the stage's web ACL)")
+            reply = gateway.stream.open(EdgeRequest("GET", "/api/v2/stream", "", headers, b"", "203.0.113.9", forced))
+            body = b"".join(reply.chunks())
+            reply.close()
+            report.check(reply.status == 403, f"Function URL without the edge's SigV4 signature: {reply.status} "
+                                              f"{body.decode()} (AWS_IAM + origin access control)")
+            report.check(len(self.stack.functions.records) == invocations, "no function invoked")
+            time.sleep(1.0)
+            recorded = self.stack.pipeline.documents(forced.root)
+            report.check(recorded == [], f"nothing recorded in X-Ray for the forced trace {forced.root}")
+            report.traces.append(("the forced trace, read back through the X-Ray API",
+                                  f"trace {forced.root}  {len(recorded)} documents (refused before any segment)"))
 
     def live_stream(self) -> None:
         with self.step("3. live stream: SSE update, cut, reconnect with Last-Event-ID, nothing missed",
@@ -378,6 +410,7 @@ def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | 
         demo = Demo(stack, console, faults)
         demo.pipeline()
         demo.dashboard()
+        demo.direct_origins()
         demo.live_stream()
         demo.metrics()
         demo.canary()

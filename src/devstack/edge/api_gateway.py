@@ -2,9 +2,15 @@
 
 What happens to one HTTP request, in the order AWS does it:
 
-1. The edge rule (FR-035): the client's `Sampled` is dropped from `X-Amzn-Trace-Id` (in AWS a
-   CloudFront Function in front of API Gateway does it); `Root` and `Parent` stay, for linkage. A
-   missing or malformed header starts a new trace, as API Gateway ignores a header it cannot read.
+0. The stage's WAF web ACL (`web_acl`): a request without the edge's origin-verify header is
+   answered 403 `{"message":"Forbidden"}` before anything else: no stage segment, no integration
+   (`devstack.edge.origin_access` cites why).
+1. The trace header: the edge's CloudFront Function already removed a client's `Sampled`
+   (FR-035); `Root` and `Parent` stay, for linkage. A missing header, or one API Gateway cannot
+   read, starts a new trace: API Gateway adds a trace header to a request that has none
+   (https://docs.aws.amazon.com/xray/latest/devguide/xray-services-apigateway.html); that an
+   unreadable one is treated as none is not documented, and is the only reading under which the
+   request is served, as it is.
 2. The sampling rule decides (`SamplingRule`, standing in for X-Ray's rules on the stage): a
    client cannot force sampling.
 3. The Lambda proxy event (payload 1.0: path, query, headers, body, requestContext) is built and
@@ -43,6 +49,7 @@ from urllib.parse import parse_qsl, unquote
 
 from devstack.aws.moto_server import REGION
 from devstack.aws.sns_delivery import Invoke
+from devstack.edge.origin_access import WAF_FORBIDDEN_BODY, OriginAccess
 from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, SamplingRule
 from devstack.stack import LOCAL_ENVIRONMENT, physical_name
 from lib.tracing.bounds import truncate_message
@@ -81,8 +88,8 @@ class GatewayResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-    trace_header: TraceHeader  # the one the function received (Root, Parent = stage segment, Sampled)
-    stage_segment_id: str
+    trace_header: TraceHeader | None  # the one the function received (Root, Parent = stage segment, Sampled)
+    stage_segment_id: str | None  # None: the web ACL blocked the request before the stage
     error: BaseException | None = field(default=None, repr=False)  # the function's, for a 502
 
     def header(self, name: str) -> str | None:
@@ -97,13 +104,15 @@ class MalformedProxyResponseError(ValueError):
     """The function returned something that is not a Lambda proxy response."""
 
 
-def edge_trace_header(raw: str | None) -> TraceHeader:
-    """FR-035: the client's header without its sampling decision; a new root when absent or malformed."""
+def stage_trace_header(raw: str | None) -> TraceHeader:
+    """The incoming header's Root and Parent as the stage reads them; a new root when absent or unreadable.
+    The decision is never taken from it: the stage's sampling rule decides (ApiGateway.handle)."""
     if raw:
         try:
-            return TraceHeader.parse(raw).without_sampling()
+            parsed = TraceHeader.parse(raw)
+            return TraceHeader(root=parsed.root, parent=parsed.parent)
         except InvalidTraceHeaderError as error:
-            log.info("ignoring malformed %s: %s", TRACE_HEADER, error)
+            log.info("ignoring unreadable %s: %s", TRACE_HEADER, error)
     return TraceHeader.new_root()
 
 
@@ -119,8 +128,11 @@ class ApiGateway:
         api_name: str | None = None,
         stage: str = LOCAL_ENVIRONMENT,
         api_id: str = "local0api1",
+        web_acl: OriginAccess | None = None,
     ):
         self._invoke = invoke
+        self.web_acl = web_acl
+        self.blocked = 0  # requests the web ACL refused
         host, _, port = daemon_address.partition(":")
         self._daemon = (host, int(port))
         self.function_key = function_key
@@ -135,8 +147,11 @@ class ApiGateway:
         return f"{self.api_name}/{self.stage}"
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
+        if self.web_acl is not None and not self.web_acl.api_allows(request.header_items()):
+            self.blocked += 1
+            return GatewayResponse(403, [("Content-Type", "application/json")], WAF_FORBIDDEN_BODY, None, None)
         start = time.time()
-        client = edge_trace_header(request.header(TRACE_HEADER))
+        client = stage_trace_header(request.header(TRACE_HEADER))
         stage_id = new_entity_id()
         forwarded = TraceHeader(root=client.root, parent=stage_id, sampled=self.sampling_rule.decide())
         request_id = str(uuid.uuid4())

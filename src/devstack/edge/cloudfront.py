@@ -7,9 +7,19 @@
 - `/config.json` and `/devstack/traces/<id>`: the dashboard's local trace links (`trace_view.py`).
 - everything else: the built frontend (`frontend/dist`), same origin as the API.
 
-The edge rule of FR-035 applies to both API routes: the client's `Sampled` field is removed from
-`X-Amzn-Trace-Id` (Root and Parent stay, for linkage); the sampling decision is the server's. A
-malformed trace header is answered 400 (the edge never guesses).
+What CloudFront does before an origin sees a request, in its order:
+
+1. **Allowed methods** per cache behaviour (`modules/edge/cloudfront.tf`: GET/HEAD/OPTIONS on the
+   stream paths and the default behaviour, all seven methods on `/api/v2/*`): any other method
+   (TRACE, CONNECT, an unknown one) is answered 403 by CloudFront itself:
+   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-403-invalid-method.html
+2. **The viewer-request CloudFront Function** on both API routes: the real `strip_sampling.js`, run
+   by node (`cloudfront_function`): the client's `Sampled` is removed (FR-035), everything else of
+   the header passes unchanged. A malformed `X-Amzn-Trace-Id` passes too: the origin ignores a
+   header it cannot read and starts a new trace, so the edge never answers 400 for it.
+3. **Origin access** (`origin_access`): the API origin gets the origin-verify header, the Function
+   URL a SigV4 signature (origin access control), so neither answers a request that went around
+   the edge.
 
 Example (not run: binds a port and needs the stack's backends):
     >>> gateway = CloudFrontEdge(api_backend, stream_backend, Path("frontend/dist")).start()  # doctest: +SKIP
@@ -34,6 +44,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from devstack.console import Console
+from devstack.edge.cloudfront_function import CloudFrontFunction, CloudFrontFunctionError
+from devstack.edge.origin_access import OriginAccess
 from devstack.loopback import LoopbackServer
 from devstack.xray.trace_view import LocalTraceViews
 from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
@@ -41,6 +53,11 @@ from lib.tracing.header import InvalidTraceHeaderError, TraceHeader
 TRACE_HEADER = "X-Amzn-Trace-Id"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 STREAM_PATH = re.compile(r"^/api/v2/(stream(/.*)?|configurations/[^/]+/stream)$")
+# `allowed_methods` of the distribution's cache behaviours (modules/edge/cloudfront.tf; tests/contract
+# reads them back from there): the stream paths, the rest of the API, the default (static files).
+STREAM_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
+DEFAULT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The Function URL's CORS configuration (Terraform sets the same lists on the URL).
 FUNCTION_URL_CORS = {
     "Access-Control-Allow-Methods": "GET, OPTIONS",
@@ -53,7 +70,8 @@ FUNCTION_URL_CORS = {
 
 @dataclass(frozen=True)
 class EdgeRequest:
-    """An HTTP request after the edge rule: `upstream` is the client's trace header without `Sampled`."""
+    """An HTTP request as the edge forwards it to an origin. `upstream` is its trace header as the
+    origin reads it: None when absent or unreadable (the origin then starts a new trace)."""
 
     method: str
     path: str
@@ -95,11 +113,49 @@ class StreamBackend(Protocol):
     def open(self, request: EdgeRequest) -> StreamingReply: ...
 
 
-def apply_edge_rule(raw: str | None) -> TraceHeader | None:
-    """FR-035: parse the client's header and drop its sampling decision (InvalidTraceHeaderError if malformed)."""
+@dataclass
+class BufferedReply:
+    """A reply whose whole body is known at once (an origin's refusal), shaped like a StreamingReply."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
+
+
+def readable_trace_header(raw: str | None) -> TraceHeader | None:
+    """The trace header as an origin reads it: None when absent or unreadable (a new trace starts there)."""
     if raw is None or not raw.strip():
         return None
-    return TraceHeader.parse(raw).without_sampling()
+    try:
+        return TraceHeader.parse(raw)
+    except InvalidTraceHeaderError:
+        return None
+
+
+def _without_duplicates(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The first of each header name: the function's own headers win over the edge's defaults."""
+    seen: set[str] = set()
+    kept = []
+    for key, value in headers:
+        if key.lower() not in seen:
+            seen.add(key.lower())
+            kept.append((key, value))
+    return kept
+
+
+def _function_response(response: dict[str, Any]) -> EdgeResponse:
+    """A response object a viewer-request function returned (functions-event-structure: response object)."""
+    headers = [(name, str(item["value"])) for name, entry in (response.get("headers") or {}).items()
+               for item in (entry.get("multiValue") or [entry])]
+    body = response.get("body")
+    data = (body.get("data", "") if isinstance(body, dict) else body or "").encode()
+    return EdgeResponse(int(response["statusCode"]), headers, data)
 
 
 def _json(status: int, error: str, message: str) -> EdgeResponse:
@@ -109,9 +165,12 @@ def _json(status: int, error: str, message: str) -> EdgeResponse:
 
 class CloudFrontEdge:
     def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
-                 host: str = "127.0.0.1", port: int = 8000, console: Console | None = None):
+                 host: str = "127.0.0.1", port: int = 8000, console: Console | None = None,
+                 origin_access: OriginAccess | None = None, function: CloudFrontFunction | None = None):
         self.api = api
         self.stream = stream
+        self.origin_access = origin_access or OriginAccess.from_stack()
+        self.function = function or CloudFrontFunction()  # the deployed strip_sampling.js unless told otherwise
         self.static_dir = static_dir.resolve() if static_dir is not None else None
         self.console = console or Console(quiet=True)
         self.trace_views: LocalTraceViews | None = None  # set by the stack once its X-Ray API runs
@@ -131,12 +190,14 @@ class CloudFrontEdge:
         return self._server.port
 
     def start(self) -> CloudFrontEdge:
+        self.function.start()
         self._server.start()
         return self
 
     def stop(self) -> None:
         """Idempotent. Stops accepting; streams being relayed end with their invocations."""
         self._server.stop()
+        self.function.stop()
 
     # routing -------------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -149,19 +210,38 @@ class CloudFrontEdge:
             def log_message(self, format: str, *args: Any) -> None:  # the console has its own lines
                 pass
 
-            def do_GET(self) -> None:
-                gateway._route(self)
-
-            do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the edge (TRACE, CONNECT, made-up ones): CloudFront, not the HTTP
+                # server, decides what a method gets.
+                if name.startswith("do_"):
+                    return lambda: gateway._route(self)
+                raise AttributeError(name)
 
         return Handler
 
+    @staticmethod
+    def allowed_methods(path: str) -> frozenset[str]:
+        """The cache behaviour's allowed methods for `path` (path patterns in cloudfront.tf's order)."""
+        if STREAM_PATH.match(path):
+            return STREAM_METHODS
+        if path.startswith("/api/v2/"):
+            return API_METHODS
+        return DEFAULT_METHODS
+
     def _route(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)
+        # The devstack's own routes (trace links) first: they stand for nothing of CloudFront's.
         if self.trace_views is not None and self.trace_views.serves(url.path):
             status, body = self.trace_views.response(handler.command, url.path)
             self._reply(handler, EdgeResponse(status, [("Content-Type", "application/json"),
                                                        ("Cache-Control", "no-cache")], body))
+            return
+        if handler.command not in self.allowed_methods(url.path):
+            message = (f"403 ERROR: this distribution is not configured to allow the HTTP request method "
+                       f"{handler.command} here (devstack CloudFront).\n").encode()
+            headers = [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")]
+            self._reply(handler, EdgeResponse(403, headers, message))
+            handler.close_connection = True
             return
         if not url.path.startswith("/api/"):
             self._static(handler, url.path)
@@ -172,24 +252,29 @@ class CloudFrontEdge:
             handler.close_connection = True
             return
         body = handler.rfile.read(length) if length else b""
+        viewer_ip = str(handler.client_address[0])
         try:
-            upstream = apply_edge_rule(handler.headers.get(TRACE_HEADER))
-        except InvalidTraceHeaderError as error:
-            self._reply(handler, _json(400, "invalid_trace_header", str(error)))
+            decided = self.function.viewer_request(handler.command, url.path, url.query,
+                                                   list(handler.headers.items()), viewer_ip)
+        except CloudFrontFunctionError as error:
+            self.console.event("edge", "function error", outcome="503", detail=str(error)[:200])
+            self._reply(handler, _json(503, "function_execution_error", "the CloudFront Function failed"))
             return
-        # The edge forwards the header it rewrote, never the client's original.
-        headers = [(key, value) for key, value in handler.headers.items() if key.lower() != TRACE_HEADER.lower()]
-        if upstream is not None:
-            headers.append((TRACE_HEADER, upstream.format()))
-        request = EdgeRequest(handler.command, url.path, url.query, headers, body,
-                              str(handler.client_address[0]), upstream)
+        if decided.response is not None:  # the function answered itself (strip_sampling.js never does)
+            self._reply(handler, _function_response(decided.response))
+            return
+        upstream = readable_trace_header(next((v for k, v in decided.headers if k.lower() == TRACE_HEADER.lower()),
+                                              None))
         if upstream is not None and upstream.parent is not None:
             with self._lock:
                 self.client_parents.add(upstream.parent)
         if STREAM_PATH.match(url.path):
-            self._function_url(handler, request)
+            signed = self.origin_access.sign_for_function_url(handler.command, url.path, url.query, decided.headers)
+            self._function_url(handler, EdgeRequest(handler.command, url.path, url.query, signed, body, viewer_ip,
+                                                    upstream))
         else:
-            self._api(handler, request)
+            self._api(handler, EdgeRequest(handler.command, url.path, url.query,
+                                           self.origin_access.to_api(decided.headers), body, viewer_ip, upstream))
 
     def _api(self, handler: BaseHTTPRequestHandler, request: EdgeRequest) -> None:
         if self.api is None:
@@ -207,7 +292,7 @@ class CloudFrontEdge:
         if request.method == "OPTIONS":  # the Function URL answers preflight itself; the function never sees it
             self._reply(handler, EdgeResponse(204, [*self._cors(request), ("Content-Length", "0")]))
             return
-        if request.method != "GET":
+        if request.method != "GET":  # HEAD: what the Function URL does with it is not emulated
             self._reply(handler, _json(405, "method_not_allowed", "the stream endpoints accept GET only"))
             return
         if self.stream is None:
@@ -217,7 +302,7 @@ class CloudFrontEdge:
         reply = self.stream.open(request)
         headers = [(k, v) for k, v in reply.headers if k.lower() not in ("content-length", "transfer-encoding",
                                                                         "connection")]
-        headers += self._cors(request)
+        headers = _without_duplicates(headers + self._cors(request))
         trace_id = request.upstream.root if request.upstream else None
         if trace_id and not any(k.lower() == "x-amzn-trace-id" for k, _ in headers):
             headers.append(("x-amzn-trace-id", f"Root={trace_id}"))
@@ -235,7 +320,6 @@ class CloudFrontEdge:
             for key, value in headers:
                 handler.send_header(key, value)
             handler.send_header("Transfer-Encoding", "chunked")
-            handler.send_header("Cache-Control", "no-cache")
             handler.end_headers()
             watcher.start()
             for chunk in reply.chunks():

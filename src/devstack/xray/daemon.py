@@ -23,7 +23,10 @@ from devstack.xray.segment_sink import SegmentSink
 
 log = logging.getLogger("devstack.xray.daemon")
 
-HEADER = b'{"format":"json","version":1}'
+# The protocol header is a JSON object, `{"format": "json", "version": 1}` in AWS's own example
+# (https://docs.aws.amazon.com/xray/latest/devguide/xray-api-sendingdata.html): read as JSON, so any
+# spacing of it is accepted, as the SDKs differ in theirs.
+HEADER = {"format": "json", "version": 1}
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 MAX_DATAGRAM = 65535
 BARRIER = b"devstack-barrier:"  # wait_idle's marker; never a valid X-Ray datagram (no protocol header)
@@ -128,7 +131,11 @@ class XRayDaemon:
             return
         self.stats.datagrams += 1
         header, sep, body = data.partition(b"\n")
-        if not sep or header.strip() != HEADER:
+        try:
+            protocol = json.loads(header) if sep else None
+        except ValueError:
+            protocol = None
+        if protocol != HEADER:
             self._malformed("missing or wrong protocol header", data)
             return
         try:

@@ -1,9 +1,34 @@
 """A local stand-in for the ADOT collector: OTLP/HTTP receiver on 4318 → X-Ray documents (FR-064).
 
-Spans are converted the way the collector's `awsxray` exporter converts them: X-Ray trace ids
-(`1-<8 hex>-<24 hex>`), parent ids, `namespace: aws` for `db.system=dynamodb` and
-`rpc.system=aws-api` spans, `fault`/`error`/`throttle` from the status, `cause` from recorded
-exceptions, annotations only for the configured `indexed_attributes`, the rest as metadata.
+Spans are converted as the `awsxray` exporter of the pinned collector converts them. The SSE image
+pins the ADOT collector layer `aws-otel-collector-amd64-ver-0-117-0` (docker/sse/collector-layer.lock),
+which bundles opentelemetry-collector-contrib v0.117.0 (the layer name carries the contrib version:
+https://aws-otel.github.io/docs/ReleaseBlogs/aws-distro-for-opentelemetry-lambda-layer-patched-v0.42.0).
+Read in open-telemetry/opentelemetry-collector-contrib, exporter/awsxrayexporter/internal/translator/
+(the aws-sdk-go v1 generation of the files, which v0.117.0 ships; today's main agrees on every point):
+
+- segment.go `MakeSegment`: a span with a parent whose kind is not SERVER is a subsegment (CONSUMER
+  and PRODUCER included); the name order (peer.service, aws.service, service.name for SERVER spans
+  only, rpc.service, the span name cleaned by `fixSegmentName`); `namespace` aws for
+  `rpc.system=aws-api`, remote for other CLIENT spans.
+- segment.go `makeXRayAttributes`: indexed attributes become annotations under `fixAnnotationKey`,
+  which keeps dots while the feature gate `exporter.xray.allowDot` is on: registered v0.97.0, moved to
+  beta, i.e. on by default, by open-telemetry/opentelemetry-collector-contrib#32694 (merged 2024-04,
+  before v0.117.0), so `a.b` stays `a.b`; every other character outside [A-Za-z0-9] becomes `_`. An
+  indexed attribute that is no string, number or bool is dropped. Segments (never subsegments)
+  carry the resource as metadata `otel.resource.<key>`; the rest goes to metadata `default`.
+- cause.go `makeCause`: fault / error / throttle from `http.status_code` (else
+  `http.response.status_code`) in 400..599 whatever the span status (429 is also throttle); without
+  one, fault = status ERROR. `cause` from `exception` events (`remote` for CLIENT/PRODUCER, Python
+  frames innermost first, all of them), else from the status message.
+- aws.go `makeAws`: `aws.operation` (else `rpc.method`), the table name(s), `xray.sdk`
+  (`<telemetry.sdk.name> for <language>`), the account; those attributes leave the metadata.
+- The receiver's request limit: confighttp's default `max_request_body_size`, 20 MiB
+  (open-telemetry/opentelemetry-collector, config/confighttp/confighttp.go
+  `defaultMaxRequestBodySize`); larger bodies are refused with 413.
+
+Not converted: http request fields (method, url, user agent: our spans set none), span links,
+SQL, `aws.local/remote.*` attributes, Java/JS/.NET/Go stack formats, chained Python exceptions.
 Bad requests (truncated protobuf, wrong content type, oversized bodies) are counted and answered
 with a 4xx; they never stop the receiver.
 
@@ -18,7 +43,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import re
 import threading
 import time
 import zlib
@@ -37,13 +61,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from devstack.loopback import LoopbackServer
 from devstack.xray.segment_sink import SegmentSink
-from lib.tracing.annotations import ANNOTATION_KEY
+from lib.tracing.annotations import AnnotationValue
+from lib.tracing.header import new_entity_id
 
 log = logging.getLogger("devstack.xray.otlp_receiver")
 
-MAX_BODY_BYTES = 4 * 1024 * 1024  # the collector's default max request body
+MAX_BODY_BYTES = 20 * 1024 * 1024  # confighttp defaultMaxRequestBodySize (module docstring)
+MAX_SEGMENT_NAME_CHARS = 200  # segment.go maxSegmentNameLength
 TRACES_PATH = "/v1/traces"
-_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<label>.+)')
 
 
 @dataclass
@@ -74,87 +99,155 @@ def xray_trace_id(otel_trace_id: bytes) -> str:
     return f"1-{hex_id[:8]}-{hex_id[8:]}"
 
 
-def _stack_frames(stacktrace: str) -> list[dict[str, Any]]:
-    frames = [
-        {"path": match["path"], "line": int(match["line"]), "label": match["label"].strip()}
-        for match in _FRAME.finditer(stacktrace)
-    ]
-    return list(reversed(frames))[:10]  # X-Ray lists the innermost frame first
+def _python_stack(stacktrace: str) -> list[dict[str, Any]]:
+    """Frames of a Python traceback as cause.go `fillPythonStacktrace` reads them: from the line before the
+    last one upwards, each `  File "<path>", line <n>, in <label>` line (three comma-separated parts), so
+    innermost first and every frame. Chained exceptions ("During handling ...") are not split out here."""
+    frames = []
+    for line in reversed(stacktrace.split("\n")[:-1]):
+        parts = line.split(",")
+        if not line.startswith("  File ") or len(parts) != 3:
+            continue
+        number = parts[1][len(" line "):] if parts[1].startswith(" line ") else ""
+        frames.append({"path": parts[0][len('  File "'):-1], "line": int(number) if number.isdigit() else 0,
+                       "label": parts[2][len(" in "):] if parts[2].startswith(" in ") else ""})
+    return frames
+
+
+def _status_flags(span: Span, attributes: dict[str, Any]) -> dict[str, bool]:
+    """fault / error / throttle as cause.go `makeCause` sets them: from `http.status_code` (else
+    `http.response.status_code`) when it is 400..599, whatever the span status; else fault = status ERROR."""
+    code = attributes.get("http.status_code", attributes.get("http.response.status_code"))
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if code is not None and 400 <= code <= 499:
+        return {"fault": False, "error": True, "throttle": code == 429}
+    if code is not None and 500 <= code <= 599:
+        return {"fault": True, "error": False, "throttle": False}
+    return {"fault": span.status.code == Status.STATUS_CODE_ERROR, "error": False, "throttle": False}
+
+
+def annotation_key(key: str) -> str:
+    """segment.go `fixAnnotationKey` with the `exporter.xray.allowDot` gate on (its default since it went
+    beta): letters, digits and dots are kept, every other character becomes `_`."""
+    return "".join(char if (char.isascii() and char.isalnum()) or char == "." else "_" for char in key)
+
+
+def _annotation_value(value: Any) -> AnnotationValue | None:
+    return value if isinstance(value, str | int | float | bool) else None
 
 
 def span_to_document(span: Span, resource: dict[str, Any], indexed_attributes: Collection[str]) -> dict[str, Any]:
-    """One OTel span as one X-Ray segment document."""
+    """One OTel span as one X-Ray segment document, as the pinned exporter's `MakeSegment` builds it
+    (exporter/awsxrayexporter/internal/translator/segment.go at v0.117.0; this module's docstring)."""
     attributes = _attributes(span.attributes)
-    is_segment = not span.parent_span_id or span.kind in (Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER)
+    # segment.go: every span with a parent that is not SERVER is a subsegment, CONSUMER included; only
+    # segments (the local root) carry the resource.
+    is_subsegment = bool(span.parent_span_id) and span.kind != Span.SPAN_KIND_SERVER
     document: dict[str, Any] = {
         "id": span.span_id.hex(),
         "trace_id": xray_trace_id(span.trace_id),
-        "name": str(resource.get("service.name", "unknown_service")) if is_segment and not span.parent_span_id
-        else span.name,
+        "name": _segment_name(span, attributes, resource),
         "start_time": span.start_time_unix_nano / 1e9,
         "end_time": span.end_time_unix_nano / 1e9,
+        **_status_flags(span, attributes),
     }
     if span.parent_span_id:
         document["parent_id"] = span.parent_span_id.hex()
-    if not is_segment:
+    if is_subsegment:
         document["type"] = "subsegment"
-    aws: dict[str, Any] = {}
-    if attributes.get("db.system") == "dynamodb":
-        document["namespace"] = "aws"
-        document["name"] = "DynamoDB"
-        aws["operation"] = attributes.get("db.operation", attributes.get("rpc.method", span.name))
-        tables = attributes.get("aws.dynamodb.table_names")
-        if tables:
-            aws["table_name"] = tables[0] if isinstance(tables, list) else tables
-    elif attributes.get("rpc.system") == "aws-api":
-        document["namespace"] = "aws"
-        document["name"] = str(attributes.get("rpc.service", span.name))
-        aws["operation"] = attributes.get("rpc.method")
-    elif span.kind == Span.SPAN_KIND_CLIENT:
-        document["namespace"] = "remote"
+    aws, consumed = _aws_data(attributes, resource)
     if aws:
         document["aws"] = aws
-    if "faas.name" in resource or "cloud.provider" in resource:
-        document.setdefault("aws", {})["xray"] = {"sdk": "opentelemetry for python"}
-    status_code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
-    if status_code is not None:
-        document["http"] = {"response": {"status": int(status_code)}}
-    if span.status.code == Status.STATUS_CODE_ERROR:
-        if status_code is not None and 400 <= int(status_code) < 500:
-            document["error"] = True
-            if int(status_code) == 429:
-                document["throttle"] = True
-        else:
-            document["fault"] = True
-    exceptions = [
-        _attributes(event.attributes) for event in span.events if event.name == "exception"
-    ]
+    if attributes.get("rpc.system") == "aws-api":
+        document["namespace"] = "aws"
+    elif span.kind == Span.SPAN_KIND_CLIENT:
+        document["namespace"] = "remote"
+    status_code = attributes.get("http.status_code", attributes.get("http.response.status_code"))
+    if isinstance(status_code, int):
+        document["http"] = {"response": {"status": status_code}}
+    exceptions = [_attributes(event.attributes) for event in span.events if event.name == "exception"]
+    remote = span.kind in (Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_PRODUCER)
+    python = resource.get("telemetry.sdk.language") == "python"
     if exceptions:
-        document["cause"] = {
-            "exceptions": [
-                {
-                    "id": f"{index:016x}",
-                    "type": str(item.get("exception.type", "")),
-                    "message": str(item.get("exception.message", "")),
-                    "stack": _stack_frames(str(item.get("exception.stacktrace", ""))),
-                }
-                for index, item in enumerate(exceptions)
-            ]
-        }
+        document["cause"] = {"exceptions": [
+            {"id": new_entity_id(), "type": str(item.get("exception.type", "")),
+             "message": str(item.get("exception.message", "")), "remote": remote,
+             **({"stack": stack} if python and (stack := _python_stack(str(item.get("exception.stacktrace", ""))))
+                else {})}
+            for item in exceptions]}
+    elif span.status.code == Status.STATUS_CODE_ERROR and span.status.message:
+        document["cause"] = {"exceptions": [{"id": new_entity_id(), "type": "", "message": span.status.message}]}
     annotations: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
+    if not is_subsegment:  # segment.go makeXRayAttributes: the resource, on segments only
+        for key, value in resource.items():
+            resource_key = f"otel.resource.{key}"
+            annotated = _annotation_value(value) if resource_key in indexed_attributes else None
+            if annotated is not None:
+                annotations[annotation_key(resource_key)] = annotated
+            else:
+                metadata[resource_key] = value
     for key, value in attributes.items():
+        if key in consumed:
+            continue
+        annotated = _annotation_value(value) if key in indexed_attributes else None
         if key in indexed_attributes:
-            annotation_key = key.replace(".", "_")  # the exporter's own key fix-up
-            if ANNOTATION_KEY.match(annotation_key) and isinstance(value, str | int | float | bool):
-                annotations[annotation_key] = value
-                continue
+            if annotated is not None:
+                annotations[annotation_key(key)] = annotated
+            continue  # an indexed attribute of another type is dropped, not kept as metadata
         metadata[key] = value
     if annotations:
         document["annotations"] = annotations
     if metadata:
         document["metadata"] = {"default": metadata}
     return document
+
+
+# aws.go makeAws: the span attributes it takes into `aws` (and out of metadata).
+_AWS_ATTRIBUTES = {"rpc.method", "aws.operation", "aws.account_id", "aws.region", "aws.request_id", "aws.requestId",
+                   "aws.queue_url", "aws.queue.url", "aws.table_name", "aws.table.name"}
+
+
+def _aws_data(attributes: dict[str, Any], resource: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The segment's `aws` object as aws.go `makeAws` builds it for a Lambda resource, and the attributes
+    it consumed (http status codes too: http.go `makeHTTP` takes them into `http`)."""
+    aws: dict[str, Any] = {}
+    operation = attributes.get("aws.operation", attributes.get("rpc.method"))
+    if operation:
+        aws["operation"] = operation
+    tables = attributes.get("aws.dynamodb.table_names")
+    if isinstance(tables, list) and len(tables) == 1:
+        aws["table_name"] = tables[0]
+    elif isinstance(tables, list) and len(tables) > 1:
+        aws["table_names"] = tables
+    if resource.get("cloud.account.id"):
+        aws["account_id"] = resource["cloud.account.id"]
+    sdk, language = str(resource.get("telemetry.sdk.name", "")), str(resource.get("telemetry.sdk.language", ""))
+    if sdk and language and not sdk.lower().endswith(f" for {language.lower()}"):
+        sdk = f"{sdk} for {language}"
+    if sdk or resource.get("telemetry.sdk.version"):
+        versions = (("sdk", sdk), ("sdk_version", resource.get("telemetry.sdk.version")))
+        aws["xray"] = {key: value for key, value in versions if value}
+    return aws, _AWS_ATTRIBUTES | {"http.status_code", "http.response.status_code"}
+
+
+def _fix_segment_name(name: str) -> str:
+    """segment.go `fixSegmentName`: characters X-Ray does not allow in a name removed, at most 200, else "span"."""
+    kept = "".join(char for char in name if char.isalpha() or char in "0123456789 _.:/%&#=+-@")
+    return kept[:MAX_SEGMENT_NAME_CHARS] or "span"
+
+
+def _segment_name(span: Span, attributes: dict[str, Any], resource: dict[str, Any]) -> str:
+    """segment.go's name order, for the attributes our spans can carry: peer.service, aws.service, the
+    resource's service.name (SERVER spans only), rpc.service, the span name."""
+    for candidate in (attributes.get("peer.service"), attributes.get("aws.service")):
+        if candidate:
+            return str(candidate)
+    if span.kind == Span.SPAN_KIND_SERVER and resource.get("service.name"):  # a SERVER span only
+        return str(resource["service.name"])
+    if attributes.get("rpc.service"):
+        return str(attributes["rpc.service"])
+    return _fix_segment_name(span.name)
 
 
 class OtlpReceiver:

@@ -36,7 +36,7 @@ from devstack.edge.cloudfront import CloudFrontEdge, EdgeRequest, EdgeResponse
 from devstack.fakes.news_sources import FakeNewsServer
 from devstack.fakes.sendgrid_sink import SendGridSink
 from devstack.lambda_.events import function_url_event
-from devstack.lambda_.lambda_service import LambdaService, StreamingCall
+from devstack.lambda_.lambda_service import LambdaService, StreamingCall, ThrottledReply, TooManyRequestsException
 from devstack.lambda_.scheduler import Scheduler
 from devstack.seed import Seeded, seed_stack
 from devstack.stack import REPO_ROOT, Stack, load_stack
@@ -89,10 +89,13 @@ class FunctionUrlBackend:
         self.service = service
         self.key = key
 
-    def open(self, request: EdgeRequest) -> StreamingCall:
+    def open(self, request: EdgeRequest) -> StreamingCall | ThrottledReply:
         event = function_url_event(request.method, request.path, request.headers, request.query, request.body,
                                    request.source_ip)
-        return self.service.stream(self.key, event, request.upstream)
+        try:
+            return self.service.stream(self.key, event, request.upstream)
+        except TooManyRequestsException as error:  # past reserved concurrency the Function URL answers 429
+            return ThrottledReply(error)
 
 
 class Emulator:

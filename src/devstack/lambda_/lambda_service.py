@@ -8,8 +8,11 @@ environment Lambda gives (`devstack.lambda_.invocation.lambda_environment`, the 
 resolved to local resources, plus the stack's local overrides). The Runtime API decides sampling
 and writes the `AWS::Lambda` / `AWS::Lambda::Function` segments per invocation.
 
-Like Lambda, a function scales out: when every environment is busy, the next invocation starts a
-new one (a cold start), up to the function's limit; they stay warm until the stack stops.
+Like Lambda, one invocation per environment, and a function scales out: when every environment is
+busy, the next invocation starts a new one (a cold start), up to the function's reserved concurrency
+(stack map `reserved_concurrency`); past it a synchronous or streamed invocation is throttled
+(TooManyRequestsException, 429 on the Function URL, counted as `Throttles`). Environments stay warm
+until the stack stops.
 
 Invocation types:
 - `invoke` (RequestResponse): the result, or `FunctionError` when the function failed.

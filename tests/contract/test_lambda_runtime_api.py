@@ -20,7 +20,13 @@ from devstack.lambda_.invocation import lambda_environment
 from devstack.lambda_.process import RuntimeProcess
 from devstack.lambda_.response_stream import FunctionError, ResponseStream
 from devstack.lambda_.runtime_api import RuntimeApi
-from devstack.lambda_.wire import ERROR_TYPE_HEADER, NEXT_PATH, REQUEST_ID_HEADER, XRAY_ERROR_CAUSE_HEADER, invocation_path
+from devstack.lambda_.wire import (
+    ERROR_TYPE_HEADER,
+    NEXT_PATH,
+    REQUEST_ID_HEADER,
+    XRAY_ERROR_CAUSE_HEADER,
+    invocation_path,
+)
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec
 from devstack.xray.pipeline import TracePipeline
 

@@ -222,7 +222,8 @@ class Demo:
             second_trace = session.trace_id
             assert second_trace is not None
             # The stream ends itself at its lifetime (FR-090) with a `reconnect` event; the client resumes at once.
-            ending, _ = session.next_event(lambda e: e.event == "reconnect", timeout_s=float(DEMO_STREAM_LIFETIME_S) + 15)
+            ending, _ = session.next_event(lambda e: e.event == "reconnect",
+                                           timeout_s=float(DEMO_STREAM_LIFETIME_S) + 15)
             reason = json.loads(ending.data).get("reason")
             report.check(reason == "lifetime", f"connection 2 ended itself: reconnect event id {ending.id}, "
                                                f"reason {reason}, retry {ending.retry} ms (FR-090)")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import socket
 import threading
 import time
-import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor

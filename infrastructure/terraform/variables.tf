@@ -51,7 +51,7 @@ variable "lambda_architecture" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function key; a key left out runs unreserved (-1)."
+  description = "Reserved concurrency per function key, overriding the stack map's reserved_concurrency; -1 runs the function unreserved, a key left out keeps the map's value (else unreserved)."
   type        = map(number)
   default     = {}
 

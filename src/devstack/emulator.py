@@ -38,7 +38,7 @@ from devstack.fakes.news_sources import FakeNewsServer
 from devstack.fakes.sendgrid_sink import SendGridSink
 from devstack.lambda_.events import function_url_event
 from devstack.lambda_.invoke_api import LambdaInvokeApi
-from devstack.lambda_.lambda_service import LambdaService, StreamingCall
+from devstack.lambda_.lambda_service import LambdaService, StreamingCall, ThrottledReply, TooManyRequestsException
 from devstack.lambda_.scheduler import Scheduler
 from devstack.seed import Seeded, seed_stack
 from devstack.stack import REPO_ROOT, Stack, load_stack
@@ -94,13 +94,16 @@ class FunctionUrlBackend:
         self.key = key
         self.refused = 0
 
-    def open(self, request: EdgeRequest) -> StreamingCall | BufferedReply:
+    def open(self, request: EdgeRequest) -> StreamingCall | BufferedReply | ThrottledReply:
         if not self.access.function_url_allows(request.method, request.path, request.query, request.headers):
             self.refused += 1
             return BufferedReply(403, list(FORBIDDEN_HEADERS), FORBIDDEN_BODY)
         event = function_url_event(request.method, request.path, request.headers, request.query, request.body,
                                    request.source_ip)
-        return self.service.stream(self.key, event, request.upstream)
+        try:
+            return self.service.stream(self.key, event, request.upstream)
+        except TooManyRequestsException as error:  # past reserved concurrency the Function URL answers 429
+            return ThrottledReply(error)
 
 
 class Emulator:

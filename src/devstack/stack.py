@@ -33,6 +33,9 @@ class FunctionSpec:
     trigger: dict[str, Any]
     env: dict[str, str]
     dead_letter_queue: str | None
+    # Lambda's reserved concurrency (None: unreserved, the account's pool); Terraform's
+    # `reserved_concurrency` variable overrides it per environment.
+    reserved_concurrency: int | None = None
 
     @property
     def name(self) -> str:
@@ -67,6 +70,7 @@ class Stack:
                 trigger=spec["trigger"],
                 env=dict(spec["env"]),
                 dead_letter_queue=spec.get("dead_letter_queue"),
+                reserved_concurrency=spec.get("reserved_concurrency"),
             )
             for key, spec in self.raw["functions"].items()
         }

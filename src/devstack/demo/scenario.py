@@ -256,16 +256,34 @@ class Demo:
                                        f"{received_id} replayed (FR-081)")
             second_trace = session.trace_id
             assert second_trace is not None
+            # The stream ends itself at its lifetime (FR-090) with a `reconnect` event; the client resumes at once.
+            ending, _ = session.next_event(lambda e: e.event == "reconnect",
+                                           timeout_s=float(DEMO_STREAM_LIFETIME_S) + 15)
+            reason = json.loads(ending.data).get("reason")
+            report.check(reason == "lifetime", f"connection 2 ended itself: reconnect event id {ending.id}, "
+                                               f"reason {reason}, retry {ending.retry} ms (FR-090)")
+            session.cut()
+            status = session.connect()
+            report.check(status == 200, f"connection 3 → {status}: resumed at once with Last-Event-ID {ending.id}")
             session.cut()
             # A stream's facade segments are written when its invocation ends: the function is not told
             # its client left, so at the end of its lifetime (DEMO_STREAM_LIFETIME_S).
             report.check(self.stack.functions.wait_streams(STREAM_END_WAIT_S),
-                         "both stream invocations ended after their clients left")
-            self.tree(report, "SSE connection 1", first_trace, expect_at_least=3)
-            tree = self.tree(report, "SSE connection 2 (the reconnect)", second_trace, expect_at_least=3)
-            annotations: dict[str, Any] = {}
-            for node in tree.nodes():
-                annotations.update(node.document.get("annotations") or {})
+                         "every stream invocation ended after its client left")
+            ends: list[Any] = []
+            for label, trace_id in (("SSE connection 1 (cut by its client)", first_trace),
+                                    ("SSE connection 2 (the reconnect)", second_trace)):
+                tree = self.tree(report, label, trace_id, expect_at_least=3)
+                annotations: dict[str, Any] = {}
+                for node in tree.nodes():
+                    annotations.update(node.document.get("annotations") or {})
+                ends.append(annotations.get("end_reason"))
+            report.check(ends == ["lifetime", "lifetime"], f"both streams ended by lifetime (end_reason {ends}): "
+                                                           "a client's hang-up ends no invocation (FR-085)")
+            throttles = self.stack.functions.throttles("sse_streaming")
+            report.check(throttles == 0, f"sse_streaming Throttles: {throttles} (reserved concurrency "
+                                         f"{self.stack.stack.function('sse_streaming').reserved_concurrency}; "
+                                         "past it the Function URL answers 429)")
             report.check(annotations.get("session_id") == session.session_id and
                          annotations.get("previous_trace_id") == first_trace,
                          "the reconnect's spans carry session_id and previous_trace_id (FR-048, SC-020)")

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import socket
-import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.lambda_.wire import XRAY_ERROR_CAUSE_HEADER
 from devstack.stack import SRC_ROOT, FunctionSpec
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader, new_entity_id
+
+log = logging.getLogger("devstack.lambda_.invocation")
 
 ACCOUNT_ID = "123456789012"
 UDP_HEADER = '{"format":"json","version":1}\n'
@@ -72,7 +77,7 @@ def lambda_environment(function: FunctionSpec, resolved_env: Mapping[str, str], 
     }
     if function.package == "image":
         # An image function gets its handler as the image command (argv), not `_HANDLER`
-        # (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html): see functions.runtime_command.
+        # (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html): see lambda_service.runtime_command.
         env["OTEL_SERVICE_NAME"] = function.service_name  # FR-071
     else:
         env["_HANDLER"] = function.handler
@@ -113,8 +118,15 @@ class Invocation:
     def context(self) -> LocalLambdaContext:
         return LocalLambdaContext(self)
 
-    def finish(self, error: BaseException | None = None, status: int = 200) -> None:
-        """Write the `AWS::Lambda` and `AWS::Lambda::Function` segments (only when sampled)."""
+    def finish(self, failed: bool = False, cause: Mapping[str, Any] | None = None, status: int = 200) -> None:
+        """Write the `AWS::Lambda` and `AWS::Lambda::Function` segments (only when sampled).
+
+        A failed invocation marks the function segment `fault`. Its `cause` is what the runtime sent
+        in `Lambda-Runtime-Function-XRay-Error-Cause` (the Runtime API reference,
+        https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-invokeerror;
+        awslambdaric's `lambda_runtime_client.post_invocation_error` sends it), and nothing when the
+        runtime sent none: the service does not invent one.
+        """
         if not self.sampled:
             return
         end = time.time()
@@ -144,12 +156,10 @@ class Invocation:
                 "resource_names": [self.function.name],
             },
         }
-        if error is not None:
+        if failed:
             function_segment["fault"] = True
-            function_segment["cause"] = {
-                "exceptions": [{"id": new_entity_id(), "type": type(error).__name__,
-                                "message": truncate_message(str(error))}]
-            }
+            if cause is not None:
+                function_segment["cause"] = bounded_cause(cause)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             for document in (service_segment, function_segment):
                 udp.sendto((UDP_HEADER + json.dumps(document)).encode(), self._daemon)
@@ -187,13 +197,76 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _freeze() -> None:
-    """What the freeze after an invocation means for this shared process: the X-Ray SDK's thread-local
-    facade is dropped, so calls made afterwards by other code (tests, the gateway) are not recorded
-    into the finished invocation's trace, nor given its trace header by the SDK's patches."""
-    recorder = sys.modules.get("aws_xray_sdk.core")
-    if recorder is not None:
-        recorder.xray_recorder.clear_trace_entities()
+def xray_cause(header: str | None) -> dict[str, Any] | None:
+    """The function segment's cause from `Lambda-Runtime-Function-XRay-Error-Cause` (JSON: working_directory,
+    exceptions, paths, as awslambdaric's `make_xray_fault` writes it); None when absent, empty (awslambdaric
+    sends "" for a cause over 1 MiB) or unreadable. What Lambda does with an unreadable one is undocumented:
+    conservatively, no cause rather than an invented one.
+
+    Example:
+        >>> xray_cause('{"exceptions": [{"type": "KeyError", "message": "x"}]}')["exceptions"][0]["type"]
+        'KeyError'
+        >>> xray_cause("") is None
+        True
+    """
+    if not header:
+        return None
+    try:
+        cause = json.loads(header)
+    except ValueError:
+        log.warning("unreadable %s header: the function segment gets no cause", XRAY_ERROR_CAUSE_HEADER)
+        return None
+    return cause if isinstance(cause, dict) else None
+
+
+def bounded_cause(cause: Mapping[str, Any]) -> dict[str, Any]:
+    """The runtime's cause with each exception message cut to our bound (FR-058).
+
+    awslambdaric sends causes up to 1 MiB; X-Ray takes documents up to 64 KB. How Lambda keeps its
+    function segment within that is undocumented, so the conservative reading: the cause as sent,
+    its messages bounded; nothing added.
+
+    Example:
+        >>> bounded_cause({"exceptions": [{"type": "E", "message": "x" * 5000}]})["exceptions"][0]["message"][-3:]
+        '...'
+    """
+    bounded = dict(cause)
+    exceptions = cause.get("exceptions")
+    if isinstance(exceptions, list):
+        bounded["exceptions"] = [
+            {**exception, "message": truncate_message(str(exception["message"]))}
+            if isinstance(exception, dict) and "message" in exception else exception
+            for exception in exceptions
+        ]
+    return bounded
+
+
+def _awslambdaric_cause(error: BaseException) -> dict[str, Any]:
+    """The cause awslambdaric sends for a handler's exception (`make_xray_fault` in
+    awslambdaric/bootstrap.py, as `handle_event_request` builds it), built by awslambdaric itself."""
+    from awslambdaric.bootstrap import extract_traceback, make_xray_fault
+
+    frames = extract_traceback(error.__traceback__)
+    return make_xray_fault(type(error).__name__, str(error), os.getcwd(), frames)  # type: ignore[no-any-return]
+
+
+# One execution environment per function for in-process invocations: a thread kept for the process's
+# life. Lambda clears nothing between warm invocations
+# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html: the environment is
+# reused, its memory and /tmp as the last invocation left them), so the X-Ray SDK's thread-local
+# context stays as the handler left it; code that needs a per-invocation reset does it itself
+# (lib.tracing.powertools). The thread keeps that state away from the caller's own thread, which in
+# Lambda would not exist.
+_ENVIRONMENTS: dict[tuple[str, str], ThreadPoolExecutor] = {}
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def _environment_thread(function: FunctionSpec) -> ThreadPoolExecutor:
+    with _ENVIRONMENTS_LOCK:
+        key = (function.key, function.handler)
+        if key not in _ENVIRONMENTS:
+            _ENVIRONMENTS[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"env-{function.key}")
+        return _ENVIRONMENTS[key]
 
 
 def invoke_in_process(
@@ -215,14 +288,16 @@ def invoke_in_process(
     env = {**lambda_environment(function, resolved_env, daemon_address),
            "_X_AMZN_TRACE_ID": invocation.trace_header.format()}
     module_name, _, attribute = function.handler.rpartition(".")
-    with _environment(env):
+
+    def run() -> Any:
         handler = getattr(importlib.import_module(module_name), attribute)
+        return handler(event, invocation.context())
+
+    with _environment(env):
         try:
-            result = handler(event, invocation.context())
+            result = _environment_thread(function).submit(run).result()
         except Exception as error:
-            invocation.finish(error, status=200)
+            invocation.finish(failed=True, cause=_awslambdaric_cause(error))
             raise
-        finally:
-            _freeze()
     invocation.finish()
     return result, invocation

@@ -8,8 +8,11 @@ environment Lambda gives (`devstack.lambda_.invocation.lambda_environment`, the 
 resolved to local resources, plus the stack's local overrides). The Runtime API decides sampling
 and writes the `AWS::Lambda` / `AWS::Lambda::Function` segments per invocation.
 
-Like Lambda, a function scales out: when every environment is busy, the next invocation starts a
-new one (a cold start), up to the function's limit; they stay warm until the stack stops.
+Like Lambda, one invocation per environment, and a function scales out: when every environment is
+busy, the next invocation starts a new one (a cold start), up to the function's reserved concurrency
+(stack map `reserved_concurrency`); past it a synchronous or streamed invocation is throttled
+(TooManyRequestsException, 429 on the Function URL, counted as `Throttles`). Environments stay warm
+until the stack stops.
 
 Invocation types:
 - `invoke` (RequestResponse): the result, or `FunctionError` when the function failed.
@@ -50,17 +53,57 @@ from devstack.lambda_.runtime_api import RuntimeApi
 from devstack.stack import REPO_ROOT, SRC_ROOT, FunctionSpec, Stack
 from lib.tracing.header import TraceHeader
 
-SSE_BOOTSTRAP = REPO_ROOT / "docker" / "sse" / "bootstrap"
+SSE_DOCKERFILE = REPO_ROOT / "docker" / "sse" / "Dockerfile"
+# Where the image's files come from in this checkout (the Dockerfile's COPY lines): the process
+# runner starts the image's ENTRYPOINT with these paths, and the venv's Python for the image's.
+IMAGE_PATHS = {"/var/runtime/bootstrap": REPO_ROOT / "docker" / "sse" / "bootstrap", "python3": Path(sys.executable)}
 ASYNC_RETRIES = 2  # Lambda retries a failed asynchronous invocation twice
 DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; the local stack keeps the order, not the wait
-DEFAULT_MAX_ENVIRONMENTS = {"sse_streaming": 8, "analysis": 3}
+# How many environments the local stack starts for a function WITHOUT reserved concurrency (the
+# machine's means, not AWS's: such a function draws on the account's pool, 1,000 by default, which no
+# local run reaches). Past it, invocations wait for a free environment. A function with reserved
+# concurrency in the stack map scales to exactly that, and is throttled past it.
+DEFAULT_MAX_ENVIRONMENTS = {"analysis": 3}
+UNRESERVED_MAX_ENVIRONMENTS = 2
+THROTTLES_NAMESPACE = "AWS/Lambda"  # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
 PROCESS_STOP_TIMEOUT_S = 3.0
 
-__all__ = ["FunctionUnavailableError", "InvocationRecord", "LambdaService", "StreamingCall", "code_present"]
+__all__ = ["FunctionUnavailableError", "InvocationRecord", "LambdaService", "StreamingCall", "ThrottledReply",
+           "TooManyRequestsException",
+           "code_present", "image_entrypoint", "runtime_command"]
 
 
 class FunctionUnavailableError(RuntimeError):
     """The function's code is not in this checkout (or its runtime could not start)."""
+
+
+class TooManyRequestsException(RuntimeError):
+    """Lambda's throttle: the function is at its reserved concurrency (every environment busy, none may start).
+
+    Lambda answers a synchronous invocation (Invoke, a Function URL) past the function's reserved
+    concurrency with HTTP 429 `TooManyRequestsException`, reason
+    `ReservedFunctionConcurrentInvocationLimitExceeded`, and counts it in the function's `Throttles`
+    metric: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html (Errors),
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html,
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html (`Throttles`).
+    An Event invocation is not refused: Lambda keeps the event and retries it
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+    """
+
+    status = 429
+    error_type = "TooManyRequestsException"
+    reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+    def __init__(self, function: str, reserved: int):
+        super().__init__(f"{function}: Rate Exceeded. (reserved concurrency {reserved} in use)")
+        self.function = function
+        self.reserved = reserved
+
+    def body(self) -> dict[str, str]:
+        """The error body, in the shape of the Invoke API's TooManyRequestsException (Type, message,
+        Reason). AWS documents the 429 for a Function URL but not its body: the Invoke API's shape is the
+        conservative reading."""
+        return {"Type": "User", "message": "Rate Exceeded.", "Reason": self.reason}
 
 
 @dataclass
@@ -91,13 +134,38 @@ def code_present(spec: FunctionSpec) -> bool:
     finally:
         if added:
             sys.path.remove(str(SRC_ROOT))
-    return found and (spec.package != "image" or SSE_BOOTSTRAP.is_file())
+    return found and (spec.package != "image" or all(Path(part).is_file() for part in image_entrypoint()))
+
+
+def image_entrypoint(dockerfile: Path = SSE_DOCKERFILE) -> list[str]:
+    """The image's ENTRYPOINT (its exec form, a JSON array: the only form Lambda documents for a custom
+    image), each image path mapped to this checkout's file (IMAGE_PATHS).
+
+    Example:
+        >>> image_entrypoint()[1].endswith("docker/sse/bootstrap")
+        True
+    """
+    entrypoints = [line.split(None, 1)[1] for line in dockerfile.read_text().splitlines()
+                   if line.strip().upper().startswith("ENTRYPOINT ")]
+    if not entrypoints:
+        raise ValueError(f"{dockerfile}: no ENTRYPOINT")
+    entrypoint = json.loads(entrypoints[-1])  # the last one is the image's
+    if not isinstance(entrypoint, list) or not all(isinstance(part, str) for part in entrypoint):
+        raise ValueError(f"{dockerfile}: ENTRYPOINT must be a JSON array of strings (exec form)")
+    return [str(IMAGE_PATHS.get(part, part)) for part in entrypoint]
 
 
 def runtime_command(spec: FunctionSpec) -> list[str]:
-    """The function's runtime: the image's bootstrap, or AWS's runtime interface client for a zip."""
-    if spec.package == "image":  # the Dockerfile's ENTRYPOINT, then the image command: the handler
-        return [sys.executable, str(SSE_BOOTSTRAP), spec.handler]
+    """The function's runtime, started as Lambda starts it.
+
+    An image function: the image's ENTRYPOINT followed by the image command, which Terraform sets to
+    the stack map's handler (`image_config.command`); Lambda passes it as argv and sets no `_HANDLER`
+    (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html,
+    https://docs.aws.amazon.com/lambda/latest/api/API_ImageConfig.html). A zip function: AWS's
+    runtime interface client with the handler, as the managed Python runtime runs it.
+    """
+    if spec.package == "image":
+        return [*image_entrypoint(), spec.handler]
     return [sys.executable, "-m", "awslambdaric", spec.handler]
 
 
@@ -112,10 +180,11 @@ class _Pool:
     spec: FunctionSpec
     runtime: RuntimeApi
     environment: dict[str, str]
-    max_environments: int
+    max_environments: int  # the reserved concurrency, or the local cap of an unreserved function
     processes: list[RuntimeProcess] = field(default_factory=list)
     in_flight: int = 0
     crashes: int = 0
+    throttles: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -153,7 +222,9 @@ class LambdaService:
                 "PYTHONUNBUFFERED": "1", **(worker_env or {}),
                 **lambda_environment(spec, resolved, daemon_address),
             }
-            self._pools[key] = _Pool(spec, RuntimeApi(spec, daemon_address), environment, limits.get(key, 2))
+            limit = spec.reserved_concurrency if spec.reserved_concurrency is not None \
+                else limits.get(key, UNRESERVED_MAX_ENVIRONMENTS)
+            self._pools[key] = _Pool(spec, RuntimeApi(spec, daemon_address), environment, limit)
 
     # lifecycle -----------------------------------------------------------------------------------
     def start(self, warm: tuple[str, ...] = ()) -> LambdaService:
@@ -206,11 +277,16 @@ class LambdaService:
 
     # invocation ----------------------------------------------------------------------------------
     def invoke(self, key: str, event: Any, upstream: TraceHeader | None = None,
-               upstream_segment_written: bool = False, attempt: int = 1) -> tuple[Any, Invocation]:
-        """RequestResponse: the parsed result, or FunctionError (the `Invoke` protocol of sns_delivery)."""
+               upstream_segment_written: bool = False, attempt: int = 1,
+               asynchronous: bool = False) -> tuple[Any, Invocation]:
+        """RequestResponse: the parsed result, or FunctionError (the `Invoke` protocol of sns_delivery).
+
+        TooManyRequestsException when the function is at its reserved concurrency. `asynchronous`: an
+        Event invocation's attempt, which waits for a free environment instead (Lambda queues the event).
+        """
         self.require(key)
         pool = self._pools[key]
-        cold = self._acquire(pool)
+        cold = self._acquire(pool, throttle=not asynchronous)
         started = time.monotonic()
         try:
             call = pool.runtime.invoke(event, upstream=upstream, upstream_segment_written=upstream_segment_written)
@@ -234,7 +310,7 @@ class LambdaService:
             if attempt > 1:
                 time.sleep(self.retry_delays_s[min(attempt - 2, len(self.retry_delays_s) - 1)])
             try:
-                return self.invoke(key, event, upstream, upstream_segment_written, attempt)
+                return self.invoke(key, event, upstream, upstream_segment_written, attempt, asynchronous=True)
             except FunctionError as error:
                 if error.invocation is None:  # the runtime was stopped under it: no retry, no dead letter
                     raise
@@ -280,10 +356,12 @@ class LambdaService:
         return True
 
     def stream(self, key: str, event: Any, upstream: TraceHeader | None) -> StreamingCall:
-        """RESPONSE_STREAM: the environment is held until the stream ends or `close()` is called."""
+        """RESPONSE_STREAM: the environment is held until the invocation ends (the function returns or
+        times out; a caller's `close()` does not end it). TooManyRequestsException past the function's
+        reserved concurrency: the Function URL answers 429 (`throttle_reply`)."""
         self.require(key)
         pool = self._pools[key]
-        cold = self._acquire(pool)
+        cold = self._acquire(pool, throttle=True)
         started = time.monotonic()
         call = pool.runtime.invoke(event, upstream=upstream)
         with self._records_lock:
@@ -310,8 +388,19 @@ class LambdaService:
             time.sleep(0.05)  # let `finished` run
 
     # environments --------------------------------------------------------------------------------
-    def _acquire(self, pool: _Pool) -> bool:
+    def throttles(self, key: str) -> int:
+        """How many invocations of the function were throttled (its `Throttles` metric, summed)."""
+        pool = self._pools.get(key)
+        return 0 if pool is None else pool.throttles
+
+    def _acquire(self, pool: _Pool, throttle: bool) -> bool:
         """Count one invocation in flight; start one more environment when every one is busy. True: cold.
+
+        One invocation per execution environment
+        (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html). A function with reserved
+        concurrency never runs more at once: past it a synchronous invocation (`throttle`) is refused
+        with TooManyRequestsException and counted in `Throttles`; an Event invocation waits for an
+        environment, as Lambda's event queue holds it.
 
         A runtime process that exited is dropped first (Lambda replaces a crashed environment); when
         even a fresh one cannot start, the caller gets FunctionUnavailableError with its last output.
@@ -326,15 +415,31 @@ class LambdaService:
                 raise FunctionUnavailableError(
                     f"{pool.spec.key}: its runtime keeps exiting: {' | '.join(list(dead[-1].output)[-3:])[:500]}")
             pool.crashes += len(dead)
-            pool.in_flight += 1
-            if pool.in_flight > len(pool.processes) and len(pool.processes) < pool.max_environments:
-                self._spawn_locked(pool)
-                return True
-            return False
+            reserved = pool.spec.reserved_concurrency
+            throttled = throttle and reserved is not None and pool.in_flight >= reserved
+            if throttled:
+                pool.throttles += 1
+            else:
+                pool.in_flight += 1
+                if pool.in_flight > len(pool.processes) and len(pool.processes) < pool.max_environments:
+                    self._spawn_locked(pool)
+                    return True
+                return False
+        self._count_throttle(pool)  # outside the lock: a CloudWatch call
+        raise TooManyRequestsException(pool.spec.name, pool.max_environments)
 
     def _release(self, pool: _Pool) -> None:
         with pool.lock:
             pool.in_flight -= 1
+
+    def _count_throttle(self, pool: _Pool) -> None:
+        """The throttle as Lambda reports it: a `Throttles` datum (AWS/Lambda, per FunctionName) on the
+        stack's CloudWatch, and a console line."""
+        boto3.client("cloudwatch").put_metric_data(Namespace=THROTTLES_NAMESPACE, MetricData=[{
+            "MetricName": "Throttles", "Dimensions": [{"Name": "FunctionName", "Value": pool.spec.name}],
+            "Value": 1.0, "Unit": "Count"}])
+        self.console.event("throttle", pool.spec.key, outcome="429 TooManyRequestsException",
+                           detail=f"reserved concurrency {pool.spec.reserved_concurrency} in use")
 
     def _spawn_locked(self, pool: _Pool) -> None:
         process = RuntimeProcess(pool.runtime, runtime_command(pool.spec), pool.environment).start()
@@ -379,6 +484,30 @@ class LambdaService:
         with self._records_lock:
             self.dead_letters.append({"function": key, "queue": queue, "trace_id": trace, "error": error.error_type})
         self.console.event("dlq", key, trace=trace, outcome=error.error_type, detail=f"event sent to {queue}")
+
+
+class ThrottledReply:
+    """The Function URL's answer to a throttled invocation: 429, `x-amzn-ErrorType: TooManyRequestsException`,
+    the error as JSON (TooManyRequestsException.body); shaped as the edge relays a stream (StreamingReply).
+
+    Example:
+        >>> reply = ThrottledReply(TooManyRequestsException("fn", 2))
+        >>> reply.status, json.loads(b"".join(reply.chunks()))["Reason"]
+        (429, 'ReservedFunctionConcurrentInvocationLimitExceeded')
+    """
+
+    def __init__(self, error: TooManyRequestsException):
+        self.error = error
+        self.status = error.status
+        self._body = json.dumps(error.body()).encode()
+        self.headers = [("content-type", "application/json"), ("x-amzn-ErrorType", error.error_type),
+                        ("content-length", str(len(self._body)))]
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self._body
+
+    def close(self) -> None:
+        """Nothing to release: no environment was taken."""
 
 
 class StreamingCall:

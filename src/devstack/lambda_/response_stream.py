@@ -36,13 +36,14 @@ class FunctionError(Exception):
     """The function failed an invocation (what Lambda reports as `X-Amz-Function-Error`)."""
 
     def __init__(self, function: str, error_type: str, message: str, invocation: Invocation | None,
-                 body: Mapping[str, Any] | None = None):
+                 body: Mapping[str, Any] | None = None, xray_cause: Mapping[str, Any] | None = None):
         super().__init__(f"{function}: {error_type}: {message}")
         self.function = function
         self.error_type = error_type
         self.message = message
         self.invocation = invocation
         self.body = dict(body or {})
+        self.xray_cause = xray_cause  # the runtime's `Lambda-Runtime-Function-XRay-Error-Cause`, if it sent one
 
 
 class ResponseNotReadyError(TimeoutError):
@@ -51,15 +52,6 @@ class ResponseNotReadyError(TimeoutError):
 
 class ProtocolError(ValueError):
     """The runtime broke the Runtime API protocol (bad chunking, bad prelude, bad JSON)."""
-
-
-_ERROR_CLASSES: dict[str, type[Exception]] = {}
-
-
-def _as_exception(error: FunctionError) -> Exception:
-    """An exception named like the function's error type, for the facade's `cause` (Invocation.finish)."""
-    kind = _ERROR_CLASSES.setdefault(error.error_type, type(error.error_type, (Exception,), {}))
-    return kind(error.message)
 
 
 class ResponseStream:
@@ -119,7 +111,7 @@ class ResponseStream:
             if error is None and self.mode == "buffered":
                 self._prelude_from_buffered_response()
             self._cv.notify_all()
-        self.invocation.finish(None if error is None else _as_exception(error), status=200)
+        self.invocation.finish(failed=error is not None, cause=None if error is None else error.xray_cause)
         return True
 
     def _find_prelude(self) -> None:

@@ -45,7 +45,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from devstack.aws.moto_server import REGION
-from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, SamplingRule
+from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, SamplingRule, xray_cause
 from devstack.lambda_.response_stream import (
     TIMEOUT_GRACE_S,
     FunctionError,
@@ -65,6 +65,7 @@ from devstack.lambda_.wire import (
     RESPONSE_MODE_HEADER,
     STREAMING_MODE,
     TRACE_ID_HEADER,
+    XRAY_ERROR_CAUSE_HEADER,
 )
 from devstack.loopback import LoopbackServer
 from devstack.stack import FunctionSpec
@@ -334,7 +335,8 @@ class RuntimeApi:
         error_type = request.headers.get(ERROR_TYPE_HEADER) or str(body.get("errorType", "Unhandled"))
         self._reply(request, 202)
         self._end(call, FunctionError(self.function.name, error_type,
-                                      truncate_message(str(body.get("errorMessage", ""))), call.invocation, body))
+                                      truncate_message(str(body.get("errorMessage", ""))), call.invocation, body,
+                                      xray_cause(request.headers.get(XRAY_ERROR_CAUSE_HEADER))))
 
     def _init_error(self, request: BaseHTTPRequestHandler) -> None:
         body = self._json_body(request)

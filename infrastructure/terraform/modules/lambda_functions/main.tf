@@ -132,7 +132,8 @@ resource "aws_lambda_function" "this" {
   source_code_hash = lookup(local.zip_hashes, each.key, null)
   image_uri        = lookup(local.image_uris, each.key, null)
 
-  reserved_concurrent_executions = lookup(var.reserved_concurrency, each.key, -1)
+  # The stack map's value (the devstack's cap too), overridden per environment by var.reserved_concurrency.
+  reserved_concurrent_executions = lookup(var.reserved_concurrency, each.key, coalesce(each.value.reserved_concurrency, -1))
 
   # Every apply that changes code or configuration publishes a version; the alias below moves to it.
   publish = true

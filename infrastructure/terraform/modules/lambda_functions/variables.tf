@@ -29,7 +29,7 @@ variable "name_prefix" {
 }
 
 variable "functions" {
-  description = "The stack map's functions: handler, package (zip|image), memory, timeout, trigger, env (with table:/topic:/queue:/secret: references), DLQ and IAM needs."
+  description = "The stack map's functions: handler, package (zip|image), memory, timeout, reserved concurrency (optional), trigger, env (with table:/topic:/queue:/secret: references), DLQ and IAM needs."
   type = map(object({
     handler   = string
     package   = string
@@ -41,8 +41,9 @@ variable "functions" {
       topic       = optional(string)
       invoke_mode = optional(string)
     })
-    dead_letter_queue = optional(string)
-    env               = map(string)
+    dead_letter_queue    = optional(string)
+    reserved_concurrency = optional(number)
+    env                  = map(string)
     iam = object({
       dynamodb = optional(map(object({
         actions      = list(string)
@@ -75,6 +76,11 @@ variable "functions" {
   validation {
     condition     = alltrue([for f in values(var.functions) : contains(["zip", "image"], f.package)])
     error_message = "package must be zip or image."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.reserved_concurrency == null ? true : f.reserved_concurrency >= 0 && f.reserved_concurrency <= 1000])
+    error_message = "A function's reserved_concurrency in the stack map must be 0..1000 (leave it out for unreserved)."
   }
 
   validation {
@@ -151,7 +157,7 @@ variable "sse_image_digest" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency by function key (-1 or absent: unreserved)."
+  description = "Reserved concurrency by function key, overriding the stack map's reserved_concurrency (-1: unreserved; absent: the map's value, else unreserved)."
   type        = map(number)
   default     = {}
 

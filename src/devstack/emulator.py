@@ -219,7 +219,7 @@ class Emulator:
         if mode != "process":
             self.console.line("SSE function: preparing its container image (a docker engine, the cached build) ...")
             try:
-                image = ContainerImage.prepare()
+                image = ContainerImage.prepare(install=mode == "container")
             except ContainerUnavailable as why:
                 if mode == "container":
                     raise EmulatorStartError(f"--sse-runtime container: {why}") from why

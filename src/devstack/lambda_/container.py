@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,9 +81,14 @@ class ContainerImage:
     how: str  # one line for the console: engine, base, size
 
     @classmethod
-    def prepare(cls, tag: str = IMAGE_TAG) -> ContainerImage:
-        """Start (or find) a docker engine and build the image from the committed Dockerfile (cached)."""
+    def prepare(cls, tag: str = IMAGE_TAG, install: bool = False) -> ContainerImage:
+        """Start (or find) a docker engine and build the image from the committed Dockerfile (cached).
+        Without `install`, a machine with no docker at all is told so rather than given one by apt."""
         sse_image, docker_engine = scripts_module("sse_image"), scripts_module("docker_engine")
+        if not install and not os.environ.get("DOCKER_HOST") and not (shutil.which("docker") and
+                                                                      shutil.which("dockerd")):
+            raise ContainerUnavailable("docker is not installed (apt-get install docker.io; "
+                                       "--sse-runtime container installs it)")
         try:
             engine = docker_engine.Engine.start(sse_image.cache_dir() / "engine")
         except (docker_engine.EngineUnavailable, FileNotFoundError) as why:

@@ -25,7 +25,14 @@ import boto3
 
 from devstack.aws.moto_server import AWS_ENV, REGION
 from devstack.console import Console
-from devstack.emulator import DEFAULT_SCHEDULES_S, Emulator, EmulatorOptions, EmulatorStartError, running_emulator
+from devstack.emulator import (
+    DEFAULT_SCHEDULES_S,
+    SSE_RUNTIMES,
+    Emulator,
+    EmulatorOptions,
+    EmulatorStartError,
+    running_emulator,
+)
 from devstack.loopback import PortInUseError
 from devstack.xray.pipeline import devstack_dir
 from devstack.xray.trace_reader import read_traces, recent_trace_ids, render
@@ -51,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--port", type=int, default=port, help=f"gateway port (default {port}; 0: a free one)")
         command.add_argument("--dir", type=Path, default=None,
                              help="state directory (default $DEVSTACK_DIR or .devstack)")
+        command.add_argument("--sse-runtime", choices=SSE_RUNTIMES, default="auto",
+                             help="the SSE function as its container image (needs a docker engine), as a "
+                                  "process, or auto: the container when an engine can run (default auto)")
 
     up = commands.add_parser("up", help="run the local stack until Ctrl-C")
     stack_options(up, 8000)
@@ -90,7 +100,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     console = Console()
     options = EmulatorOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir(),
                            schedules_s={**DEFAULT_SCHEDULES_S, **dict(args.schedule)},
-                           feed_interval_s=args.feed_interval)
+                           feed_interval_s=args.feed_interval, sse_runtime=args.sse_runtime)
     running = running_emulator(options.directory)
     if running is not None:
         console.line(f"error: a local stack is already running from {options.directory} (pid {running['pid']}, "
@@ -139,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"error: a local stack is already running from {directory} (pid {running['pid']}, {running['gateway']}):"
               " stop it first, or give the demo its own --dir", file=sys.stderr)
         return 2
-    options = EmulatorOptions(host=args.host, port=args.port, directory=directory)
+    options = EmulatorOptions(host=args.host, port=args.port, directory=directory, sse_runtime=args.sse_runtime)
     try:
         return run_demo(options, faults=args.faults, hold=_wait_for_interrupt if args.hold else None)
     except (PortInUseError, EmulatorStartError) as error:

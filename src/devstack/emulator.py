@@ -36,6 +36,7 @@ from devstack.edge.cloudfront import BufferedReply, CloudFrontEdge, EdgeRequest,
 from devstack.edge.origin_access import FORBIDDEN_BODY, FORBIDDEN_HEADERS, OriginAccess
 from devstack.fakes.news_sources import FakeNewsServer
 from devstack.fakes.sendgrid_sink import SendGridSink
+from devstack.lambda_.container import ContainerImage, ContainerRuntime, ContainerUnavailable
 from devstack.lambda_.events import function_url_event
 from devstack.lambda_.invoke_api import LambdaInvokeApi
 from devstack.lambda_.lambda_service import LambdaService, StreamingCall, ThrottledReply, TooManyRequestsException
@@ -50,6 +51,7 @@ FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
 # Not "stack.json": in this project "stack" means the stack map (infrastructure/terraform/stack.json).
 STATE_FILE = "emulator.json"
 DEFAULT_SCHEDULES_S = {"ingestion": 60.0, "metrics": 60.0, "canary": 300.0}
+SSE_RUNTIMES = ("auto", "container", "process")  # how the SSE function runs: see Emulator._sse_runners
 
 
 @dataclass
@@ -64,6 +66,7 @@ class EmulatorOptions:
     retry_delays_s: tuple[float, ...] = (1.0, 2.0)
     warm: tuple[str, ...] = ("ingestion", "analysis", "dashboard", "notification")
     env_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    sse_runtime: str = "auto"  # container: its image (needs a docker engine); process: its bootstrap; auto: either
 
 
 class EmulatorStartError(RuntimeError):
@@ -174,6 +177,7 @@ class Emulator:
         self.functions = LambdaService(
             self.stack, self.resources, self.pipeline.daemon.address, self.moto.endpoint, overrides,
             directory / "logs", self.console, options.retry_delays_s, worker_env=worker_env,
+            runners=self._sse_runners(),
         )
         self._exit.callback(self.functions.stop)
         self.invoke_api.service = self.functions
@@ -221,6 +225,35 @@ class Emulator:
         return self.gateway.url
 
     # wiring --------------------------------------------------------------------------------------
+    def _sse_runners(self) -> dict[str, Any]:
+        """The SSE function as its container image when a docker engine can run here (`auto`, `container`),
+        else as a process running its bootstrap (`auto` without an engine, `process`). Says which."""
+        mode = self.options.sse_runtime
+        if mode not in SSE_RUNTIMES:
+            raise EmulatorStartError(f"--sse-runtime {mode!r}: one of {', '.join(SSE_RUNTIMES)}")
+        image: ContainerImage | None = None
+        if mode != "process":
+            self.console.line("SSE function: preparing its container image (a docker engine, the cached build) ...")
+            try:
+                image = ContainerImage.prepare(install=mode == "container")
+            except ContainerUnavailable as why:
+                if mode == "container":
+                    raise EmulatorStartError(f"--sse-runtime container: {why}") from why
+                self.sse_runtime = f"process (docker/sse/bootstrap; no container: {str(why)[:300]})"
+        if image is None:
+            if mode == "process":
+                self.sse_runtime = "process (docker/sse/bootstrap, as chosen with --sse-runtime process)"
+            self.console.line(f"SSE function runs as a {self.sse_runtime}")
+            self.notes.append(f"SSE function: {self.sse_runtime}")
+            return {}
+        self._exit.callback(image.close)
+        self.sse_runtime = (f"container ({image.tag}: ENTRYPOINT {' '.join(image.entrypoint)} + the handler, "
+                            f"read-only root, /tmp, its extensions; {image.how})")
+        self.console.line(f"SSE function runs as a {self.sse_runtime}")
+        self.notes.append(f"SSE function: {self.sse_runtime}")
+        receiver = self.pipeline.receiver.endpoint
+        return {"sse_streaming": lambda runtime, env: ContainerRuntime(runtime, image, env, receiver)}
+
     def _env_overrides(self, collector_port: int) -> dict[str, dict[str, str]]:
         overrides: dict[str, dict[str, str]] = {key: dict(value) for key, value in self.options.env_overrides.items()}
         overrides.setdefault("ingestion", {}).update(self.news.environment())

@@ -31,7 +31,10 @@ SILENT_PATHS = ("circuit_breaker_load", "parallel_fetcher_aggregation", "circuit
 
 
 def devstack(*args: str, directory: Path) -> list[str]:
-    return [sys.executable, "-m", "devstack", *args, "--dir", str(directory)]
+    # The SSE function as a process here: the container path (an engine, the image build) is
+    # tests/integration/test_sse_container.py's, and these runs have minutes, not an image build, to spare.
+    runtime = ["--sse-runtime", "process"] if args[0] in ("up", "demo") else []
+    return [sys.executable, "-m", "devstack", *args, *runtime, "--dir", str(directory)]
 
 
 def child_env() -> dict[str, str]:

@@ -192,7 +192,8 @@ class LambdaService:
     def __init__(self, stack: Stack, resources: Resources, daemon_address: str, aws_endpoint: str,
                  env_overrides: Mapping[str, Mapping[str, str]] | None = None, log_dir: Path | None = None,
                  console: Console | None = None, retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
-                 max_environments: Mapping[str, int] | None = None, worker_env: Mapping[str, str] | None = None):
+                 max_environments: Mapping[str, int] | None = None, worker_env: Mapping[str, str] | None = None,
+                 runners: Mapping[str, Callable[[RuntimeApi, dict[str, str]], Any]] | None = None):
         self.stack = stack
         self.resources = resources
         self.daemon_address = daemon_address
@@ -206,6 +207,8 @@ class LambdaService:
         self._pending_cv = threading.Condition()
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
         self._streams: set[ResponseStream] = set()
+        # function key -> an execution environment other than a child process (lambda_.container)
+        self._runners = dict(runners or {})
         self._stopping = threading.Event()
         limits = {**DEFAULT_MAX_ENVIRONMENTS, **(max_environments or {})}
         self.available: dict[str, bool] = {}
@@ -442,7 +445,9 @@ class LambdaService:
                            detail=f"reserved concurrency {pool.spec.reserved_concurrency} in use")
 
     def _spawn_locked(self, pool: _Pool) -> None:
-        process = RuntimeProcess(pool.runtime, runtime_command(pool.spec), pool.environment).start()
+        runner = self._runners.get(pool.spec.key)
+        process = (runner(pool.runtime, pool.environment) if runner else
+                   RuntimeProcess(pool.runtime, runtime_command(pool.spec), pool.environment)).start()
         pool.processes.append(process)
 
     # bookkeeping ---------------------------------------------------------------------------------

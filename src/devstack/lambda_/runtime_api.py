@@ -21,6 +21,11 @@ going away: the function is not told (its writes go on succeeding) and it runs u
 times out. Several runtime processes may poll one RuntimeApi (one execution environment each, one
 invocation at a time: https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html).
 
+The same endpoint serves the Extensions API (`extensions_api`), as `AWS_LAMBDA_RUNTIME_API` does in
+Lambda. An environment that runs extensions (`container.ContainerRuntime`) gets an endpoint of its own
+(`open_environment`): same invocation queue, its own Extensions API, so INVOKE and SHUTDOWN reach
+the extensions of the environment whose runtime took the invocation, and no other.
+
 Example (not run: starts a runtime process):
     >>> with RuntimeApi(load_stack().function("sse_streaming"), daemon.address) as runtime:    # doctest: +SKIP
     ...     process = RuntimeProcess(runtime, [sys.executable, "docker/sse/bootstrap"], env).start()
@@ -45,6 +50,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from devstack.aws.moto_server import REGION
+from devstack.lambda_.extensions_api import ExtensionsApi
 from devstack.lambda_.invocation import ACCOUNT_ID, Invocation, SamplingRule, xray_cause
 from devstack.lambda_.response_stream import (
     TIMEOUT_GRACE_S,
@@ -136,6 +142,19 @@ class RuntimeStats:
     protocol_errors: int = 0
 
 
+class EnvironmentEndpoint:
+    """One execution environment's own address on a RuntimeApi: the shared invocation queue, its own
+    Extensions API. `AWS_LAMBDA_RUNTIME_API` for that environment is `address`."""
+
+    def __init__(self, server: LoopbackServer, extensions: ExtensionsApi):
+        self.server = server
+        self.extensions = extensions
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+
 class RuntimeApi:
     """The Runtime API of one execution environment (start it before the runtime process)."""
 
@@ -150,6 +169,14 @@ class RuntimeApi:
         self._calls: dict[str, ResponseStream] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._host = host
+        self.extensions = ExtensionsApi(function.name, function.handler)
+        self._environments: list[EnvironmentEndpoint] = []
+        self._server = LoopbackServer.http(host, port, self._handler(self.extensions), name="runtime-api",
+                                           server_class=_QuietServer)
+        self._watchdog = threading.Thread(target=self._watch_deadlines, name="runtime-api-deadlines", daemon=True)
+
+    def _handler(self, extensions: ExtensionsApi) -> type[BaseHTTPRequestHandler]:
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -159,18 +186,35 @@ class RuntimeApi:
                 log.debug(format, *args)
 
             def do_GET(self) -> None:
-                runtime._route(self, "GET")
+                runtime._route(self, "GET", extensions)
 
             def do_POST(self) -> None:
-                runtime._route(self, "POST")
+                runtime._route(self, "POST", extensions)
 
-        self._server = LoopbackServer.http(host, port, Handler, name="runtime-api", server_class=_QuietServer)
-        self._watchdog = threading.Thread(target=self._watch_deadlines, name="runtime-api-deadlines", daemon=True)
+        return Handler
 
     @property
     def address(self) -> str:
         """`AWS_LAMBDA_RUNTIME_API` for the runtime process (host:port)."""
         return self._server.address
+
+    def open_environment(self) -> EnvironmentEndpoint:
+        """A started endpoint of its own for one execution environment (close it with `close_environment`)."""
+        extensions = ExtensionsApi(self.function.name, self.function.handler)
+        server = LoopbackServer.http(self._host, 0, self._handler(extensions), name="runtime-api-environment",
+                                     server_class=_QuietServer)
+        endpoint = EnvironmentEndpoint(server, extensions)
+        with self._lock:
+            self._environments.append(endpoint)
+        server.start()
+        return endpoint
+
+    def close_environment(self, endpoint: EnvironmentEndpoint) -> None:
+        endpoint.extensions.stop()
+        endpoint.server.stop()
+        with self._lock:
+            if endpoint in self._environments:
+                self._environments.remove(endpoint)
 
     def start(self) -> RuntimeApi:
         self._server.start()
@@ -179,6 +223,11 @@ class RuntimeApi:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.extensions.stop()
+        with self._lock:
+            environments = list(self._environments)
+        for endpoint in environments:
+            self.close_environment(endpoint)
         self._server.stop()
         with self._lock:
             pending = [call for call in self._calls.values() if not call.completed]
@@ -217,14 +266,17 @@ class RuntimeApi:
         return call
 
     # -- HTTP --------------------------------------------------------------------------------------
-    def _route(self, request: BaseHTTPRequestHandler, method: str) -> None:
+    def _route(self, request: BaseHTTPRequestHandler, method: str, extensions: ExtensionsApi) -> None:
         path = request.path.split("?", 1)[0]
+        if extensions.handles(path):
+            extensions.route(request, method, path)
+            return
         if not path.startswith(API_PREFIX + "/"):
             self._reply(request, 404, {"errorType": "NotFound", "errorMessage": f"unknown path {path[:100]}"})
             return
         parts = path[len(API_PREFIX) + 1:].split("/")
         if method == "GET" and path == NEXT_PATH:
-            self._next(request)
+            self._next(request, extensions)
         elif method == "POST" and len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
             call = self._calls.get(parts[1])
             if call is None or call.delivered_at is None:
@@ -255,7 +307,7 @@ class RuntimeApi:
         request.end_headers()
         request.wfile.write(payload)
 
-    def _next(self, request: BaseHTTPRequestHandler) -> None:
+    def _next(self, request: BaseHTTPRequestHandler, extensions: ExtensionsApi) -> None:
         while not self._stopping.is_set():
             try:
                 call = self._queue.get(timeout=0.2)
@@ -269,12 +321,15 @@ class RuntimeApi:
                 continue
             invocation = call.invocation
             call.delivered_at = time.monotonic()
+            function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function.name}"
+            # The environment's extensions registered for INVOKE get the invocation as its runtime does.
+            extensions.invoke(invocation.request_id, invocation.deadline_ms, function_arn,
+                              invocation.trace_header.format())
             self._reply(request, 200, raw=call.event, headers={
                 REQUEST_ID_HEADER: invocation.request_id,
                 DEADLINE_HEADER: str(invocation.deadline_ms),
                 TRACE_ID_HEADER: invocation.trace_header.format(),
-                FUNCTION_ARN_HEADER:
-                    f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function.name}",
+                FUNCTION_ARN_HEADER: function_arn,
             })
             return
         request.close_connection = True

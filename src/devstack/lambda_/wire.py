@@ -42,6 +42,22 @@ HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 PRELUDE_DELIMITER = b"\x00" * 8  # between the JSON prelude (status, headers, cookies) and the body
 
 
+# The Extensions API, served on the same endpoint (AWS_LAMBDA_RUNTIME_API serves both):
+# https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html ("Extensions API reference").
+EXTENSION_API_PREFIX = "/2020-01-01/extension"
+EXTENSION_REGISTER_PATH = f"{EXTENSION_API_PREFIX}/register"
+EXTENSION_NEXT_PATH = f"{EXTENSION_API_PREFIX}/event/next"
+EXTENSION_INIT_ERROR_PATH = f"{EXTENSION_API_PREFIX}/init/error"
+EXTENSION_EXIT_ERROR_PATH = f"{EXTENSION_API_PREFIX}/exit/error"
+EXTENSION_NAME_HEADER = "Lambda-Extension-Name"  # on register: the extension's file name
+EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"  # in register's response; on every later request
+EXTENSION_EVENT_ID_HEADER = "Lambda-Extension-Event-Identifier"  # in event/next's response
+EXTENSION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"  # on init/error and exit/error
+EXTENSION_EVENTS = ("INVOKE", "SHUTDOWN")  # what an external extension may register for
+SHUTDOWN_REASONS = ("spindown", "timeout", "failure")
+TRACING_TYPE = "X-Amzn-Trace-Id"  # an INVOKE event's tracing.type
+
+
 def invocation_path(action: str, request_id: str | None = None) -> str:
     """`next`, or an invocation's `response` / `error` path."""
     if action == "next":

@@ -204,6 +204,37 @@ class LambdaService:
             collected = [line for process in pool.processes for line in process.output]
         return collected[-lines:]
 
+    def update_environment(self, key: str, changes: Mapping[str, str | None]) -> dict[str, str | None]:
+        """Set (None: remove) variables of one idle function's environment, as `UpdateFunctionConfiguration`
+        does: "Lambda provisions an instance of the function" with the new settings
+        (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateFunctionConfiguration.html), so its
+        environments (processes and Runtime API) are replaced and the next invocation is a cold start.
+        Returns the previous values: `update_environment(key, previous)` puts them back.
+
+        Example (not run: needs started runtimes):
+            >>> before = service.update_environment("dashboard", {"LOG_LEVEL": "DEBUG"})   # doctest: +SKIP
+            >>> service.update_environment("dashboard", before)                            # doctest: +SKIP
+        """
+        self.require(key)
+        pool = self._pools[key]
+        with pool.lock:
+            if pool.in_flight:
+                raise RuntimeError(f"{key}: {pool.in_flight} invocation(s) in flight; update its environment when idle")
+            previous = {name: pool.environment.get(name) for name in changes}
+            for name, value in changes.items():
+                if value is None:
+                    pool.environment.pop(name, None)
+                else:
+                    pool.environment[name] = value
+            # A new Runtime API too: a stopped runtime's pending `next` poll must not take the next event.
+            retired, pool.runtime = pool.runtime, RuntimeApi(pool.spec, self.daemon_address).start()
+            processes, pool.processes, pool.crashes = pool.processes, [], 0
+        for process in processes:
+            process.stop(PROCESS_STOP_TIMEOUT_S)
+        retired.stop()
+        self.console.event("config", key, detail="environment updated: " + ", ".join(sorted(changes)))
+        return previous
+
     # invocation ----------------------------------------------------------------------------------
     def invoke(self, key: str, event: Any, upstream: TraceHeader | None = None,
                upstream_segment_written: bool = False, attempt: int = 1) -> tuple[Any, Invocation]:

@@ -124,6 +124,31 @@ def test_the_collector_receiver_down_is_named_collector_or_exporter(canary: Cana
     assert delta(complete_before, probe_samples("ProbeTreeComplete", "stream")) == (2, 0.0)
 
 
+@pytest.mark.req("FR-066", "FR-074", "FR-075", "FR-050", "FR-020", "SC-014")
+def test_a_collector_exporting_to_the_wrong_region_is_named_collector_or_exporter(
+        canary: CanaryHarness, probe_targets: ProbeTargets) -> None:
+    """The quiet break: the collector accepts every span and exports it without an error, to another
+    region's X-Ray. Only the canary, reading its own region, sees the spans missing."""
+    complete_before = probe_samples("ProbeTreeComplete", "stream")
+    lost_before = probe_samples("ProbeTreeLost", "stream")
+    with probe_targets.misrouted_collector() as (endpoint, elsewhere):
+        first, second, alerts = faulted_run(canary, probe_targets,
+                                            {"sse_streaming": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint}})
+        trace_id = second["probes"]["stream"]["trace_id"]
+        exported = [json.loads(segment["Document"]).get("name")
+                    for trace in elsewhere.batch_get_traces(TraceIds=[trace_id])["Traces"]
+                    for segment in trace["Segments"]]
+    for result in (first, second):
+        assert result["checks"]["stream_probe"]["status"] == "failed"
+        assert result["checks"]["batch_probe"]["status"] == "healthy"
+        assert result["probes"]["stream"]["outcome"] == "partial"
+    assert_paged_naming(alerts, "stream_probe", "SSE spans missing: collector or exporter")
+    assert alerts[0].payload["probes"]["stream"]["missing"] == ["SSE spans missing: collector or exporter"]
+    assert delta(complete_before, probe_samples("ProbeTreeComplete", "stream")) == (2, 0.0)
+    assert delta(lost_before, probe_samples("ProbeTreeLost", "stream")) == (2, 0.0)  # partial, not lost
+    assert "sse.global_stream" in exported  # the spans were exported, to the other region
+
+
 @pytest.mark.req("FR-066", "FR-018")
 def test_a_wrong_probe_token_is_refused_and_named_not_a_trace_loss(canary: CanaryHarness,
                                                                    probe_targets: ProbeTargets) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,12 @@ def test_a_healthy_pipeline_finds_both_probe_trees_complete_and_pages_nobody(
     stream_trace = first["checks"]["stream_probe"]["detail"].split()[3]
     stream_tree = probe_targets.pipeline.tree(stream_trace, expect_at_least=4)
     assert stream_tree.find("## lambda_handler")[0].document["annotations"]["synthetic"] is True
+    # The Invoke API closed each relayed stream: the environment was released and the invocation recorded.
+    end = time.monotonic() + 5
+    while not [r for r in probe_targets.healthy.records if r.trace_id == stream_trace] and time.monotonic() < end:
+        time.sleep(0.05)
+    assert [(r.function, r.outcome) for r in probe_targets.healthy.records if r.trace_id == stream_trace] == \
+        [("sse_streaming", "streamed")]
 
 
 def assert_paged_naming(alerts: list[Any], check: str, words: str) -> None:

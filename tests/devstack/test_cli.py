@@ -21,6 +21,13 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.demo.canary_faults import (
+    COLLECTOR_DOWN_TITLE,
+    CONTROL_TITLE,
+    DAEMON_DOWN_TITLE,
+    DENIED_TITLE,
+    MISROUTED_TITLE,
+)
 from devstack.demo.news_alerts import MALFORMED_RECORD_TITLE, RETRIED_ALERT_TITLE
 from devstack.xray.trace_reader import build_tree, document_problems
 from lib.tracing.bounds import MAX_DOCUMENT_BYTES
@@ -77,7 +84,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     """`python -m devstack demo --faults`, once for the module (what `make demo ARGS=--faults` runs)."""
     directory = tmp_path_factory.mktemp("demo")
     result = subprocess.run(devstack("demo", "--faults", "--port", "0", directory=directory), env=child_env(),
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=330)
     return result, directory
 
 
@@ -116,6 +123,50 @@ def test_the_demo_shows_a_retried_alert_mailing_once_and_a_bad_record_skipped(
         checks = " | ".join(check["text"] for check in step["checks"] if check["ok"])
         assert [text for text in evidence if text not in checks] == [], checks
         assert f"PASS  {title}" in result.stdout
+
+
+def passed_checks(result: subprocess.CompletedProcess[str], directory: Path, title: str) -> str:
+    """The texts of the step's passed checks, once the step is shown to be in both reports and to pass."""
+    steps = {step["title"]: step for step in json.loads((directory / "demo-report.json").read_text())["steps"]}
+    assert title in steps, f"{title!r} not in {list(steps)}"
+    step = steps[title]
+    assert step["ok"] and step["error"] is None and step["trace_ids"], step
+    assert f"PASS  {title}" in result.stdout
+    return " | ".join(check["text"] for check in step["checks"] if check["ok"])
+
+
+@pytest.mark.req("FR-066", "FR-074", "FR-075", "FR-036", "FR-050", "FR-020", "SC-014")
+def test_the_demo_breaks_the_trace_pipeline_and_the_canary_names_each_break_within_two_runs(
+        demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Issue 17's steps: each break found by reading the canary's alert and probe metrics (never its
+    logs): the first failed run pages nobody, the second pages naming the missing part, the tree is
+    partial (not lost), and once restored the next run recovers; the healthy control stays green."""
+    result, directory = demo_run
+    named = {DAEMON_DOWN_TITLE: ("batch", "handler subsegment missing: daemon or IAM"),
+             COLLECTOR_DOWN_TITLE: ("stream", "SSE spans missing: collector or exporter"),
+             MISROUTED_TITLE: ("stream", "SSE spans missing: collector or exporter"),
+             DENIED_TITLE: ("batch", "handler subsegment missing: daemon or IAM")}
+    for title, (path, words) in named.items():
+        other = "stream" if path == "batch" else "batch"
+        checks = passed_checks(result, directory, title)
+        evidence = (f"run 1: {path}_probe failed, tree partial: ['{words}']",
+                    f"run 2: {path}_probe failed, tree partial: ['{words}']",
+                    f"run 2: {other}_probe healthy", "run 1 pages nobody (0 alert(s), FR-020)",
+                    "run 2 pages: 1 alert(s) on the canary's SNS topic", "consecutive_failures 2",
+                    f"names '{words}'", f"{path}: ProbeTreeComplete 0 of 2, ProbeTreeLost 0 of 2: partial, not lost",
+                    "restored: the next run is healthy and sends ['canary_recovery']")
+        assert [text for text in evidence if text not in checks] == [], (title, checks)
+    assert "sse.global_stream is there, not in us-east-1" in passed_checks(result, directory, MISROUTED_TITLE)
+    control = passed_checks(result, directory, CONTROL_TITLE)
+    evidence = ("run 1: healthy, probe trees {'batch': 'complete', 'stream': 'complete'}",
+                "run 2: healthy, probe trees {'batch': 'complete', 'stream': 'complete'}",
+                "0 alert(s) on the canary's SNS topic",
+                "batch: ProbeTreeComplete 2 of 2 (ratio 1), ProbeTreeLost 0 of 2",
+                "stream: ProbeTreeComplete 2 of 2 (ratio 1), ProbeTreeLost 0 of 2")
+    assert [text for text in evidence if text not in control] == [], control
+    step5 = passed_checks(result, directory, "5. canary run: batch and stream probe trees complete, X-Ray API "
+                                             "reachable, CloudWatch round trip")
+    assert "probe trees: {'batch': 'complete', 'stream': 'complete'}" in step5
 
 
 @pytest.mark.req("FR-010", "SC-008")

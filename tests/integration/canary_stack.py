@@ -8,7 +8,9 @@ Faults are set where production breaks, per function environment:
 - `PutTraceSegments` denied for the function's role: its daemon forwards with a client X-Ray refuses
   (AccessDeniedException), as the daemon in Lambda signs with the function's role;
 - the collector's OTLP receiver down: the SSE function's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is a
-  closed port.
+  closed port;
+- the collector exporting to the wrong region: that endpoint is a collector whose X-Ray is another
+  region's (devstack.xray.faults, as the daemon above).
 The Lambda service's own segments (AWS::Lambda, AWS::Lambda::Function) always reach X-Ray: in AWS the
 service writes them, not the function's daemon or role.
 """
@@ -20,7 +22,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +34,8 @@ from devstack.aws.resources import Resources
 from devstack.lambda_.invoke_api import LambdaInvokeApi
 from devstack.lambda_.lambda_service import LambdaService
 from devstack.stack import load_stack
-from devstack.xray.daemon import XRayDaemon
+from devstack.xray.faults import denied_daemon, misrouted_collector
 from devstack.xray.pipeline import TracePipeline
-from devstack.xray.segment_sink import SegmentSink
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -62,25 +63,13 @@ class ProbeTargets:
             self.api.service = self.healthy
             service.stop()
 
-    @contextmanager
-    def put_trace_segments_denied(self) -> Iterator[str]:
+    def put_trace_segments_denied(self) -> AbstractContextManager[str]:
         """A daemon whose PutTraceSegments X-Ray refuses; yields its address for a function's env."""
-        xray = self.pipeline.client("xray")
+        return denied_daemon(self.pipeline)
 
-        def deny(**_: Any) -> None:
-            raise xray.exceptions.from_code("AccessDeniedException")(
-                {"Error": {"Code": "AccessDeniedException",
-                           "Message": "not authorized to perform: xray:PutTraceSegments"},
-                 "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutTraceSegments")
-
-        xray.meta.events.register("before-parameter-build.xray.PutTraceSegments", deny)
-        sink = SegmentSink(xray).start()
-        daemon = XRayDaemon(sink).start()
-        try:
-            yield daemon.address
-        finally:
-            daemon.stop()
-            sink.stop()
+    def misrouted_collector(self) -> AbstractContextManager[tuple[str, Any]]:
+        """A collector exporting to X-Ray in another region; yields its endpoint and that region's X-Ray client."""
+        return misrouted_collector(self.pipeline)
 
 
 def _service(pipeline: TracePipeline, moto: MotoServer, resources: Resources,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,12 @@ def test_a_healthy_pipeline_finds_both_probe_trees_complete_and_pages_nobody(
     stream_trace = first["checks"]["stream_probe"]["detail"].split()[3]
     stream_tree = probe_targets.pipeline.tree(stream_trace, expect_at_least=4)
     assert stream_tree.find("## lambda_handler")[0].document["annotations"]["synthetic"] is True
+    # The Invoke API closed each relayed stream: the environment was released and the invocation recorded.
+    end = time.monotonic() + 5
+    while not [r for r in probe_targets.healthy.records if r.trace_id == stream_trace] and time.monotonic() < end:
+        time.sleep(0.05)
+    assert [(r.function, r.outcome) for r in probe_targets.healthy.records if r.trace_id == stream_trace] == \
+        [("sse_streaming", "streamed")]
 
 
 def assert_paged_naming(alerts: list[Any], check: str, words: str) -> None:
@@ -122,6 +129,31 @@ def test_the_collector_receiver_down_is_named_collector_or_exporter(canary: Cana
     assert second["checks"]["stream_probe"]["status"] == "failed"
     assert_paged_naming(alerts, "stream_probe", "SSE spans missing: collector or exporter")
     assert delta(complete_before, probe_samples("ProbeTreeComplete", "stream")) == (2, 0.0)
+
+
+@pytest.mark.req("FR-066", "FR-074", "FR-075", "FR-050", "FR-020", "SC-014")
+def test_a_collector_exporting_to_the_wrong_region_is_named_collector_or_exporter(
+        canary: CanaryHarness, probe_targets: ProbeTargets) -> None:
+    """The quiet break: the collector accepts every span and exports it without an error, to another
+    region's X-Ray. Only the canary, reading its own region, sees the spans missing."""
+    complete_before = probe_samples("ProbeTreeComplete", "stream")
+    lost_before = probe_samples("ProbeTreeLost", "stream")
+    with probe_targets.misrouted_collector() as (endpoint, elsewhere):
+        first, second, alerts = faulted_run(canary, probe_targets,
+                                            {"sse_streaming": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint}})
+        trace_id = second["probes"]["stream"]["trace_id"]
+        exported = [json.loads(segment["Document"]).get("name")
+                    for trace in elsewhere.batch_get_traces(TraceIds=[trace_id])["Traces"]
+                    for segment in trace["Segments"]]
+    for result in (first, second):
+        assert result["checks"]["stream_probe"]["status"] == "failed"
+        assert result["checks"]["batch_probe"]["status"] == "healthy"
+        assert result["probes"]["stream"]["outcome"] == "partial"
+    assert_paged_naming(alerts, "stream_probe", "SSE spans missing: collector or exporter")
+    assert alerts[0].payload["probes"]["stream"]["missing"] == ["SSE spans missing: collector or exporter"]
+    assert delta(complete_before, probe_samples("ProbeTreeComplete", "stream")) == (2, 0.0)
+    assert delta(lost_before, probe_samples("ProbeTreeLost", "stream")) == (2, 0.0)  # partial, not lost
+    assert "sse.global_stream" in exported  # the spans were exported, to the other region
 
 
 @pytest.mark.req("FR-066", "FR-018")

@@ -38,28 +38,31 @@ CLOCK_SLACK = dt.timedelta(minutes=5)
 
 
 def _datapoints(metric: str, function_name: str, statistic: str, since: dt.datetime | None,
-                per: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+                per: tuple[str, str] | None = None, namespace: str = APP_NAMESPACE) -> list[dict[str, Any]]:
     now = dt.datetime.now(dt.UTC)
     start = (since or now - DEFAULT_LOOKBACK) - CLOCK_SLACK
     dimensions: list[DimensionTypeDef] = [{"Name": "FunctionName", "Value": function_name}]
     if per is not None:
         dimensions.append({"Name": per[0], "Value": per[1]})
     stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace=APP_NAMESPACE, MetricName=metric, Dimensions=dimensions,
+        Namespace=namespace, MetricName=metric, Dimensions=dimensions,
         StartTime=start, EndTime=now + dt.timedelta(hours=1), Period=60, Statistics=[statistic])
     return list(stats["Datapoints"])
 
 
 def metric_sum(metric: str, function_name: str, since: dt.datetime | None = None,
-               per: tuple[str, str] | None = None) -> float:
+               per: tuple[str, str] | None = None, namespace: str = APP_NAMESPACE) -> float:
     """The sum of `metric` for the function (its physical name) since `since`; with `per` (a dimension
-    name and value, as `put_metric` takes it), of the datum published with that dimension as well."""
-    return float(sum(point["Sum"] for point in _datapoints(metric, function_name, "Sum", since, per)))
+    name and value, as `put_metric` takes it), of the datum published with that dimension as well.
+    `namespace`: another than the application's (the canary's, `lib.metrics.CANARY_NAMESPACE`)."""
+    return float(sum(point["Sum"] for point in _datapoints(metric, function_name, "Sum", since, per, namespace)))
 
 
-def metric_samples(metric: str, function_name: str, since: dt.datetime | None = None) -> int:
+def metric_samples(metric: str, function_name: str, since: dt.datetime | None = None,
+                   per: tuple[str, str] | None = None, namespace: str = APP_NAMESPACE) -> int:
     """How many values of `metric` the function put since `since` (a count of 0 is a value too)."""
-    return int(sum(point["SampleCount"] for point in _datapoints(metric, function_name, "SampleCount", since)))
+    return int(sum(point["SampleCount"]
+                   for point in _datapoints(metric, function_name, "SampleCount", since, per, namespace)))
 
 
 def metric_dimensions(metric: str) -> list[list[dict[str, str]]]:

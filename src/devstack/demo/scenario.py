@@ -40,6 +40,7 @@ import requests
 from devstack.aws.cloudwatch import metric_sum
 from devstack.aws.fault_gate import FaultRule
 from devstack.console import Console
+from devstack.demo.canary_faults import run_canary_faults
 from devstack.demo.news_alerts import NEWS_ALERT_STEPS
 from devstack.demo.report import (
     REPORT_FILE,
@@ -298,10 +299,13 @@ class Demo:
                          "DynamoDB and CloudWatch calls are subsegments (FR-003, FR-004)")
 
     def canary(self) -> None:
-        with self.step("5. canary run: X-Ray and CloudWatch round trips", ("canary",)) as report:
+        with self.step("5. canary run: batch and stream probe trees complete, X-Ray API reachable, CloudWatch "
+                       "round trip", ("canary", "dashboard", "sse_streaming")) as report:
             result, trace_id = self._scheduled("canary")
             report.check(result.get("health") == "healthy",
                          f"canary health {result.get('health')}, failed checks {result.get('failed_checks')}")
+            outcomes = {path: probe.get("outcome") for path, probe in result.get("probes", {}).items()}
+            report.check(outcomes == {"batch": "complete", "stream": "complete"}, f"probe trees: {outcomes}")
             self.tree(report, "canary", trace_id, expect_at_least=3)
 
     def silent_paths(self) -> None:
@@ -437,6 +441,7 @@ def run_demo(options: EmulatorOptions, faults: bool = False, console: Console | 
             demo.dead_letter()
             for news_alert_step in NEWS_ALERT_STEPS:  # 6.9, 6.10: devstack.demo.news_alerts
                 news_alert_step(demo)
+            run_canary_faults(demo)  # 6.11-6.15: devstack.demo.canary_faults
         if not stack.functions.wait_streams(STREAM_END_WAIT_S):
             console.line("warning: a stream is still open; its trace lacks its facade segments until it ends")
         summary = demo.summary()

@@ -108,10 +108,13 @@ class LambdaInvokeApi:
                                   {"X-Amz-Function-Error": "Unhandled"})
             return self._json(request, 200, result, {})
         call = service.stream(key, event, upstream)
-        prelude = json.dumps({"statusCode": call.status, "headers": dict(call.headers), "cookies": []}).encode()
-        messages = [event_message("PayloadChunk", prelude + PRELUDE_DELIMITER)]
-        messages += [event_message("PayloadChunk", chunk) for chunk in call.chunks()]
-        call.wait()
+        try:
+            prelude = json.dumps({"statusCode": call.status, "headers": dict(call.headers), "cookies": []}).encode()
+            messages = [event_message("PayloadChunk", prelude + PRELUDE_DELIMITER)]
+            messages += [event_message("PayloadChunk", chunk) for chunk in call.chunks()]
+            call.wait()
+        finally:
+            call.close()  # the relay is done: the service releases the environment and records the invocation
         failed = call.error
         complete: dict[str, str] = {} if failed is None else {"ErrorCode": failed.error_type,
                                                               "ErrorDetails": failed.message}

@@ -278,6 +278,44 @@ class LambdaService:
             collected = [line for process in pool.processes for line in process.output]
         return collected[-lines:]
 
+    def update_environment(self, key: str, changes: Mapping[str, str | None],
+                           idle_timeout_s: float = 30.0) -> dict[str, str | None]:
+        """Set (None: remove) variables of one function's environment once it is idle, as
+        `UpdateFunctionConfiguration` does: "Lambda provisions an instance of the function" with the new
+        settings (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateFunctionConfiguration.html), so
+        its environments (processes and Runtime API) are replaced and the next invocation is a cold start.
+        Returns the previous values: `update_environment(key, previous)` puts them back.
+
+        Example (not run: needs started runtimes):
+            >>> before = service.update_environment("dashboard", {"LOG_LEVEL": "DEBUG"})   # doctest: +SKIP
+            >>> service.update_environment("dashboard", before)                            # doctest: +SKIP
+        """
+        self.require(key)
+        pool = self._pools[key]
+        end = time.monotonic() + idle_timeout_s
+        while True:  # invocations in flight end on the environments they have
+            with pool.lock:
+                if not pool.in_flight:
+                    previous = {name: pool.environment.get(name) for name in changes}
+                    for name, value in changes.items():
+                        if value is None:
+                            pool.environment.pop(name, None)
+                        else:
+                            pool.environment[name] = value
+                    # A new Runtime API too: a stopped runtime's pending `next` poll must not take an event.
+                    retired, pool.runtime = pool.runtime, RuntimeApi(pool.spec, self.daemon_address).start()
+                    processes, pool.processes, pool.crashes = pool.processes, [], 0
+                    break
+                busy = pool.in_flight
+            if time.monotonic() > end:
+                raise TimeoutError(f"{key}: still {busy} invocation(s) in flight after {idle_timeout_s:g} s")
+            time.sleep(0.05)
+        for process in processes:
+            process.stop(PROCESS_STOP_TIMEOUT_S)
+        retired.stop()
+        self.console.event("config", key, detail="environment updated: " + ", ".join(sorted(changes)))
+        return previous
+
     # invocation ----------------------------------------------------------------------------------
     def invoke(self, key: str, event: Any, upstream: TraceHeader | None = None,
                upstream_segment_written: bool = False, attempt: int = 1,

@@ -223,8 +223,9 @@ class StreamProbe(EndToEndProbe):
         status = json.loads(head).get("statusCode") if found and head.startswith(b"{") else None
         if status != 200:
             return f"the SSE function answered {status!r} to the probe stream"
-        if b"event: deadline" not in body:
-            return "the probe stream ended without its deadline event"
+        # A probe stream ends itself at its short deadline with the final `reconnect` event (FR-090).
+        if b'event: reconnect\ndata: {"reason":"deadline"' not in body:
+            return "the probe stream ended without its final reconnect event (reason deadline)"
         return None
 
 

@@ -14,8 +14,8 @@ function's reserved concurrency, enforced by Lambda (429 past it), not by this c
 
 The canary's probe (`x-canary-probe: <token>`, any route but status): the token must equal the
 `token` of the secret CANARY_PROBE_SECRET_NAME (401 otherwise, or when probes are not configured);
-the handler subsegment is annotated `synthetic=true` and the stream ends after
-CANARY_STREAM_S (one poll cycle, its flush, the deadline event) instead of at the invocation's deadline.
+the handler subsegment is annotated `synthetic=true` and the stream ends after CANARY_STREAM_S (one
+poll cycle, its flush, the final `reconnect` event, reason deadline) instead of at the invocation's deadline.
 
 Example:
     >>> response = open_stream(function_url_event("GET", "/api/v2/stream"), context)   # doctest: +SKIP
@@ -153,7 +153,7 @@ def open_stream(event: Any, context: Any) -> StreamingResponse:
         mark_synthetic(tracer)  # on the handler subsegment: the trace is the canary's
     lease = acquire(context.aws_request_id)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
-    if request.canary_token is not None:  # authorised above: a short stream, then the deadline event
+    if request.canary_token is not None:  # authorised above: a short stream, ended as at a deadline
         deadline = min(deadline, time.monotonic() + settings.deadline_margin_s + CANARY_STREAM_S)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.index_settle_s)
     plan = StreamPlan(

@@ -267,10 +267,10 @@ def running_emulator(directory: Path | None = None) -> dict[str, Any] | None:
 class ApiGatewayBackend:
     """The gateway's `/api/v2/*` route: devstack.edge.api_gateway (REST proxy event, stage segment) → dashboard."""
 
-    def __init__(self, service: LambdaService, daemon_address: str):
+    def __init__(self, service: LambdaService, daemon_address: str, authorizer: Any = None):
         from devstack.edge.api_gateway import ApiGateway
 
-        self._api = ApiGateway(service.invoke, daemon_address)
+        self._api = ApiGateway(service.invoke, daemon_address, authorizer=authorizer)
 
     def handle(self, request: EdgeRequest) -> EdgeResponse:
         from devstack.edge.api_gateway import GatewayRequest
@@ -283,4 +283,8 @@ class ApiGatewayBackend:
 def _api_backend(stack: Emulator) -> ApiGatewayBackend | None:
     if not _module_present("devstack.edge.api_gateway") or not stack.functions.available.get("dashboard"):
         return None
-    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address)
+    from devstack.edge.cognito_authorizer import CognitoAuthorizer
+
+    pool = stack.seeded.auth.user_pool_id
+    authorizer = CognitoAuthorizer(pool, jwks_url=f"{stack.moto.endpoint}/{pool}/.well-known/jwks.json")
+    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address, authorizer)

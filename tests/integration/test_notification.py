@@ -60,7 +60,7 @@ class Notifications:
                     "SENDGRID_RETRY_DELAYS_S": "0.05,0.2", "SENDGRID_TIMEOUT_S": "1"}
 
     def rule(self, ticker: str, direction: Direction, threshold: float, email: str = RECIPIENT) -> AlertRule:
-        created, _ = self.alerts.create(ticker, direction, threshold, email, dt.datetime.now(dt.UTC))
+        created, _ = self.alerts.create(f"owner-{uuid.uuid4().hex}", ticker, direction, threshold, email, dt.datetime.now(dt.UTC))
         return created
 
     def message(self, score: float, ticker: str = "AAPL", **changes: Any) -> dict[str, Any]:
@@ -83,7 +83,7 @@ class Notifications:
 
     def clear(self) -> None:
         for rule in self.alerts.all():
-            self.alerts.delete(rule.alert_id)
+            self.alerts.delete(rule.owner, rule.alert_id)
         self.sink.clear()
 
 

@@ -211,3 +211,14 @@ variable "manage_api_gateway_account" {
   nullable    = false
   default     = true
 }
+
+variable "cognito_deletion_protection" {
+  description = "Protect the dashboard's Cognito user pool from deletion (turn off only for throwaway environments)."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = var.cognito_deletion_protection != null
+    error_message = "cognito_deletion_protection must be true or false."
+  }
+}

@@ -35,7 +35,9 @@ EXPECTED = {
         # idempotency: exactly the calls of Powertools' DynamoDBPersistenceLayer (lock, read, complete, release)
         "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]},
                      "idempotency": {"actions": ["GetItem", "PutItem", "UpdateItem", "DeleteItem"],
-                                     "resources": ["table"]}},
+                                     "resources": ["table"]},
+                     # lambdas/notification/quota.py: the daily email counters, one partition
+                     "state": {"actions": ["UpdateItem"], "resources": ["table"], "leading_keys": ["email-quota"]}},
         "secrets_read": ["sendgrid"], "metric_namespace": "app",
     },
     "metrics": {

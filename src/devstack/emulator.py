@@ -242,7 +242,8 @@ class Emulator:
 
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "gateway": self.gateway.url, "aws_endpoint": self.moto.endpoint,
-                 "started_at": time.time(), "segments": str(self.directory / "traces" / "segments.jsonl")}
+                 "started_at": time.time(), "segments": str(self.directory / "traces" / "segments.jsonl"),
+                 "cognito": {"user_pool_id": self.seeded.auth.user_pool_id, "client_id": self.seeded.auth.client_id}}
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def _remove_state(self) -> None:

@@ -377,6 +377,8 @@ BAD_INPUTS: dict[str, tuple[str, str, str, str | None, int, str]] = {
                                  "invalid_request"),
     "alerts: email 10 KB": ("POST", "/api/v2/alerts", "", rule(email=f"{KB10}@example.com"), 400, "invalid_request"),
     "alerts: ticker 10 KB": ("POST", "/api/v2/alerts", "", rule(ticker=KB10), 400, "invalid_request"),
+    "alerts: multipart without boundary": ("POST", "/api/v2/alerts", "", rule(), 400, "invalid_request"),
+    "delete: id with a non-ASCII character": ("DELETE", "/api/v2/alerts/%C2%84", "", None, 400, "invalid_request"),
     "alerts: ticker as number": ("POST", "/api/v2/alerts", "", rule(ticker=42), 400, "invalid_request"),
     "alerts: unknown ticker": ("POST", "/api/v2/alerts", "", rule(ticker="ZZZZ"), 404, "unknown_ticker"),
     "alerts: body over 16 KB": ("POST", "/api/v2/alerts", "", rule(email="a" * 17_000), 413, "payload_too_large"),
@@ -398,7 +400,8 @@ BAD_INPUTS: dict[str, tuple[str, str, str, str | None, int, str]] = {
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_gets_the_right_4xx_with_a_json_error_and_changes_nothing(dashboard: Dashboard, case: str) -> None:
     method, path, query, body, status, code = BAD_INPUTS[case]
-    response = dashboard.request(method, path, query, body, headers={"Content-Type": "application/json"})
+    content_type = "multipart/form-data" if "multipart" in case else "application/json"
+    response = dashboard.request(method, path, query, body, headers={"Content-Type": content_type})
 
     assert response.status == status, response.body[:500]
     error = response.json()

@@ -107,6 +107,17 @@ def _json(status: int, error: str, message: str) -> EdgeResponse:
     return EdgeResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
 
 
+# The distribution allows GET, HEAD, OPTIONS, PUT, PATCH, POST, DELETE; CloudFront answers any other
+# method 403 itself: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-403-invalid-method.html
+INVALID_METHOD_BODY = (b"<html><head><title>403 ERROR</title></head><body><h1>403 ERROR</h1>"
+                       b"<h2>The request could not be satisfied.</h2>This distribution is not configured to allow "
+                       b"the HTTP request method that was used for this request.</body></html>")
+
+
+def invalid_method() -> EdgeResponse:
+    return EdgeResponse(403, [("Content-Type", "text/html")], INVALID_METHOD_BODY)
+
+
 class CloudFrontEdge:
     def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
                  host: str = "127.0.0.1", port: int = 8000, console: Console | None = None):
@@ -153,6 +164,12 @@ class CloudFrontEdge:
                 gateway._route(self)
 
             do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, CONNECT, ...): CloudFront's own 403 (Invalid method), never the origin's.
+                if name.startswith("do_"):
+                    return lambda: gateway._reply(self, invalid_method())
+                raise AttributeError(name)
 
         return Handler
 

@@ -25,11 +25,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler import CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.dashboard.caller import Caller, caller_from_claims
+from lambdas.dashboard.contract import SECURITY_SCHEMES, SIGNED_IN, ContractResolver, responses
 from lambdas.dashboard.errors import ApiError, MissingTraceContextError, register_error_handlers
 from lib.alerts import ALERT_ID_PATTERN, TICKER_PATTERN, AlertTable, Direction, RuleLimitError
 from lib.dashboard_queries import MAX_CURSOR_CHARS, DashboardReader, InvalidCursorError
@@ -62,16 +64,21 @@ def cors_config() -> CORSConfig:
                       expose_headers=[TRACE_RESPONSE_HEADER], max_age=CORS_MAX_AGE_S)
 
 
-app = APIGatewayRestResolver(cors=cors_config(), enable_validation=True)
+app = ContractResolver(cors=cors_config(), enable_validation=True)
+# The published contract: Swagger UI at /api/v2/docs, the OpenAPI document at /api/v2/docs?format=json.
+OPENAPI_PATH = "/api/v2/docs"
+app.enable_swagger(path=OPENAPI_PATH, title="sentiment-analyzer dashboard API", version="2", servers=[Server(url="/")],
+                   description="Market news sentiment, and alert rules of signed-in users (specs/contracts.md).",
+                   security_schemes=SECURITY_SCHEMES)
 
 # Rule -> methods, for telling 405 from 404 (the resolver answers 404 to both).
 _ROUTES: dict[str, set[str]] = defaultdict(set)
 
 
-def endpoint(method: str, rule: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`app.route`, remembering which methods each path has."""
+def endpoint(method: str, rule: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`app.route` (with its OpenAPI `responses=`, `security=`...), remembering which methods each path has."""
     _ROUTES[rule].add(method)
-    return app.route(rule, method=method)
+    return app.route(rule, method=method, **openapi)
 
 
 def allowed_methods(path: str) -> set[str]:
@@ -129,13 +136,14 @@ def parse_ticker_list(value: str) -> list[str]:
 TickerQuery = Annotated[str, Query(max_length=MAX_TICKER_CHARS, pattern=TICKER_PATTERN)]
 
 
-@endpoint("GET", "/api/v2/health")
+@endpoint("GET", "/api/v2/health", responses=responses(200, ok={"status": "ok"}))
 def health() -> dict[str, str]:
     """Liveness of the API path (gateway → function); touches no table."""
     return {"status": "ok"}
 
 
-@endpoint("GET", "/api/v2/tickers")
+@endpoint("GET", "/api/v2/tickers", responses=responses(
+    200, ok={"tickers": [{"ticker": "AAPL", "name": "Apple Inc."}]}))
 @tracer.capture_method(capture_response=False)
 def tickers() -> dict[str, Any]:
     found = reader().tickers()
@@ -143,7 +151,9 @@ def tickers() -> dict[str, Any]:
     return {"tickers": found}
 
 
-@endpoint("GET", "/api/v2/sentiment")
+@endpoint("GET", "/api/v2/sentiment", responses=responses(200, 400, 404, ok={"sentiment": {"AAPL": {
+    "latest": {"score": 0.42, "label": "positive", "analyzed_at": "2026-01-05T14:30:01.234Z"},
+    "counts": {"positive": 3, "neutral": 1, "negative": 0}}}}))
 @tracer.capture_method(capture_response=False)
 def sentiment(tickers: Annotated[str, Query(min_length=1, max_length=MAX_TICKERS_PARAM_CHARS)]) -> dict[str, Any]:
     symbols = parse_ticker_list(tickers)
@@ -158,7 +168,7 @@ def sentiment(tickers: Annotated[str, Query(min_length=1, max_length=MAX_TICKERS
                           for symbol in symbols}}
 
 
-@endpoint("GET", "/api/v2/items")
+@endpoint("GET", "/api/v2/items", responses=responses(200, 400, 404, ok={"items": [], "next_cursor": None}))
 @tracer.capture_method(capture_response=False)
 def items(
     ticker: TickerQuery,
@@ -175,7 +185,8 @@ def items(
     return {"items": page, "next_cursor": next_cursor}
 
 
-@endpoint("GET", "/api/v2/timeseries/<ticker>")
+@endpoint("GET", "/api/v2/timeseries/<ticker>", responses=responses(
+    200, 400, 404, ok={"ticker": "AAPL", "resolution": "5m", "buckets": []}))
 @tracer.capture_method(capture_response=False)
 def timeseries(
     ticker: Annotated[str, Path(max_length=MAX_TICKER_CHARS, pattern=TICKER_PATTERN)],
@@ -199,7 +210,11 @@ class NewAlert(BaseModel):
     threshold: float = Field(ge=-1, le=1, allow_inf_nan=False)
 
 
-@endpoint("GET", "/api/v2/alerts")
+ALERT_EXAMPLE = {"alert_id": "0123456789abcdef0123456789abcdef", "ticker": "NVDA", "direction": "above",
+                 "threshold": 0.5, "email": "analyst@example.com"}
+
+
+@endpoint("GET", "/api/v2/alerts", security=SIGNED_IN, responses=responses(200, 401, ok={"alerts": [ALERT_EXAMPLE]}))
 @tracer.capture_method(capture_response=False)
 def list_alerts() -> dict[str, Any]:
     rules = alerts_table().owned_by(current_caller().sub)
@@ -207,7 +222,8 @@ def list_alerts() -> dict[str, Any]:
     return {"alerts": [rule.public() for rule in rules]}
 
 
-@endpoint("POST", "/api/v2/alerts")
+@endpoint("POST", "/api/v2/alerts", security=SIGNED_IN, responses=responses(
+    201, 400, 401, 403, 404, 429, ok={**ALERT_EXAMPLE, "stream_token": "shown-once-token"}))
 @tracer.capture_method(capture_response=False)
 def create_alert(alert: Annotated[NewAlert, Body()]) -> Response[dict[str, Any]]:
     caller = current_caller()
@@ -229,7 +245,7 @@ def create_alert(alert: Annotated[NewAlert, Body()]) -> Response[dict[str, Any]]
                     headers={"Location": f"/api/v2/alerts/{rule.alert_id}"})
 
 
-@endpoint("DELETE", "/api/v2/alerts/<alert_id>")
+@endpoint("DELETE", "/api/v2/alerts/<alert_id>", security=SIGNED_IN, responses=responses(204, 400, 401, 404))
 @tracer.capture_method(capture_response=False)
 def delete_alert(alert_id: Annotated[str, Path(pattern=ALERT_ID_PATTERN)]) -> Response[str]:
     annotate(tracer, alert_id=alert_id)

@@ -215,10 +215,6 @@ variable "manage_api_gateway_account" {
 variable "cognito_deletion_protection" {
   description = "Protect the dashboard's Cognito user pool from deletion (turn off only for throwaway environments)."
   type        = bool
+  nullable    = false
   default     = true
-
-  validation {
-    condition     = var.cognito_deletion_protection != null
-    error_message = "cognito_deletion_protection must be true or false."
-  }
 }

@@ -136,8 +136,8 @@ class AlertTable:
             "ConditionExpression": "attribute_not_exists(sk)",
         }
         try:
-            transact = self._table.meta.client.transact_write_items
-            transact(TransactItems=_transaction({"Update": count_update}, {"Put": put}))
+            self._table.meta.client.transact_write_items(
+                TransactItems=_transaction({"Update": count_update}, {"Put": put}))
         except ClientError as error:
             if _failed_conditions(error)[:1] == ["ConditionalCheckFailed"]:
                 raise RuleLimitError(f"at most {self.max_rules_per_owner} alert rules per user") from error
@@ -169,8 +169,8 @@ class AlertTable:
                         "UpdateExpression": "ADD rule_count :minus_one",
                         "ExpressionAttributeValues": {":minus_one": -1}}
         try:
-            transact = self._table.meta.client.transact_write_items
-            transact(TransactItems=_transaction({"Delete": delete}, {"Update": count_update}))
+            self._table.meta.client.transact_write_items(
+                TransactItems=_transaction({"Delete": delete}, {"Update": count_update}))
         except ClientError as error:
             if _failed_conditions(error)[:1] == ["ConditionalCheckFailed"]:
                 return False

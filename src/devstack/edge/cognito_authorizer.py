@@ -18,7 +18,7 @@ moto's server signs its tokens with one RSA key and serves the matching JWKS at
 The JWKS is fetched once per authorizer (a pool's keys do not change while the stack runs).
 
 Example (not run: needs moto's server and a user pool):
-    >>> jwks = f"{moto.endpoint}/{pool_id}/.well-known/jwks.json"
+    >>> jwks = f"{moto.endpoint}/{pool_id}/.well-known/jwks.json"  # doctest: +SKIP
     >>> authorizer = CognitoAuthorizer(pool_id, jwks_url=jwks)   # doctest: +SKIP
     >>> authorizer.claims(id_token)["sub"]                       # doctest: +SKIP
     '5e4c...'

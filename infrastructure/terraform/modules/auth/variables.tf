@@ -11,23 +11,15 @@ variable "name_prefix" {
 variable "deletion_protection" {
   description = "Protect the user pool from deletion (the users and their rules' owners live there)."
   type        = bool
+  nullable    = false
   default     = true
-
-  validation {
-    condition     = var.deletion_protection != null
-    error_message = "deletion_protection must be true or false."
-  }
 }
 
 variable "self_sign_up" {
   description = "Let people sign themselves up (true) or only administrators create users (false)."
   type        = bool
+  nullable    = false
   default     = false
-
-  validation {
-    condition     = var.self_sign_up != null
-    error_message = "self_sign_up must be true or false."
-  }
 }
 
 variable "password_minimum_length" {

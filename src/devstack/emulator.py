@@ -184,7 +184,8 @@ class Emulator:
                               "/api/v2/* (except the stream) answers 503")
         self.gateway.stream = FunctionUrlBackend(self.functions) if self.functions.available.get(
             "sse_streaming") else None
-        self.gateway.trace_views = LocalTraceViews(self.pipeline.xray)
+        self.gateway.trace_views = LocalTraceViews(self.pipeline.xray, auth={
+            "endpoint": f"{self.moto.endpoint}/", "clientId": self.seeded.auth.client_id})
         self.gateway.start()
         self._exit.callback(self.gateway.stop)  # on the way down, the edge closes first
         self._write_state()

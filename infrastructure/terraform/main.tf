@@ -75,6 +75,7 @@ module "edge" {
   api_throttling_rate_limit  = var.api_throttling_rate_limit
   api_throttling_burst_limit = var.api_throttling_burst_limit
   user_pool_arn              = module.auth.user_pool_arn
+  cognito_web_client_id      = module.auth.web_client_id
   price_class                = var.cloudfront_price_class
   acm_certificate_arn        = var.acm_certificate_arn
   domain_aliases             = var.domain_aliases

@@ -199,3 +199,13 @@ variable "write_throttling_burst_limit" {
     error_message = "write_throttling_burst_limit must be within 1..5000."
   }
 }
+
+variable "cognito_web_client_id" {
+  description = "Cognito app client the dashboard page signs in with (written to the page's config.json)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+]{1,128}$", var.cognito_web_client_id))
+    error_message = "cognito_web_client_id must be a Cognito app client id."
+  }
+}

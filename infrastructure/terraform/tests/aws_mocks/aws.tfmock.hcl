@@ -87,3 +87,6 @@ mock_resource "aws_xray_group" {
 mock_resource "aws_cognito_user_pool" {
   defaults = { arn = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123", id = "eu-west-1_AbCdEf123" }
 }
+mock_resource "aws_cognito_user_pool_client" {
+  defaults = { id = "1example23456789abcdefghij" }
+}

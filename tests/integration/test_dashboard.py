@@ -301,7 +301,7 @@ def test_timeseries_returns_the_resolutions_buckets_within_its_window(dashboard:
 # CORS -----------------------------------------------------------------------------------------------
 
 BROWSER_HEADERS = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
-                   "X-SSE-Connection-Sequence", "Content-Type", "Authorization"]
+                   "X-SSE-Connection-Sequence", "Content-Type", "Authorization", "X-Auth-Token"]
 
 
 @pytest.mark.req("FR-015", "FR-082", "SC-037")

@@ -51,7 +51,7 @@ TRACE_RESPONSE_HEADER = "x-amzn-trace-id"
 # FR-015 / FR-048: what the browser's API and SSE clients send beyond CORS-safelisted headers
 # (Powertools adds Authorization and Content-Type itself; listed anyway, they are ours too).
 CORS_ALLOW_HEADERS = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
-                      "X-SSE-Connection-Sequence", "Content-Type", "Authorization"]
+                      "X-SSE-Connection-Sequence", "Content-Type", "Authorization", "X-Auth-Token"]
 CORS_MAX_AGE_S = 600
 
 

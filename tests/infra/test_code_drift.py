@@ -97,7 +97,8 @@ def test_stack_map_is_valid_json_with_one_entry_per_lambda_directory() -> None:
 # (lambdas/notification/once.py names them), so constructing it counts for those four.
 IDEMPOTENCY_LAYER = "DynamoDBPersistenceLayer("
 CALLS_FOR_ACTION = {
-    "dynamodb:GetItem": ("get_item(", IDEMPOTENCY_LAYER), "dynamodb:PutItem": ("put_item(", '{"Put": ', IDEMPOTENCY_LAYER),
+    "dynamodb:GetItem": ("get_item(", IDEMPOTENCY_LAYER),
+    "dynamodb:PutItem": ("put_item(", '{"Put": ', IDEMPOTENCY_LAYER),
     "dynamodb:UpdateItem": ("update_item(", "transact_write_items(", IDEMPOTENCY_LAYER),
     "dynamodb:DeleteItem": ("delete_item(", '{"Delete": ', IDEMPOTENCY_LAYER),
     "dynamodb:Query": (".query(", "query_pages("), "xray:BatchGetTraces": ("batch_get_traces(",),

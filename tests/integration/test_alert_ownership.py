@@ -30,6 +30,7 @@ from devstack.xray.pipeline import TracePipeline
 from lib.alerts import MAX_RULES_PER_OWNER, AlertTable, Direction, RuleLimitError
 from lib.tables import dynamodb
 from lib.tracing.header import TraceHeader, new_entity_id
+from tests.fixtures.serialized_aws import serialized_dynamodb
 
 ANN = ("ann@example.com", "Ann-pass-12345")
 BOB = ("bob@example.com", "Bob-pass-12345")
@@ -180,9 +181,13 @@ def test_the_per_user_rule_cap_answers_429_with_retry_after_and_writes_nothing(a
 
 
 @pytest.mark.req("FR-018")
-def test_the_rule_cap_holds_under_a_burst_of_concurrent_creates(stack_resources: Resources) -> None:
+def test_the_rule_cap_holds_under_a_burst_of_concurrent_creates(moto_server: MotoServer) -> None:
+    with serialized_dynamodb() as resources:  # DynamoDB's transaction isolation (see the fixture)
+        burst_of_creates(AlertTable(resources.tables["config"]))
+
+
+def burst_of_creates(table: AlertTable) -> None:
     owner = f"burst-{uuid.uuid4().hex}"
-    table = AlertTable(stack_resources.tables["config"])
 
     def create(_: int) -> str:
         try:

@@ -30,6 +30,7 @@ from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import aws_calls, aws_fault, function_name
+from tests.fixtures.serialized_aws import serialized_dynamodb
 
 # The Lambda's modules are imported by the first invocation, inside the Lambda environment (their
 # Tracer and Logger read it), never at test collection: errors are matched by their type's name.
@@ -555,13 +556,15 @@ def test_the_daily_caps_hold_under_a_burst(notifications: Notifications) -> None
     from concurrent.futures import ThreadPoolExecutor
 
     caps = EmailCaps(per_owner_per_day=5, per_address_per_day=100)
-    table = notifications.resources.tables["state"]
     now = dt.datetime.now(dt.UTC)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        taken = list(pool.map(lambda _: take_email_quota(table, caps, "burst-owner", RECIPIENT, now), range(20)))
+    with serialized_dynamodb() as resources:  # DynamoDB's transaction isolation (see the fixture)
+        table = resources.tables["state"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            taken = list(pool.map(lambda _: take_email_quota(table, caps, "burst-owner", RECIPIENT, now), range(20)))
+        stored = boto3.resource("dynamodb").Table(table).query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": QUOTA_PK},
+            ConsistentRead=True)["Items"]
     assert taken.count(True) == 5
-    stored = boto3.resource("dynamodb").Table(table).query(
-        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": QUOTA_PK}, ConsistentRead=True)["Items"]
     assert sorted(int(row["sent"]) for row in stored) == [5, 5]  # the owner's and the address's counters
     assert all(RECIPIENT not in json.dumps(row, default=str) for row in stored)  # only its digest
     assert all(int(row["expires_at"]) > now.timestamp() for row in stored)  # the table's TTL removes them

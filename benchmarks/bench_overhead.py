@@ -356,9 +356,9 @@ def _seed_alert_rules(config_table: str) -> None:
 
     alerts = AlertTable(config_table)
     now = dt.datetime.now(dt.UTC)
-    alerts.create("AAPL", Direction.ABOVE, 0.3, "portfolio.manager@example.com", now)
-    alerts.create("AAPL", Direction.BELOW, -0.3, "risk.desk@example.com", now)
-    alerts.create("AAPL", Direction.ABOVE, 0.9, "trader@example.com", now)
+    alerts.create("bench-owner", "AAPL", Direction.ABOVE, 0.3, "portfolio.manager@example.com", now)
+    alerts.create("bench-owner", "AAPL", Direction.BELOW, -0.3, "risk.desk@example.com", now)
+    alerts.create("bench-owner", "AAPL", Direction.ABOVE, 0.9, "trader@example.com", now)
 
 
 class CountingDaemon:

@@ -70,6 +70,8 @@ export function displayTraceId(trace: RequestTrace): string {
 export class ApiClient {
   private readonly baseUrl: string;
   private readonly fetchImpl: FetchLike;
+  /** The signed-in user's Cognito ID token (null: signed out). */
+  idToken: string | null = null;
   private readonly ids: TraceIdSource;
   private readonly onTrace: ((trace: RequestTrace) => void) | undefined;
   private last: RequestTrace | null = null;
@@ -107,6 +109,8 @@ export class ApiClient {
     const context = options.trace ?? this.action();
     const requestHeader = context.header();
     const headers: Record<string, string> = { Accept: "application/json", [TRACE_HEADER]: requestHeader };
+    // The alert routes' Cognito authorizer reads the ID token from Authorization, as is.
+    if (this.idToken && path.startsWith("/api/v2/alerts")) headers.Authorization = this.idToken;
     const init: RequestInit = { method, headers };
     if (options.body !== undefined) {
       headers["Content-Type"] = "application/json";

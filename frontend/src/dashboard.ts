@@ -5,6 +5,7 @@
  * Every user action (page load, refresh, resolution change, alert create/delete) gets one fresh
  * trace root; each panel shows the trace id of the request that last filled it.
  */
+import type { Session } from "./auth";
 import { ApiError, displayTraceId } from "./api";
 import type { ApiClient, RequestTrace } from "./api";
 import type { ChartFactory, SentimentChart } from "./chart";
@@ -52,6 +53,8 @@ export interface DashboardOptions {
   resolution?: Resolution;
   /** The URL a trace id links to (trace-links.ts); without it trace ids are plain text. */
   traceLink?: (traceId: string) => string;
+  /** Sign-in (auth.ts, against the configured Cognito endpoint); without it alert rules cannot be managed. */
+  signIn?: (username: string, password: string) => Promise<Session>;
 }
 
 interface FeedEntry {
@@ -132,6 +135,9 @@ export class Dashboard {
   private readonly alertForm: HTMLFormElement;
   private readonly alertTicker: HTMLSelectElement;
   private readonly alertError: HTMLElement;
+  private readonly signInForm: HTMLFormElement;
+  private readonly signedInEl: HTMLElement;
+  private readonly signInFn: ((username: string, password: string) => Promise<Session>) | undefined;
   private readonly traceEls: Record<"tickers" | "feed" | "alerts", HTMLElement>;
   private readonly sessionEl: HTMLElement;
   private readonly refreshButton: HTMLButtonElement;
@@ -188,21 +194,12 @@ export class Dashboard {
       "data-testid": "alert-threshold",
       "aria-label": "Threshold",
     });
-    const email = h("input", {
-      name: "email",
-      type: "email",
-      placeholder: "you@example.com",
-      required: "",
-      "data-testid": "alert-email",
-      "aria-label": "Email",
-    });
     this.alertForm = h(
       "form",
       { class: "alert-form", "data-testid": "alert-form" },
       this.alertTicker,
       direction,
       threshold,
-      email,
       h("button", { type: "submit", class: "button", "data-testid": "alert-submit" }, "Add rule"),
     );
     this.alertForm.noValidate = true;
@@ -210,7 +207,24 @@ export class Dashboard {
       event.preventDefault();
       void this.submitAlert();
     });
+    this.alertForm.hidden = true; // until signed in: rules belong to a user
     this.alertError = h("p", { class: "form-error", "data-testid": "alert-error", hidden: "" });
+    this.signInFn = options.signIn;
+    this.signInForm = h(
+      "form",
+      { class: "sign-in-form", "data-testid": "sign-in-form" },
+      h("input", { name: "username", type: "email", placeholder: "you@example.com", autocomplete: "username",
+                   "data-testid": "sign-in-username", "aria-label": "Email" }),
+      h("input", { name: "password", type: "password", placeholder: "Password", autocomplete: "current-password",
+                   "data-testid": "sign-in-password", "aria-label": "Password" }),
+      h("button", { type: "submit", class: "button", "data-testid": "sign-in-submit" }, "Sign in"),
+    );
+    this.signInForm.hidden = !this.signInFn;
+    this.signInForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.submitSignIn();
+    });
+    this.signedInEl = h("p", { class: "signed-in", "data-testid": "signed-in-as", hidden: "" });
     this.alertList = h("ul", { class: "alerts", "data-testid": "alert-list" });
     this.sessionEl = h("span", { "data-testid": "session-id" });
 
@@ -245,6 +259,8 @@ export class Dashboard {
             "section",
             { class: "panel alerts-panel", "aria-labelledby": "alerts-title" },
             h("div", { class: "panel-head" }, h("h2", { id: "alerts-title" }, "Alert rules"), this.traceEls.alerts),
+            this.signInForm,
+            this.signedInEl,
             this.alertForm,
             this.alertError,
             this.alertList,
@@ -389,10 +405,41 @@ export class Dashboard {
   }
 
   private async loadAlerts(action: TraceContext): Promise<void> {
+    if (!this.api.idToken) {
+      this.alerts = [];
+      this.renderAlerts();
+      return;
+    }
     const result = await this.api.alerts(action);
     this.alerts = result.data.alerts;
     this.showTrace("alerts", result.trace);
     this.renderAlerts();
+  }
+
+  // ---- sign-in -------------------------------------------------------------------------------
+
+  private async submitSignIn(): Promise<void> {
+    if (!this.signInFn) return;
+    const data = new FormData(this.signInForm);
+    const username = String(data.get("username") ?? "").trim();
+    const password = String(data.get("password") ?? "");
+    if (!username || !password) {
+      this.showAlertError("Enter your email address and password.");
+      return;
+    }
+    try {
+      const session = await this.signInFn(username, password);
+      this.api.idToken = session.idToken;
+      this.signInForm.reset();
+      this.signInForm.hidden = true;
+      this.signedInEl.hidden = false;
+      this.signedInEl.textContent = `Signed in as ${session.username}`;
+      this.alertForm.hidden = false;
+      this.hideAlertError();
+      await this.loadAlerts(this.api.action());
+    } catch (error) {
+      this.showAlertError(error);
+    }
   }
 
   // ---- alerts --------------------------------------------------------------------------------
@@ -403,7 +450,6 @@ export class Dashboard {
     const direction = String(data.get("direction") ?? "above") as AlertDirection;
     const thresholdText = String(data.get("threshold") ?? "").trim();
     const threshold = Number(thresholdText);
-    const email = String(data.get("email") ?? "").trim();
 
     const problem = !ticker
       ? "Pick a ticker."
@@ -411,9 +457,7 @@ export class Dashboard {
         ? "Direction must be above or below."
         : thresholdText === "" || !Number.isFinite(threshold) || threshold < -1 || threshold > 1
           ? "Threshold must be a number between -1 and 1."
-          : !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)
-            ? "Enter a valid email address."
-            : null;
+          : null;
     if (problem) {
       this.showAlertError(problem);
       return;
@@ -422,7 +466,7 @@ export class Dashboard {
     const submit = this.alertForm.querySelector("button[type=submit]") as HTMLButtonElement | null;
     if (submit) submit.disabled = true;
     try {
-      const created = await this.api.createAlert({ ticker, direction, threshold, email }, action);
+      const created = await this.api.createAlert({ ticker, direction, threshold }, action);
       this.showTrace("alerts", created.trace);
       this.alerts = [...this.alerts.filter((a) => a.alert_id !== created.data.alert_id), created.data];
       this.renderAlerts();
@@ -673,7 +717,8 @@ export class Dashboard {
 
   private renderAlerts(): void {
     if (this.alerts.length === 0) {
-      this.alertList.replaceChildren(h("li", { class: "empty" }, "No alert rules."));
+      const text = this.api.idToken ? "No alert rules." : "Sign in to manage your alert rules.";
+      this.alertList.replaceChildren(h("li", { class: "empty" }, text));
       return;
     }
     this.alertList.replaceChildren(

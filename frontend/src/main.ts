@@ -1,6 +1,7 @@
 /** Entry point: wire the API client, the SSE client and the dashboard together. */
 import "./style.css";
 import { ApiClient } from "./api";
+import { signIn } from "./auth";
 import { uplotChart } from "./chart";
 import { Dashboard } from "./dashboard";
 import { SseClient, randomSessionId } from "./sse";
@@ -40,6 +41,7 @@ const dashboard = new Dashboard({
   api,
   chart: uplotChart,
   traceLink: config ? (traceId) => traceUrl(config.traceLinks, traceId) : undefined,
+  signIn: config?.auth ? (username, password) => signIn(config.auth!, username, password) : undefined,
   createStream: (callbacks) =>
     new SseClient({
       url: `${baseUrl}/api/v2/stream`,

@@ -119,7 +119,7 @@ export interface SseClientOptions {
   ids?: TraceIdSource;
   /** Stable per tab (FR-048); a new random UUID when omitted. */
   sessionId?: string;
-  /** Extra request headers, e.g. `Authorization: Bearer <token>` for a per-alert stream. */
+  /** Extra request headers, e.g. `X-Auth-Token: <token>` for a per-alert stream (OAC's signature takes Authorization). */
   headers?: Record<string, string>;
   policy?: Partial<BackoffPolicy>;
   /** Reconnect (as a network error) when no byte arrived for this long; 0 disables. */

@@ -11,12 +11,14 @@
  *   traceUrl({ kind: "cloudwatch", region: "eu-west-1" }, "1-5759e988-bd862e3fe1be46a994272793")
  *   // "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#xray:traces/1-5759e988-bd862e3fe1be46a994272793"
  */
+import { type AuthConfig, parseAuthConfig } from "./auth";
 import { TRACE_ID_PATTERN } from "./trace";
 
 export type TraceLinkConfig = { kind: "cloudwatch"; region: string } | { kind: "local"; view: string };
 
 export interface PageConfig {
   traceLinks: TraceLinkConfig;
+  auth: AuthConfig | null; // where to sign in (alert rules belong to a signed-in user)
 }
 
 /** config.json is missing, unreadable or says something this page does not understand. */
@@ -31,17 +33,22 @@ const REGION_PATTERN = /^(?:us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d{1,2}$/;
 const VIEW_PATTERN = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\.html$/;
 
 export function parsePageConfig(value: unknown): PageConfig {
+  const auth = parseAuthConfig((value as { auth?: unknown } | null)?.auth);
+  return { traceLinks: parseTraceLinks(value), auth };
+}
+
+function parseTraceLinks(value: unknown): TraceLinkConfig {
   const links = (value as { traceLinks?: unknown } | null)?.traceLinks as Record<string, unknown> | undefined;
   if (!links || typeof links !== "object") throw new PageConfigError("config.json: traceLinks is missing");
   if (links.kind === "cloudwatch") {
     if (typeof links.region !== "string" || !REGION_PATTERN.test(links.region))
       throw new PageConfigError(`config.json: ${JSON.stringify(links.region)} is not an AWS region of the aws partition`);
-    return { traceLinks: { kind: "cloudwatch", region: links.region } };
+    return { kind: "cloudwatch", region: links.region };
   }
   if (links.kind === "local") {
     if (typeof links.view !== "string" || !VIEW_PATTERN.test(links.view))
       throw new PageConfigError(`config.json: ${JSON.stringify(links.view)} is not a page of this site`);
-    return { traceLinks: { kind: "local", view: links.view } };
+    return { kind: "local", view: links.view };
   }
   throw new PageConfigError(`config.json: unknown traceLinks.kind ${JSON.stringify(links.kind)}`);
 }

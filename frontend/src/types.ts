@@ -69,11 +69,11 @@ export interface AlertRule {
   email: string;
 }
 
+/** The rule mails the signed-in user's verified address: the request names none. */
 export interface NewAlertRule {
   ticker: string;
   direction: AlertDirection;
   threshold: number;
-  email: string;
 }
 
 /** `sentiment_update` event data. */

@@ -33,7 +33,7 @@ describe("API client", () => {
     await api.timeseries("AAPL", "5m");
     await api.health();
     await api.alerts();
-    await api.createAlert({ ticker: "AAPL", direction: "above", threshold: 0.5, email: "o@example.com" });
+    await api.createAlert({ ticker: "AAPL", direction: "above", threshold: 0.5 });
     await api.deleteAlert("a1");
 
     expect(script.calls).toHaveLength(8);

@@ -129,7 +129,7 @@ async function mount(options: { debounce?: number; traceLink?: (id: string) => s
   document.body.append(root);
   const dashboard = new Dashboard({
     root,
-    api: new ApiClient({ fetch: backend.fetch }),
+    api: Object.assign(new ApiClient({ fetch: backend.fetch }), { idToken: "id-token" }), // signed in
     createStream: (callbacks) => {
       stream.callbacks = callbacks;
       return stream;
@@ -294,7 +294,6 @@ describe("dashboard", () => {
     ($("alert-ticker") as HTMLSelectElement).value = "MSFT";
     ($("alert-direction") as HTMLSelectElement).value = "above";
     ($("alert-threshold") as HTMLInputElement).value = "1.5";
-    ($("alert-email") as HTMLInputElement).value = "me@example.com";
     const before = backend.calls.length;
     form.dispatchEvent(new Event("submit", { cancelable: true, bubbles: true }));
     await settle();
@@ -307,7 +306,7 @@ describe("dashboard", () => {
     await until(() => $$("alert-item").length === 2, "new rule");
     expect(backend.calls.at(-1)).toMatchObject({
       method: "POST",
-      body: { ticker: "MSFT", direction: "above", threshold: 0.25, email: "me@example.com" },
+      body: { ticker: "MSFT", direction: "above", threshold: 0.25 },
     });
     expect($("alert-error").hidden).toBe(true);
 
@@ -318,13 +317,48 @@ describe("dashboard", () => {
     expect($$("alert-item").map((li) => li.dataset.alertId)).toEqual(["al-2"]);
   });
 
+  it("FR-016 signs in, then lists the user's rules with the ID token in Authorization", async () => {
+    const backend = new FakeBackend();
+    const root = document.createElement("div");
+    document.body.append(root);
+    const signIns: string[] = [];
+    const dashboard = new Dashboard({
+      root,
+      api: new ApiClient({ fetch: backend.fetch }),
+      createStream: (callbacks) => Object.assign(new FakeStream(), { callbacks }),
+      now: () => NOW,
+      signIn: async (username, password) => {
+        signIns.push(`${username}:${password}`);
+        return { username, idToken: "ann-id-token", expiresAt: NOW + 3_600_000 };
+      },
+    });
+    current = dashboard;
+    await dashboard.start();
+    const $ = (testid: string) => root.querySelector(`[data-testid="${testid}"]`) as HTMLElement;
+    expect(backend.calls.some((call) => call.url.startsWith("/api/v2/alerts"))).toBe(false); // signed out: not asked
+    expect($("alert-form").hidden).toBe(true);
+    expect($("alert-list").textContent).toContain("Sign in");
+
+    ($("sign-in-username") as HTMLInputElement).value = "ann@example.com";
+    ($("sign-in-password") as HTMLInputElement).value = "secret-pass";
+    $("sign-in-form").dispatchEvent(new Event("submit", { cancelable: true, bubbles: true }));
+    await until(() => root.querySelectorAll('[data-testid="alert-item"]').length === 1, "rules after sign-in");
+    expect(signIns).toEqual(["ann@example.com:secret-pass"]);
+    const listed = backend.calls.find((call) => call.url === "/api/v2/alerts")!;
+    expect(listed.headers.authorization).toBe("ann-id-token");
+    expect(backend.calls.filter((c) => !c.url.startsWith("/api/v2/alerts")).every((c) => !c.headers.authorization))
+      .toBe(true); // the token goes to the alert routes only
+    expect($("alert-form").hidden).toBe(false);
+    expect($("signed-in-as").textContent).toContain("ann@example.com");
+  });
+
   it("FR-082 shows a failed load in a banner with the trace id to look up", async () => {
     const backend = new FakeBackend();
     backend.failAlerts = true;
     const root = document.createElement("div");
     const dashboard = new Dashboard({
       root,
-      api: new ApiClient({ fetch: backend.fetch }),
+      api: Object.assign(new ApiClient({ fetch: backend.fetch }), { idToken: "id-token" }), // signed in
       createStream: (callbacks) => Object.assign(new FakeStream(), { callbacks }),
       now: () => NOW,
     });

@@ -522,7 +522,7 @@ describe("SSE resume and correlation headers", () => {
   });
 
   it("FR-016 FR-048 every connection sends X-Amzn-Trace-Id without Sampled, plus extra headers given", async () => {
-    const { script, client } = harness({ headers: { Authorization: "Bearer t0ken" } });
+    const { script, client } = harness({ headers: { "X-Auth-Token": "t0ken" } });
     script.then(gracefulStream("retry: 50\n\n"));
     void client.start();
     await until(() => client.state.status === "reconnecting", "close");
@@ -530,7 +530,7 @@ describe("SSE resume and correlation headers", () => {
     const header = script.calls[0]!.headers["x-amzn-trace-id"]!;
     expect(header).not.toMatch(/Sampled/i);
     expect(header).toMatch(TRACE_HEADER_PATTERN);
-    expect(script.calls[0]!.headers["authorization"]).toBe("Bearer t0ken");
+    expect(script.calls[0]!.headers["x-auth-token"]).toBe("t0ken");
   });
 
   it("FR-048 SC-020 uses one random session id per client when none is given", () => {

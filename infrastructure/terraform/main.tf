@@ -52,6 +52,13 @@ module "lambda_functions" {
   alerting_topics      = module.data.alerting_topics
 }
 
+module "auth" {
+  source = "./modules/auth"
+
+  name_prefix         = local.name_prefix
+  deletion_protection = var.cognito_deletion_protection
+}
+
 module "edge" {
   source = "./modules/edge"
 
@@ -67,6 +74,8 @@ module "edge" {
   kms_key_arn                = module.data.kms_key_arn
   api_throttling_rate_limit  = var.api_throttling_rate_limit
   api_throttling_burst_limit = var.api_throttling_burst_limit
+  user_pool_arn              = module.auth.user_pool_arn
+  cognito_web_client_id      = module.auth.web_client_id
   price_class                = var.cloudfront_price_class
   acm_certificate_arn        = var.acm_certificate_arn
   domain_aliases             = var.domain_aliases

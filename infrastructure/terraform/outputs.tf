@@ -67,3 +67,13 @@ output "function_alias_arns" {
   description = "The alias every trigger invokes, by stack key."
   value       = module.lambda_functions.alias_arns
 }
+
+output "cognito_user_pool_id" {
+  description = "The dashboard's Cognito user pool (alert rules belong to its users)."
+  value       = module.auth.user_pool_id
+}
+
+output "cognito_web_client_id" {
+  description = "App client the dashboard page signs in with (put it in the page's config.json)."
+  value       = module.auth.web_client_id
+}

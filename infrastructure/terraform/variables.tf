@@ -211,3 +211,10 @@ variable "manage_api_gateway_account" {
   nullable    = false
   default     = true
 }
+
+variable "cognito_deletion_protection" {
+  description = "Protect the dashboard's Cognito user pool from deletion (turn off only for throwaway environments)."
+  type        = bool
+  nullable    = false
+  default     = true
+}

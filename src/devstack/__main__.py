@@ -135,6 +135,8 @@ def banner(stack: Emulator) -> str:
                                           for key, value in stack.scheduler.intervals_s.items()) or "off"),
         f"  alert rule      {stack.seeded.alert.ticker} {stack.seeded.alert.direction} {stack.seeded.alert.threshold}"
         f" -> {stack.seeded.alert.email}",
+        f"  demo sign-in    {stack.seeded.auth.username} / {stack.seeded.auth.password}"
+        f"   (Cognito pool {stack.seeded.auth.user_pool_id}, moto)",
     ]
     lines += [f"  note: {note}" for note in stack.notes]
     return "\n".join(lines)

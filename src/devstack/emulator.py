@@ -204,7 +204,8 @@ class Emulator:
                               "/api/v2/* (except the stream) answers 503")
         self.gateway.stream = FunctionUrlBackend(self.functions, self.gateway.origin_access) \
             if self.functions.available.get("sse_streaming") else None
-        self.gateway.trace_views = LocalTraceViews(self.pipeline.xray)
+        self.gateway.trace_views = LocalTraceViews(self.pipeline.xray, auth={
+            "endpoint": f"{self.moto.endpoint}/", "clientId": self.seeded.auth.client_id})
         self.gateway.start()
         self._exit.callback(self.gateway.stop)  # on the way down, the edge closes first
         self._write_state()
@@ -291,7 +292,8 @@ class Emulator:
 
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "gateway": self.gateway.url, "aws_endpoint": self.moto.endpoint,
-                 "started_at": time.time(), "segments": str(self.directory / "traces" / "segments.jsonl")}
+                 "started_at": time.time(), "segments": str(self.directory / "traces" / "segments.jsonl"),
+                 "cognito": {"user_pool_id": self.seeded.auth.user_pool_id, "client_id": self.seeded.auth.client_id}}
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def _remove_state(self) -> None:
@@ -316,10 +318,10 @@ def running_emulator(directory: Path | None = None) -> dict[str, Any] | None:
 class ApiGatewayBackend:
     """The gateway's `/api/v2/*` route: devstack.edge.api_gateway (REST proxy event, stage segment) → dashboard."""
 
-    def __init__(self, service: LambdaService, daemon_address: str, web_acl: OriginAccess):
+    def __init__(self, service: LambdaService, daemon_address: str, web_acl: OriginAccess, authorizer: Any = None):
         from devstack.edge.api_gateway import ApiGateway
 
-        self._api = ApiGateway(service.invoke, daemon_address, web_acl=web_acl)
+        self._api = ApiGateway(service.invoke, daemon_address, web_acl=web_acl, authorizer=authorizer)
 
     @property
     def blocked(self) -> int:
@@ -337,4 +339,8 @@ class ApiGatewayBackend:
 def _api_backend(stack: Emulator) -> ApiGatewayBackend | None:
     if not _module_present("devstack.edge.api_gateway") or not stack.functions.available.get("dashboard"):
         return None
-    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address, stack.gateway.origin_access)
+    from devstack.edge.cognito_authorizer import CognitoAuthorizer
+
+    pool = stack.seeded.auth.user_pool_id
+    authorizer = CognitoAuthorizer(pool, jwks_url=f"{stack.moto.endpoint}/{pool}/.well-known/jwks.json")
+    return ApiGatewayBackend(stack.functions, stack.pipeline.daemon.address, stack.gateway.origin_access, authorizer)

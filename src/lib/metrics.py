@@ -41,6 +41,7 @@ class Metric(StrEnum):
     STUCK_ITEMS = "StuckItems"
     METRICS_LAMBDA_ERRORS = "MetricsLambdaErrors"
     NOTIFICATION_DELIVERY_FAILURES = "NotificationDeliveryFailures"
+    ALERT_EMAILS_CAPPED = "AlertEmailsCapped"
     EVENT_LATENCY_MS = "EventLatencyMs"
     POLL_DURATION_MS = "PollDurationMs"
     CIRCUIT_BREAKER_PERSISTENCE_FAILURE = "CircuitBreakerPersistenceFailure"

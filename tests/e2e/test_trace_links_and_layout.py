@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from devstack.seed import DEMO_USER
+
 from .conftest import REPO_ROOT, CuttableProxy
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +58,11 @@ def overflow(page: Page) -> tuple[int, int]:
 @pytest.mark.req("FR-010", "SC-001")
 def test_local_trace_links_open_the_devstacks_trace_view(context: BrowserContext, proxy: CuttableProxy) -> None:
     page = open_dashboard(context, proxy.url)
+    # The alert panel reads the rules once signed in (issue 21): the demo user, as `make up` prints it.
+    username, password = DEMO_USER
+    page.get_by_test_id("sign-in-username").fill(username)
+    page.get_by_test_id("sign-in-password").fill(password)
+    page.get_by_test_id("sign-in-submit").click()
     for panel in ("trace-tickers", "trace-alerts"):
         element = page.get_by_test_id(panel)
         expect(element.locator("a.trace-link")).to_be_visible(timeout=LOAD_TIMEOUT_MS)

@@ -16,7 +16,7 @@ from tests.infra.hcl import MODULES, REPO, block, expression, module, stack
 EDGE = "edge"
 FUNCTIONS_DIR = MODULES / "edge" / "functions"
 ALLOW = {"X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
-         "X-SSE-Connection-Sequence", "Authorization", "Content-Type"}
+         "X-SSE-Connection-Sequence", "Authorization", "Content-Type", "X-Auth-Token"}
 
 
 def resources(rtype):

@@ -11,7 +11,7 @@ LAMBDA = "lambda_functions"
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
               "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"}
 READ_WRITE = ["GetItem", "PutItem", "UpdateItem", "Query"]
-DASHBOARD = ["Query", "GetItem", "PutItem", "DeleteItem"]
+DASHBOARD = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem"]  # rule + owner count, one transaction
 
 # What each function's code calls (the issue's least-privilege table), in the map's terms.
 EXPECTED = {
@@ -29,13 +29,15 @@ EXPECTED = {
         # DashboardReader reads news (ticker-index) and timeseries; AlertTable writes config.
         "dynamodb": {"news": {"actions": ["Query", "GetItem"], "resources": ["table", "index/*"]},
                      "timeseries": {"actions": ["Query"], "resources": ["table"]},
-                     "config": {"actions": DASHBOARD, "resources": ["table"]}},
+                     "config": {"actions": DASHBOARD, "resources": ["table", "index/owner-index"]}},
     },
     "notification": {
         # idempotency: exactly the calls of Powertools' DynamoDBPersistenceLayer (lock, read, complete, release)
         "dynamodb": {"config": {"actions": ["Query", "GetItem"], "resources": ["table"]},
                      "idempotency": {"actions": ["GetItem", "PutItem", "UpdateItem", "DeleteItem"],
-                                     "resources": ["table"]}},
+                                     "resources": ["table"]},
+                     # lambdas/notification/quota.py: the daily email counters, one partition
+                     "state": {"actions": ["UpdateItem"], "resources": ["table"], "leading_keys": ["email-quota"]}},
         "secrets_read": ["sendgrid"], "metric_namespace": "app",
     },
     "metrics": {

@@ -20,10 +20,10 @@ def test_every_tf_file_parses(path):
 
 
 def test_expected_modules_exist():
-    assert set(modules()) == {"root", "data", "lambda_functions", "edge", "observability"}
+    assert set(modules()) == {"root", "data", "lambda_functions", "edge", "observability", "auth"}
 
 
-@pytest.mark.parametrize("name", ["root", "data", "lambda_functions", "edge", "observability"])
+@pytest.mark.parametrize("name", ["root", "data", "lambda_functions", "edge", "observability", "auth"])
 def test_module_has_main_variables_outputs_versions(name):
     assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf"} <= set(module(name).files)
 

@@ -165,9 +165,9 @@ def sendgrid(stack_resources: Resources, moto_server: MotoServer) -> Iterator[Se
 @pytest.fixture(scope="module")
 def alert_rule(stack_resources: Resources) -> Iterator[str]:
     alerts = AlertTable(stack_resources.tables["config"])
-    rule, _ = alerts.create("BADIN", Direction.ABOVE, 0.1, "desk@example.com", dt.datetime.now(dt.UTC))
+    rule, _ = alerts.create("owner-badin", "BADIN", Direction.ABOVE, 0.1, "desk@example.com", dt.datetime.now(dt.UTC))
     yield rule.alert_id
-    alerts.delete(rule.alert_id)
+    alerts.delete(rule.owner, rule.alert_id)
 
 
 def _scored_message(score: float = 0.7) -> dict[str, Any]:

@@ -238,11 +238,11 @@ def canary_cloudwatch_denied(world: World) -> None:
 @contextmanager
 def alert_rule(world: World) -> Iterator[None]:
     alerts = AlertTable(world.resources.tables["config"])
-    rule, _ = alerts.create("FAULT", Direction.ABOVE, 0.2, "desk@example.com", dt.datetime.now(dt.UTC))
+    rule, _ = alerts.create("owner-fault", "FAULT", Direction.ABOVE, 0.2, "desk@example.com", dt.datetime.now(dt.UTC))
     try:
         yield
     finally:
-        alerts.delete(rule.alert_id)
+        alerts.delete(rule.owner, rule.alert_id)
 
 
 def notify(world: World, upstream: TraceHeader) -> Any:

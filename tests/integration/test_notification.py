@@ -24,11 +24,13 @@ from devstack.lambda_.invocation import Invocation, invoke_in_process
 from devstack.stack import FunctionSpec, load_stack
 from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import Node, TraceTree, ancestors, document_problems, render
+from lambdas.notification.quota import QUOTA_PK, EmailCaps, take_email_quota
 from lib.alerts import AlertRule, AlertTable, Direction
 from lib.metrics import cloudwatch_client
 from lib.news.model import iso_ms
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import aws_calls, aws_fault, function_name
+from tests.fixtures.serialized_aws import serialized_dynamodb
 
 # The Lambda's modules are imported by the first invocation, inside the Lambda environment (their
 # Tracer and Logger read it), never at test collection: errors are matched by their type's name.
@@ -59,8 +61,10 @@ class Notifications:
         self.env = {**invoke.env("notification"), **sink.environment(),
                     "SENDGRID_RETRY_DELAYS_S": "0.05,0.2", "SENDGRID_TIMEOUT_S": "1"}
 
-    def rule(self, ticker: str, direction: Direction, threshold: float, email: str = RECIPIENT) -> AlertRule:
-        created, _ = self.alerts.create(ticker, direction, threshold, email, dt.datetime.now(dt.UTC))
+    def rule(self, ticker: str, direction: Direction, threshold: float, email: str = RECIPIENT,
+             owner: str | None = None) -> AlertRule:
+        created, _ = self.alerts.create(owner or f"owner-{uuid.uuid4().hex}", ticker, direction, threshold,
+                                        email, dt.datetime.now(dt.UTC))
         return created
 
     def message(self, score: float, ticker: str = "AAPL", **changes: Any) -> dict[str, Any]:
@@ -83,7 +87,11 @@ class Notifications:
 
     def clear(self) -> None:
         for rule in self.alerts.all():
-            self.alerts.delete(rule.alert_id)
+            self.alerts.delete(rule.owner, rule.alert_id)
+        state = boto3.resource("dynamodb").Table(self.resources.tables["state"])
+        for row in state.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": QUOTA_PK},
+                               ConsistentRead=True)["Items"]:
+            state.delete_item(Key={"pk": row["pk"], "sk": row["sk"]})
         self.sink.clear()
 
 
@@ -125,7 +133,8 @@ def test_a_firing_rule_sends_one_email_recorded_as_its_own_sendgrid_subsegment(n
 
     result, _ = notifications.run(notifications.event(message), upstream)
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1, "already_sent": 0}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 1, "sent": 1, "already_sent": 0,
+                                         "capped": 0}]}
     [email] = notifications.sink.sent()
     assert email.to == (RECIPIENT,) and email.from_address == FROM_ADDRESS
     assert email.subject.startswith("AAPL sentiment +0.62 (positive) is above your threshold +0.30")
@@ -269,7 +278,8 @@ def test_no_crossed_threshold_sends_nothing(notifications: Notifications) -> Non
     upstream = TraceHeader.new_root()
     result, _ = notifications.run(notifications.event(notifications.message(0.5)), upstream)  # equal: not crossed
 
-    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0, "already_sent": 0}]}
+    assert result == {"notifications": [{"ticker": "AAPL", "rules": 2, "fired": 0, "sent": 0, "already_sent": 0,
+                                         "capped": 0}]}
     assert notifications.sink.statuses == []
     tree = notifications.pipeline.tree(upstream.root, expect_at_least=5)
     assert sendgrid_calls(tree) == []
@@ -418,7 +428,8 @@ def test_a_retry_after_the_invocation_failed_past_a_send_mails_only_what_did_not
     assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,)]
     result, _ = notifications.run(event, upstream)  # the asynchronous retry: the same event
 
-    assert result["notifications"] == [{"ticker": "AAPL", "rules": 2, "fired": 2, "sent": 1, "already_sent": 1}]
+    assert result["notifications"] == [{"ticker": "AAPL", "rules": 2, "fired": 2, "sent": 1, "already_sent": 1,
+                                        "capped": 0}]
     assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,), (OTHER_RECIPIENT,)]
     assert notifications.sink.statuses.count(202) == 2  # one accepted request per rule, in both invocations
 
@@ -426,12 +437,12 @@ def test_a_retry_after_the_invocation_failed_past_a_send_mails_only_what_did_not
     tree = notifications.pipeline.tree(upstream.root, expect_at_least=27)
     sent, replayed = deliveries(tree, first.alert_id)
     failed, retried = deliveries(tree, second.alert_id)
-    # first invocation: lock, send, complete / lock, three failed sends, release the lock
+    # first invocation: lock, daily caps, send, complete / lock, daily caps, three failed sends, release
     assert operations(idempotency_calls(sent, table)) == ["PutItem", "UpdateItem"]
-    assert child_names(sent) == ["dynamodb", "SendGrid", "dynamodb"]
+    assert child_names(sent) == ["dynamodb", "dynamodb", "SendGrid", "dynamodb"]
     assert sent.document["annotations"]["already_sent"] is False
     assert operations(idempotency_calls(failed, table)) == ["PutItem", "DeleteItem"]
-    assert child_names(failed) == ["dynamodb", "SendGrid", "SendGrid", "SendGrid", "dynamodb"]
+    assert child_names(failed) == ["dynamodb", "dynamodb", "SendGrid", "SendGrid", "SendGrid", "dynamodb"]
     # the retry: the first rule's lock is refused (the record is there, COMPLETED), nothing is sent
     refused, *reads = idempotency_calls(replayed, table)
     assert refused["aws"]["operation"] == "PutItem" and refused["error"] is True
@@ -499,3 +510,61 @@ def test_a_crash_between_sendgrids_accept_and_the_records_completion_mails_again
     time.sleep(max(0.0, short.timeout_s + 0.3 - (time.monotonic() - started)))
     notifications.run(event, TraceHeader.new_root(), short)  # retried after it: Lambda's retries come 1 and 2 min later
     assert len(notifications.sink.sent()) == 2
+
+
+# Bounds (issue 21): daily caps per owner and per address ------------------------------------------
+
+@pytest.mark.req("FR-028", "SC-011")
+def test_an_owners_daily_cap_stops_further_emails_counts_them_and_a_retry_does_not_send_them(
+        notifications: Notifications) -> None:
+    owner = f"owner-{uuid.uuid4().hex}"
+    notifications.rule("AAPL", Direction.ABOVE, 0.3, owner=owner)
+    caps = {"ALERT_EMAILS_PER_OWNER_PER_DAY": "2", "ALERT_EMAILS_PER_ADDRESS_PER_DAY": "100"}
+    for _ in range(2):
+        result, _ = notifications.run(notifications.event(notifications.message(0.6)), TraceHeader.new_root(), **caps)
+        assert result["notifications"][0]["sent"] == 1
+    over = notifications.event(notifications.message(0.7))
+    upstream = TraceHeader.new_root()
+    with aws_calls(cloudwatch_client(), "PutMetricData") as metrics:
+        result, _ = notifications.run(over, upstream, **caps)
+
+    assert result["notifications"] == [{"ticker": "AAPL", "rules": 1, "fired": 1, "sent": 0, "already_sent": 0,
+                                        "capped": 1}]
+    assert len(notifications.sink.sent()) == 2
+    [datum] = [d for call in metrics for d in call["MetricData"]]
+    assert datum["MetricName"] == "AlertEmailsCapped" and datum["Value"] == 1
+    again, _ = notifications.run(over, upstream, **caps)  # Lambda's retry of the same event
+    assert again["notifications"][0]["capped"] == 1 and len(notifications.sink.sent()) == 2
+    tree = notifications.pipeline.tree(upstream.root, expect_at_least=4)
+    assert sendgrid_calls(tree) == []
+    assert_no_secrets(notifications.pipeline, upstream.root, notifications.sink)
+
+
+@pytest.mark.req("FR-028")
+def test_an_addresss_daily_cap_holds_across_owners(notifications: Notifications) -> None:
+    notifications.rule("AAPL", Direction.ABOVE, 0.3)  # two owners, one inbox
+    notifications.rule("AAPL", Direction.ABOVE, 0.2)
+    result, _ = notifications.run(notifications.event(notifications.message(0.6)), TraceHeader.new_root(),
+                                  ALERT_EMAILS_PER_OWNER_PER_DAY="100", ALERT_EMAILS_PER_ADDRESS_PER_DAY="1")
+    assert result["notifications"][0] | {"rules": 0} == {"ticker": "AAPL", "rules": 0, "fired": 2, "sent": 1,
+                                                          "already_sent": 0, "capped": 1}
+    assert [email.to for email in notifications.sink.sent()] == [(RECIPIENT,)]
+
+
+@pytest.mark.req("FR-028")
+def test_the_daily_caps_hold_under_a_burst(notifications: Notifications) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    caps = EmailCaps(per_owner_per_day=5, per_address_per_day=100)
+    now = dt.datetime.now(dt.UTC)
+    with serialized_dynamodb() as resources:  # DynamoDB's transaction isolation (see the fixture)
+        table = resources.tables["state"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            taken = list(pool.map(lambda _: take_email_quota(table, caps, "burst-owner", RECIPIENT, now), range(20)))
+        stored = boto3.resource("dynamodb").Table(table).query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": QUOTA_PK},
+            ConsistentRead=True)["Items"]
+    assert taken.count(True) == 5
+    assert sorted(int(row["sent"]) for row in stored) == [5, 5]  # the owner's and the address's counters
+    assert all(RECIPIENT not in json.dumps(row, default=str) for row in stored)  # only its digest
+    assert all(int(row["expires_at"]) > now.timestamp() for row in stored)  # the table's TTL removes them

@@ -64,7 +64,7 @@ def test_render_item_shows_sentiment_only_once_analysed() -> None:
 ])
 def test_a_rule_fires_strictly_beyond_its_threshold(direction: Direction, threshold: float, score: float,
                                                    fires: bool) -> None:
-    rule = AlertRule("a" * 32, "AAPL", direction, threshold, "me@example.com", "2026-01-05T14:30:01.234Z")
+    rule = AlertRule("a" * 32, "AAPL", direction, threshold, "me@example.com", "2026-01-05T14:30:01.234Z", "owner-1")
     assert rule.matches(score) is fires
 
 
@@ -73,6 +73,6 @@ def test_a_malformed_stored_rule_is_a_typed_error() -> None:
         AlertRule.from_item({"pk": "alert", "sk": "x", "ticker": "AAPL", "direction": "sideways", "threshold": 1,
                              "email": "e", "created_at": "t"})
     public = AlertRule.from_item({"pk": "alert", "sk": "x", "ticker": "AAPL", "direction": "below",
-                                  "threshold": Decimal("-0.3"), "email": "e@x.io", "created_at": "t",
+                                  "threshold": Decimal("-0.3"), "email": "e@x.io", "created_at": "t", "owner": "o",
                                   "stream_token_sha256": "f" * 64}).public()
     assert public == {"alert_id": "x", "ticker": "AAPL", "direction": "below", "threshold": -0.3, "email": "e@x.io"}

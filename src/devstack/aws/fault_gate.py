@@ -176,6 +176,8 @@ class AwsGate:
     # WSGI -------------------------------------------------------------------------------------
     def wrap(self, app: WsgiApp) -> WsgiApp:
         def gated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("REQUEST_METHOD") == "OPTIONS" and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
+                return _cors_preflight(environ, start_response)
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
@@ -240,6 +242,18 @@ def _describe(environ: Mapping[str, Any], body: bytes) -> AwsRequest | None:
         except InvalidTraceHeaderError:  # AWS ignores a malformed trace header too: it only loses the scope
             header = None
     return AwsRequest(service, operation, params, header, bool(target))
+
+
+def _cors_preflight(environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """A browser's CORS preflight (the dashboard page signing in with Cognito's InitiateAuth): AWS's
+    service endpoints answer it, but moto routes a request without X-Amz-Target or a signature to S3
+    (a 500), so the gate answers it, allowing the method and headers asked for."""
+    start_response("200 OK", [
+        ("Access-Control-Allow-Origin", str(environ.get("HTTP_ORIGIN") or "*")),
+        ("Access-Control-Allow-Methods", str(environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"))),
+        ("Access-Control-Allow-Headers", str(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS") or "")),
+        ("Access-Control-Max-Age", "600"), ("Content-Length", "0")])
+    return [b""]
 
 
 def _error_response(request: AwsRequest, rule: FaultRule, start_response: Callable[..., Any]) -> list[bytes]:

@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl, unquote
 
 from devstack.aws.moto_server import REGION
 from devstack.aws.sns_delivery import Invoke
+from devstack.edge.cognito_authorizer import UNAUTHORIZED_BODY, CognitoAuthorizer, guards
 from devstack.edge.origin_access import WAF_FORBIDDEN_BODY, OriginAccess
 from devstack.lambda_.invocation import ACCOUNT_ID, UDP_HEADER, SamplingRule
 from devstack.stack import LOCAL_ENVIRONMENT, physical_name
@@ -129,7 +130,9 @@ class ApiGateway:
         stage: str = LOCAL_ENVIRONMENT,
         api_id: str = "local0api1",
         web_acl: OriginAccess | None = None,
+        authorizer: CognitoAuthorizer | None = None,
     ):
+        self.authorizer = authorizer  # the alert routes' Cognito authorizer (None: every route public)
         self._invoke = invoke
         self.web_acl = web_acl
         self.blocked = 0  # requests the web ACL refused
@@ -157,9 +160,18 @@ class ApiGateway:
         request_id = str(uuid.uuid4())
         event = self.proxy_event(request, forwarded, request_id, start)
         error: BaseException | None = None
+        claims: dict[str, str] | None = None
+        guarded = self.authorizer is not None and guards(request.method, unquote(request.path))
+        if guarded and self.authorizer is not None:
+            claims = self.authorizer.claims(request.header("Authorization"))
+            event["requestContext"]["authorizer"] = {"claims": claims}
         try:
-            result, _ = self._invoke(self.function_key, event, upstream=forwarded, upstream_segment_written=True)
-            status, headers, body = proxy_response(result)
+            if guarded and claims is None:  # the UNAUTHORIZED gateway response: the function is not invoked
+                status, headers, body = 401, [("Content-Type", "application/json"),
+                                              ("Access-Control-Allow-Origin", "*")], UNAUTHORIZED_BODY
+            else:
+                result, _ = self._invoke(self.function_key, event, upstream=forwarded, upstream_segment_written=True)
+                status, headers, body = proxy_response(result)
         # What API Gateway does with a failed integration: a 502 (the function's segments carry the fault).
         except Exception as failure:
             log.warning("integration failed: %s: %s", type(failure).__name__, truncate_message(str(failure), 300))

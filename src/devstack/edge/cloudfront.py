@@ -163,6 +163,17 @@ def _json(status: int, error: str, message: str) -> EdgeResponse:
     return EdgeResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
 
 
+# The distribution allows GET, HEAD, OPTIONS, PUT, PATCH, POST, DELETE; CloudFront answers any other
+# method 403 itself: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-403-invalid-method.html
+INVALID_METHOD_BODY = (b"<html><head><title>403 ERROR</title></head><body><h1>403 ERROR</h1>"
+                       b"<h2>The request could not be satisfied.</h2>This distribution is not configured to allow "
+                       b"the HTTP request method that was used for this request.</body></html>")
+
+
+def invalid_method() -> EdgeResponse:
+    return EdgeResponse(403, [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")], INVALID_METHOD_BODY)
+
+
 class CloudFrontEdge:
     def __init__(self, api: ApiBackend | None, stream: StreamBackend | None, static_dir: Path | None,
                  host: str = "127.0.0.1", port: int = 8000, console: Console | None = None,
@@ -237,10 +248,7 @@ class CloudFrontEdge:
                                                        ("Cache-Control", "no-cache")], body))
             return
         if handler.command not in self.allowed_methods(url.path):
-            message = (f"403 ERROR: this distribution is not configured to allow the HTTP request method "
-                       f"{handler.command} here (devstack CloudFront).\n").encode()
-            headers = [("Content-Type", "text/html"), ("X-Cache", "Error from cloudfront")]
-            self._reply(handler, EdgeResponse(403, headers, message))
+            self._reply(handler, invalid_method())
             handler.close_connection = True
             return
         if not url.path.startswith("/api/"):

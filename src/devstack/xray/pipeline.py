@@ -47,6 +47,13 @@ class TracePipeline:
         self._daemon_port = daemon_port
         self._receiver_port = receiver_port
 
+    @property
+    def record_path(self) -> Path:
+        """The segments.jsonl every stored document is appended to (ValueError when it keeps none)."""
+        if self._record_path is None:
+            raise ValueError("this pipeline keeps no record file")
+        return self._record_path
+
     def start(self) -> TracePipeline:
         if self._owns_moto:
             self.moto.start()

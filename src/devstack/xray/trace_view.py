@@ -39,8 +39,10 @@ def trace_view_url(gateway_url: str, trace_id: str) -> str:
 class LocalTraceViews:
     """Answers the two paths above; `serves(path)` says which paths those are."""
 
-    def __init__(self, xray: Any):
+    def __init__(self, xray: Any, auth: dict[str, str] | None = None):
         self._xray = xray
+        # Where the page signs in (`{"endpoint", "clientId"}`: moto's Cognito here), or None.
+        self._config = {**LOCAL_CONFIG, **({"auth": auth} if auth else {})}
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -51,7 +53,7 @@ class LocalTraceViews:
         if method not in ("GET", "HEAD"):
             return 405, {"error": "method_not_allowed", "message": f"{path} accepts GET only"}
         if path == CONFIG_PATH:
-            return 200, LOCAL_CONFIG
+            return 200, self._config
         trace_id = path.removeprefix(TRACES_PREFIX)
         if not TRACE_ID.fullmatch(trace_id):
             return 400, {"error": "invalid_trace_id", "message": f"{trace_id[:60]!r} is not an X-Ray trace id"}

@@ -25,19 +25,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler import CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.dashboard.caller import Caller, caller_from_claims
+from lambdas.dashboard.contract import SECURITY_SCHEMES, SIGNED_IN, ContractResolver, responses
 from lambdas.dashboard.errors import ApiError, MissingTraceContextError, register_error_handlers
-from lib.alerts import (
-    ALERT_ID_PATTERN,
-    EMAIL_PATTERN,
-    MAX_EMAIL_CHARS,
-    TICKER_PATTERN,
-    AlertTable,
-    Direction,
-)
+from lib.alerts import ALERT_ID_PATTERN, TICKER_PATTERN, AlertTable, Direction, RuleLimitError
 from lib.dashboard_queries import MAX_CURSOR_CHARS, DashboardReader, InvalidCursorError
 from lib.news.model import Resolution
 from lib.tracing.header import TraceHeader, current_trace_id
@@ -55,7 +51,7 @@ TRACE_RESPONSE_HEADER = "x-amzn-trace-id"
 # FR-015 / FR-048: what the browser's API and SSE clients send beyond CORS-safelisted headers
 # (Powertools adds Authorization and Content-Type itself; listed anyway, they are ours too).
 CORS_ALLOW_HEADERS = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id",
-                      "X-SSE-Connection-Sequence", "Content-Type", "Authorization"]
+                      "X-SSE-Connection-Sequence", "Content-Type", "Authorization", "X-Auth-Token"]
 CORS_MAX_AGE_S = 600
 
 
@@ -68,16 +64,21 @@ def cors_config() -> CORSConfig:
                       expose_headers=[TRACE_RESPONSE_HEADER], max_age=CORS_MAX_AGE_S)
 
 
-app = APIGatewayRestResolver(cors=cors_config(), enable_validation=True)
+app = ContractResolver(cors=cors_config(), enable_validation=True)
+# The published contract: Swagger UI at /api/v2/docs, the OpenAPI document at /api/v2/docs?format=json.
+OPENAPI_PATH = "/api/v2/docs"
+app.enable_swagger(path=OPENAPI_PATH, title="sentiment-analyzer dashboard API", version="2", servers=[Server(url="/")],
+                   description="Market news sentiment, and alert rules of signed-in users (specs/contracts.md).",
+                   security_schemes=SECURITY_SCHEMES)
 
 # Rule -> methods, for telling 405 from 404 (the resolver answers 404 to both).
 _ROUTES: dict[str, set[str]] = defaultdict(set)
 
 
-def endpoint(method: str, rule: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`app.route`, remembering which methods each path has."""
+def endpoint(method: str, rule: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`app.route` (with its OpenAPI `responses=`, `security=`...), remembering which methods each path has."""
     _ROUTES[rule].add(method)
-    return app.route(rule, method=method)
+    return app.route(rule, method=method, **openapi)
 
 
 def allowed_methods(path: str) -> set[str]:
@@ -95,6 +96,19 @@ def reader() -> DashboardReader:
 
 def alerts_table() -> AlertTable:
     return AlertTable(os.environ["CONFIG_TABLE"])
+
+
+# A rule cap is not a rate: the client may create again once it deleted a rule. Retry-After still
+# says when asking again is reasonable (the contract's one answer to "over a bound": 429).
+RULE_LIMIT_RETRY_AFTER_S = 3600
+
+
+def current_caller() -> Caller:
+    """The signed-in user (API Gateway's Cognito authorizer's claims); 401 when there is none."""
+    caller = caller_from_claims(app.current_event.request_context.authorizer.claims)
+    if caller is None:
+        raise ApiError(401, "unauthorized", "sign in: this route needs a Cognito ID token")
+    return caller
 
 
 def require_tracked(source: DashboardReader, ticker: str) -> None:
@@ -122,13 +136,14 @@ def parse_ticker_list(value: str) -> list[str]:
 TickerQuery = Annotated[str, Query(max_length=MAX_TICKER_CHARS, pattern=TICKER_PATTERN)]
 
 
-@endpoint("GET", "/api/v2/health")
+@endpoint("GET", "/api/v2/health", responses=responses(200, ok={"status": "ok"}))
 def health() -> dict[str, str]:
     """Liveness of the API path (gateway → function); touches no table."""
     return {"status": "ok"}
 
 
-@endpoint("GET", "/api/v2/tickers")
+@endpoint("GET", "/api/v2/tickers", responses=responses(
+    200, ok={"tickers": [{"ticker": "AAPL", "name": "Apple Inc."}]}))
 @tracer.capture_method(capture_response=False)
 def tickers() -> dict[str, Any]:
     found = reader().tickers()
@@ -136,7 +151,9 @@ def tickers() -> dict[str, Any]:
     return {"tickers": found}
 
 
-@endpoint("GET", "/api/v2/sentiment")
+@endpoint("GET", "/api/v2/sentiment", responses=responses(200, 400, 404, ok={"sentiment": {"AAPL": {
+    "latest": {"score": 0.42, "label": "positive", "analyzed_at": "2026-01-05T14:30:01.234Z"},
+    "counts": {"positive": 3, "neutral": 1, "negative": 0}}}}))
 @tracer.capture_method(capture_response=False)
 def sentiment(tickers: Annotated[str, Query(min_length=1, max_length=MAX_TICKERS_PARAM_CHARS)]) -> dict[str, Any]:
     symbols = parse_ticker_list(tickers)
@@ -151,7 +168,7 @@ def sentiment(tickers: Annotated[str, Query(min_length=1, max_length=MAX_TICKERS
                           for symbol in symbols}}
 
 
-@endpoint("GET", "/api/v2/items")
+@endpoint("GET", "/api/v2/items", responses=responses(200, 400, 404, ok={"items": [], "next_cursor": None}))
 @tracer.capture_method(capture_response=False)
 def items(
     ticker: TickerQuery,
@@ -168,7 +185,8 @@ def items(
     return {"items": page, "next_cursor": next_cursor}
 
 
-@endpoint("GET", "/api/v2/timeseries/<ticker>")
+@endpoint("GET", "/api/v2/timeseries/<ticker>", responses=responses(
+    200, 400, 404, ok={"ticker": "AAPL", "resolution": "5m", "buckets": []}))
 @tracer.capture_method(capture_response=False)
 def timeseries(
     ticker: Annotated[str, Path(max_length=MAX_TICKER_CHARS, pattern=TICKER_PATTERN)],
@@ -182,30 +200,44 @@ def timeseries(
 
 
 class NewAlert(BaseModel):
-    """`POST /api/v2/alerts` body. Strict: a threshold sent as a string is an error, not a guess."""
+    """`POST /api/v2/alerts` body. Strict: a threshold sent as a string is an error, not a guess. No
+    `email`: a rule mails its owner's verified address, never one the request names."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     ticker: str = Field(max_length=MAX_TICKER_CHARS, pattern=TICKER_PATTERN)
     direction: Literal["above", "below"]
     threshold: float = Field(ge=-1, le=1, allow_inf_nan=False)
-    email: str = Field(max_length=MAX_EMAIL_CHARS, pattern=EMAIL_PATTERN)
 
 
-@endpoint("GET", "/api/v2/alerts")
+ALERT_EXAMPLE = {"alert_id": "0123456789abcdef0123456789abcdef", "ticker": "NVDA", "direction": "above",
+                 "threshold": 0.5, "email": "analyst@example.com"}
+
+
+@endpoint("GET", "/api/v2/alerts", security=SIGNED_IN, responses=responses(200, 401, ok={"alerts": [ALERT_EXAMPLE]}))
 @tracer.capture_method(capture_response=False)
 def list_alerts() -> dict[str, Any]:
-    rules = alerts_table().all()
+    rules = alerts_table().owned_by(current_caller().sub)
     annotate(tracer, alert_count=len(rules))
     return {"alerts": [rule.public() for rule in rules]}
 
 
-@endpoint("POST", "/api/v2/alerts")
+@endpoint("POST", "/api/v2/alerts", security=SIGNED_IN, responses=responses(
+    201, 400, 401, 403, 404, 429, ok={**ALERT_EXAMPLE, "stream_token": "shown-once-token"}))
 @tracer.capture_method(capture_response=False)
 def create_alert(alert: Annotated[NewAlert, Body()]) -> Response[dict[str, Any]]:
+    caller = current_caller()
+    email = caller.verified_email
+    if email is None:
+        # An unconfirmed address gets nothing from us but Cognito's own verification message.
+        raise ApiError(403, "email_not_verified", "verify your email address before creating alert rules")
     require_tracked(reader(), alert.ticker)
-    rule, token = alerts_table().create(alert.ticker, Direction(alert.direction), alert.threshold, alert.email,
-                                        dt.datetime.now(dt.UTC))
+    try:
+        rule, token = alerts_table().create(caller.sub, alert.ticker, Direction(alert.direction), alert.threshold,
+                                            email, dt.datetime.now(dt.UTC))
+    except RuleLimitError as error:
+        raise ApiError(429, "rule_limit", f"{error}: delete one first",
+                       headers={"Retry-After": str(RULE_LIMIT_RETRY_AFTER_S)}) from error
     annotate(tracer, alert_id=rule.alert_id, ticker=rule.ticker)
     logger.info("alert rule created", extra={"alert_id": rule.alert_id, "ticker": rule.ticker})
     # The stream token is shown this once; only its SHA-256 is stored.
@@ -213,11 +245,12 @@ def create_alert(alert: Annotated[NewAlert, Body()]) -> Response[dict[str, Any]]
                     headers={"Location": f"/api/v2/alerts/{rule.alert_id}"})
 
 
-@endpoint("DELETE", "/api/v2/alerts/<alert_id>")
+@endpoint("DELETE", "/api/v2/alerts/<alert_id>", security=SIGNED_IN, responses=responses(204, 400, 401, 404))
 @tracer.capture_method(capture_response=False)
 def delete_alert(alert_id: Annotated[str, Path(pattern=ALERT_ID_PATTERN)]) -> Response[str]:
     annotate(tracer, alert_id=alert_id)
-    if not alerts_table().delete(alert_id):
+    # Another user's rule is "no such rule" (404, not 403): ids are not confirmed to strangers.
+    if not alerts_table().delete(current_caller().sub, alert_id):
         raise ApiError(404, "alert_not_found", f"no alert rule {alert_id}")
     logger.info("alert rule deleted", extra={"alert_id": alert_id})
     return Response(204, None, "")

@@ -1,6 +1,7 @@
 """The dashboard API's error model: every answer that is the client's fault, in one shape.
 
 `{"error": <code>, "message": <what is wrong>}` with 400 (bad query, path or body; invalid JSON),
+401/403/429 (the alert routes: no caller, an unverified address, the rule cap; lambdas.dashboard.api),
 404 (unknown path, ticker or alert), 405 (known path, other method; with `Allow`) or 413 (a body over
 16 KB). `ApiError` is a Powertools `ServiceError` (the event handler's own HTTP error family), with
 the contract's error code; its handler renders the contract's shape instead of Powertools' default
@@ -138,6 +139,18 @@ def register_error_handlers(app: APIGatewayRestResolver, allowed_methods: Callab
     def handle_unreadable_body(_: ValueError) -> ApiError:
         return ApiError(400, "invalid_json", "request body is not UTF-8 encoded JSON")
 
+    @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
+    def handle_multipart_body(error: ValueError) -> Response[dict[str, str]]:
+        """Powertools parses a multipart/form-data body itself and raises a bare ValueError on a missing
+        boundary: for this JSON-only API that is the client's unsupported body (400). Any other ValueError
+        is not the client's fault and faults the invocation as before."""
+        headers = app.current_event.headers or {}
+        content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise error
+        return error_response(oversized_body(app.current_event) or ApiError(
+            400, "invalid_request", "request body must be JSON (Content-Type: application/json)"))
+
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
     @body_size_first
     def handle_unsupported_content_type(_: RequestUnsupportedContentType) -> ApiError:
@@ -150,6 +163,10 @@ def register_error_handlers(app: APIGatewayRestResolver, allowed_methods: Callab
         path = app.current_event.path
         shown = truncate_message(path, 200)
         methods = allowed_methods(path)
+        if method in methods:
+            # The path has this method's route, but a parameter the resolver's route pattern refuses
+            # (characters outside a URL path segment's): the parameter is invalid, not the method.
+            return error_response(ApiError(400, "invalid_request", f"path parameter of {shown}: not a valid value"))
         if methods:
             allow = ", ".join(sorted(methods | {"OPTIONS"}))
             message = f"{method} is not allowed on {shown} (allowed: {allow})"

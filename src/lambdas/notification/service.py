@@ -10,6 +10,11 @@ lost. SendGrid has no idempotency key, so each rule's email goes through `once.s
 one email per (rule, scored item), a retry sends only what did not go out (see `once` for the key
 and the window that remains).
 
+Bounds (issue 21): each email first takes one unit of its owner's and its address's daily caps
+(`quota`); over either, it is not sent, `AlertEmailsCapped` counts it and the delivery is settled
+(a retry does not send it either). A rule only ever mails its owner's verified address (the
+dashboard refuses others), so an unconfirmed address gets nothing from this function.
+
 For each message: the ticker's rules (config table, `pk="alert"`) are read and those the score
 crosses fire (strictly above / below the threshold); each firing rule gets one email through
 SendGrid (`mailer`). Every firing rule is attempted even when an earlier one failed; failures are
@@ -25,6 +30,7 @@ Example (not run: needs a Lambda context and the function's AWS resources):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +44,7 @@ from sendgrid.helpers.mail import Mail
 
 from lambdas.notification.mailer import DeliveryError, RetryPolicy, SendGridMailer
 from lambdas.notification.once import AlertDelivery, idempotency_store, send_once
+from lambdas.notification.quota import CAPPED_STATUS, EmailCaps, take_email_quota
 from lib.alerts import TICKER_PATTERN, AlertRule, AlertTable
 from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
@@ -89,15 +96,19 @@ class NotificationSettings:
     sendgrid_host: str
     from_address: str
     retry: RetryPolicy
+    state_table: str
+    caps: EmailCaps
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotificationSettings:
         source = os.environ if env is None else env
         names = ("CONFIG_TABLE", "IDEMPOTENCY_TABLE", "SENDGRID_SECRET_NAME", "SENDGRID_HOST", "ALERT_FROM_ADDRESS",
-                 "SENDGRID_RETRY_DELAYS_S", "SENDGRID_TIMEOUT_S")
+                 "SENDGRID_RETRY_DELAYS_S", "SENDGRID_TIMEOUT_S", "STATE_TABLE", "ALERT_EMAILS_PER_OWNER_PER_DAY",
+                 "ALERT_EMAILS_PER_ADDRESS_PER_DAY")
         require_env(names, source)
         return cls(source["CONFIG_TABLE"], source["IDEMPOTENCY_TABLE"], source["SENDGRID_SECRET_NAME"],
-                   source["SENDGRID_HOST"], source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source))
+                   source["SENDGRID_HOST"], source["ALERT_FROM_ADDRESS"], RetryPolicy.from_env(source),
+                   source["STATE_TABLE"], EmailCaps.from_env(source))
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,10 @@ class Report:
     fired: int
     sent: int              # emails this invocation sent
     already_sent: int = 0  # fired rules whose email for this score an earlier invocation sent
+    capped: int = 0        # fired rules whose email a daily cap stopped (now or in an earlier invocation)
+
+
+Outcome = Literal["sent", "already_sent", "capped"]
 
 
 def sendgrid_api_key(secret_name: str) -> str:
@@ -134,14 +149,17 @@ def alert_email(settings: NotificationSettings, rule: AlertRule, message: Scored
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
-def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule, message: ScoredMessage) -> bool:
-    """One rule's email, at most once per scored item: its own subsegment, holding the idempotency
-    record's `dynamodb` calls and one `SendGrid` subsegment per attempt (none when already sent).
-    True when it was already sent (nothing sent now)."""
+def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertRule,
+            message: ScoredMessage) -> Outcome:
+    """One rule's email, at most once per scored item and within the daily caps: its own subsegment,
+    holding the idempotency record's and the caps' `dynamodb` calls and one `SendGrid` subsegment per
+    attempt (none when already sent or capped)."""
     annotate(tracer, alert_id=rule.alert_id, ticker=rule.ticker)
     delivery = AlertDelivery(rule.alert_id, message.item_id, message.analyzed_at)
 
     def send() -> tuple[int, int]:
+        if not take_email_quota(settings.state_table, settings.caps, rule.owner, rule.email, dt.datetime.now(dt.UTC)):
+            return CAPPED_STATUS, 0
         try:
             status = mailer.send(alert_email(settings, rule, message))
         finally:
@@ -150,14 +168,19 @@ def deliver(mailer: SendGridMailer, settings: NotificationSettings, rule: AlertR
 
     receipt = send_once(idempotency_store(settings.idempotency_table), delivery=delivery, send=send)
     annotate(tracer, already_sent=receipt.replayed)
+    if receipt.status == CAPPED_STATUS:
+        annotate(tracer, capped=True, attempts=0)
+        logger.warning("alert email not sent: a daily cap is reached",
+                       extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "item_id": message.item_id})
+        return "capped"
     if receipt.replayed:
         annotate(tracer, attempts=0)
         logger.info("alert email already sent for this score: not sent again",
                     extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "item_id": message.item_id})
-        return True
+        return "already_sent"
     logger.info("alert email sent", extra={"alert_id": rule.alert_id, "ticker": rule.ticker, "status": receipt.status,
                                            "attempts": receipt.attempts})
-    return False
+    return "sent"
 
 
 @tracer.capture_method(capture_response=False, capture_error=False)
@@ -170,18 +193,21 @@ def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left:
     mailer = SendGridMailer(tracer, sendgrid_api_key(settings.secret_name), settings.sendgrid_host, settings.retry,
                             seconds_left=seconds_left)
     failures: list[tuple[AlertRule, DeliveryError | IdempotencyAlreadyInProgressError]] = []
-    already_sent = 0
+    outcomes: list[Outcome] = []
     for rule in fired:
         try:
-            already_sent += deliver(mailer, settings, rule, message)
+            outcomes.append(deliver(mailer, settings, rule, message))
         # The other rules still get their email; all failures are raised below. Another invocation
         # holding this rule's record INPROGRESS is not a failed email: the retry settles it.
         except (DeliveryError, IdempotencyAlreadyInProgressError) as error:
             failures.append((rule, error))
             logger.warning("alert email not delivered", extra={"alert_id": rule.alert_id, "ticker": rule.ticker,
                                                                "error_type": type(error).__name__, "error": str(error)})
-    sent = len(fired) - len(failures) - already_sent
-    annotate(tracer, sent=sent, already_sent=already_sent, failed=len(failures))
+    already_sent, capped = outcomes.count("already_sent"), outcomes.count("capped")
+    sent = outcomes.count("sent")
+    annotate(tracer, sent=sent, already_sent=already_sent, capped=capped, failed=len(failures))
+    if capped:
+        put_metric(Metric.ALERT_EMAILS_CAPPED, capped)
     undelivered = sum(isinstance(error, DeliveryError) for _, error in failures)
     if undelivered:
         put_metric(Metric.NOTIFICATION_DELIVERY_FAILURES, undelivered)
@@ -190,4 +216,4 @@ def notify(settings: NotificationSettings, message: ScoredMessage, seconds_left:
         raise NotificationDeliveryError(
             f"{len(failures)} of {len(fired)} alert emails for item {message.item_id} not delivered: {summary}"
         ) from failures[0][1]
-    return Report(message.ticker, len(rules), len(fired), sent, already_sent)
+    return Report(message.ticker, len(rules), len(fired), sent, already_sent, capped)

@@ -35,7 +35,12 @@ CONFIG_STREAM = re.compile(r"^/api/v2/configurations/(?P<alert_id>[^/]+)/stream$
 ALERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the browser's is a UUID
 CONNECTION_SEQUENCE = re.compile(r"^[1-9][0-9]{0,8}$")
-BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]{1,512})$")
+# The per-alert stream's token: in X-Auth-Token, because behind CloudFront's origin access control the
+# signature CloudFront adds takes the Authorization header ("Always sign origin requests" overwrites
+# a viewer's Authorization):
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-lambda.html
+TOKEN_HEADER = "x-auth-token"
+STREAM_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
 
 
 class MalformedEventError(ValueError):
@@ -88,7 +93,7 @@ class UnauthorizedError(RequestError):
     status, code = 401, "unauthorized"
 
     def __init__(self, message: str):
-        super().__init__(message, {"www-authenticate": 'Bearer realm="sse"'})
+        super().__init__(message, {"www-authenticate": 'X-Auth-Token realm="sse"'})
 
 
 class NotFoundError(RequestError):
@@ -169,12 +174,11 @@ def parse_request(event: Any) -> StreamRequest:
             raise BadRequestError(str(error)) from error
     token = None
     if route == "config":
-        authorization = headers.get("authorization")
-        if authorization is None:
-            raise UnauthorizedError("this stream needs Authorization: Bearer <token>")
-        match = BEARER.match(authorization.strip())
-        if match is None:
-            raise UnauthorizedError("Authorization must be 'Bearer <token>'")
-        token = match[1]
+        offered = headers.get(TOKEN_HEADER)
+        if offered is None:
+            raise UnauthorizedError("this stream needs X-Auth-Token: <the rule's stream token>")
+        if STREAM_TOKEN.match(offered.strip()) is None:
+            raise UnauthorizedError("X-Auth-Token is not a stream token")
+        token = offered.strip()
     return StreamRequest(route, request.request_context.request_id, alert_id, token, last_event_id, session,
                          probe_header(headers))

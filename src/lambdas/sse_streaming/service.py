@@ -5,8 +5,8 @@ and a patched botocore would record them twice). What follows the handler is `st
 
 - `GET /api/v2/stream`: every newly analysed item;
 - `GET /api/v2/configurations/{alert_id}/stream`: the items of the alert's ticker, for the holder
-  of the alert's stream token (`Authorization: Bearer <token>`, checked against
-  `stream_token_sha256`; 401 without or with a wrong token, 404 for an unknown alert);
+  of the alert's stream token (`X-Auth-Token: <token>`: behind OAC, CloudFront's signature takes
+  Authorization; checked against `stream_token_sha256`; 401 without or with a wrong token, 404 for an unknown alert);
 - `GET /api/v2/stream/status`: `{"streams_per_environment", "poll_interval_s", "stream_lifetime_s"}`.
 
 One stream per execution environment (connections.py); the cap on concurrent streams is the

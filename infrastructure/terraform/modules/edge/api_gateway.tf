@@ -103,6 +103,11 @@ resource "aws_api_gateway_deployment" "api" {
       aws_api_gateway_integration_response.proxy_options.id,
       local.cors_api_headers,
       [for r in aws_api_gateway_gateway_response.cors : r.response_parameters],
+      # alerts_api.tf: the alert resources, their authorizer and methods
+      aws_api_gateway_authorizer.cognito.id,
+      [for m in aws_api_gateway_method.alerts : m.id],
+      [for i in aws_api_gateway_integration.alerts : i.id],
+      [for i in aws_api_gateway_integration_response.alerts_options : i.id],
     ]))
   }
 

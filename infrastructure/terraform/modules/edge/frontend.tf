@@ -57,11 +57,15 @@ resource "aws_s3_bucket_policy" "frontend" {
 }
 
 # The page's config.json (frontend/src/trace-links.ts): trace ids link to the CloudWatch console's X-Ray
-# traces of this region. `aws s3 sync frontend/dist` leaves it alone: dist/ holds no config.json.
+# traces of this region; the page signs in with Cognito's InitiateAuth at the regional endpoint with
+# the public web client (frontend/src/auth.ts). `aws s3 sync frontend/dist` leaves it alone.
 resource "aws_s3_object" "frontend_config" {
-  bucket        = aws_s3_bucket.frontend.id
-  key           = "config.json"
-  content       = jsonencode({ traceLinks = { kind = "cloudwatch", region = local.region } })
+  bucket = aws_s3_bucket.frontend.id
+  key    = "config.json"
+  content = jsonencode({
+    traceLinks = { kind = "cloudwatch", region = local.region }
+    auth       = { endpoint = "https://cognito-idp.${local.region}.amazonaws.com/", clientId = var.cognito_web_client_id }
+  })
   content_type  = "application/json"
   cache_control = "max-age=300"
 }

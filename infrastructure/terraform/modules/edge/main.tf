@@ -14,7 +14,7 @@ locals {
 
   # FR-015 / FR-082: the browser sends the trace header and the SSE resume/linkage headers; it reads
   # x-amzn-trace-id (previous_trace_id on reconnect), Retry-After (503) and X-SSE-Resume-Supported.
-  cors_allow_headers  = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id", "X-SSE-Connection-Sequence", "Authorization", "Content-Type"]
+  cors_allow_headers  = ["X-Amzn-Trace-Id", "Last-Event-ID", "X-SSE-Session-Id", "X-SSE-Previous-Trace-Id", "X-SSE-Connection-Sequence", "Authorization", "Content-Type", "X-Auth-Token"]
   cors_expose_headers = ["x-amzn-trace-id", "retry-after", "x-sse-resume-supported"]
   cors_api_methods    = ["GET", "POST", "DELETE", "OPTIONS"]
   cors_sse_methods    = ["GET"]

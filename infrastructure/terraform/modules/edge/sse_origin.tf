@@ -4,8 +4,8 @@
 # refused (403) before the function runs and records nothing.
 # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-lambda.html
 #
-# The signature takes the request's Authorization header: the per-alert stream's bearer token cannot
-# travel in it behind OAC (see infrastructure/terraform/README.md, "Edge").
+# The signature takes the request's Authorization header: the per-alert stream's token travels in
+# X-Auth-Token instead (src/lambdas/sse_streaming/request.py).
 resource "aws_lambda_function_url" "sse" {
   function_name      = var.sse_function_name
   qualifier          = var.function_alias

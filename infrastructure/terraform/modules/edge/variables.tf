@@ -167,3 +167,45 @@ variable "origin_verify_header" {
     error_message = "origin_verify_header must be a custom header name (CloudFront refuses X-Amz-* custom headers)."
   }
 }
+
+variable "user_pool_arn" {
+  description = "ARN of the Cognito user pool whose ID tokens the alert routes' COGNITO_USER_POOLS authorizer accepts."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:[0-9]{12}:userpool/[a-z0-9-]+_[A-Za-z0-9]+$", var.user_pool_arn))
+    error_message = "user_pool_arn must be a Cognito user pool ARN."
+  }
+}
+
+variable "write_throttling_rate_limit" {
+  description = "Steady-state requests per second the stage accepts on each alert write method (POST, DELETE)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.write_throttling_rate_limit > 0 && var.write_throttling_rate_limit <= 10000
+    error_message = "write_throttling_rate_limit must be within 1..10000."
+  }
+}
+
+variable "write_throttling_burst_limit" {
+  description = "Burst of requests the stage accepts on each alert write method (POST, DELETE)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.write_throttling_burst_limit > 0 && var.write_throttling_burst_limit <= 5000
+    error_message = "write_throttling_burst_limit must be within 1..5000."
+  }
+}
+
+variable "cognito_web_client_id" {
+  description = "Cognito app client the dashboard page signs in with (written to the page's config.json)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+]{1,128}$", var.cognito_web_client_id))
+    error_message = "cognito_web_client_id must be a Cognito app client id."
+  }
+}

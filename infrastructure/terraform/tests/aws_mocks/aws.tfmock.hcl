@@ -84,3 +84,9 @@ mock_data "aws_secretsmanager_random_password" {
 mock_resource "aws_xray_group" {
   defaults = { arn = "arn:aws:xray:eu-west-1:123456789012:group/mock/MOCK" }
 }
+mock_resource "aws_cognito_user_pool" {
+  defaults = { arn = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123", id = "eu-west-1_AbCdEf123" }
+}
+mock_resource "aws_cognito_user_pool_client" {
+  defaults = { id = "1example23456789abcdefghij" }
+}

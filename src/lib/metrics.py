@@ -20,8 +20,6 @@ from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING
 
-import boto3
-
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
@@ -66,8 +64,12 @@ class CanaryMetric(StrEnum):
 
 @cache
 def cloudwatch_client() -> CloudWatchClient:
-    """One client per execution environment (created on first use, reused when warm)."""
-    return boto3.client("cloudwatch")
+    """One client per execution environment (created on first use, reused when warm). botocore's, as
+    boto3's `client()` makes it; imported here, so a function that never publishes never pays for it."""
+    import botocore.session
+
+    client: CloudWatchClient = botocore.session.get_session().create_client("cloudwatch")
+    return client
 
 
 def metric_datum(name: str, value: float, unit: str = "Count",

@@ -105,6 +105,10 @@ class _Stream:
         self.samples: list[MetricDatumTypeDef] = []
         self.settle_due: float | None = None  # monotonic time the earliest settling item becomes readable
         self.marker: Marker | None = None  # the change marker as last read
+        # Without the marker every poll queries (half an interval: the next poll always finds it expired);
+        # with it, the window is refreshed by a moved marker, and at least every poll interval.
+        settings = plan.settings
+        self.ttl_s = settings.poll_interval_s if settings.marker_interval_s else settings.poll_interval_s / 2
 
     def run(self) -> Generator[bytes, None, str]:
         """The stream's frames; returns why it ended (`lifetime` or `deadline`)."""
@@ -164,7 +168,7 @@ class _Stream:
             now = _utc_now()
             settle = dt.timedelta(seconds=settings.index_settle_s)
             read = FEED.read(settings.news_table, self.cursor, iso_ms(now - settle),
-                             ttl_s=settings.poll_interval_s / 2, visible_ts=iso_ms(now), marker=self.marker)
+                             ttl_s=self.ttl_s, visible_ts=iso_ms(now), marker=self.marker)
             self.settle_due = None if read.next_settle_ts is None else time.monotonic() + (
                 parse_iso(read.next_settle_ts) + settle + SETTLE_MARGIN - now).total_seconds()
             delivered: list[FeedItem] = []

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -68,8 +68,7 @@ def cloudwatch_client() -> CloudWatchClient:
     boto3's `client()` makes it; imported here, so a function that never publishes never pays for it."""
     import botocore.session
 
-    client: CloudWatchClient = botocore.session.get_session().create_client("cloudwatch")
-    return client
+    return cast("CloudWatchClient", botocore.session.get_session().create_client("cloudwatch"))
 
 
 def metric_datum(name: str, value: float, unit: str = "Count",

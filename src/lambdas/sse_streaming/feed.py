@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lambdas.sse_streaming.events import AFTER_ALL, Position
 from lib.news.model import FEED_MARKER_KEY, ItemStatus, iso_ms, parse_iso
@@ -72,7 +72,7 @@ def dynamodb_client() -> DynamoDBClient:
     ~0.2 s with s3transfer, was most of the cold start; benchmarks/RESULTS.md, section 2)."""
     import botocore.session  # deferred: the first frame of a stream goes out before the first read
 
-    return botocore.session.get_session().create_client("dynamodb")
+    return cast("DynamoDBClient", botocore.session.get_session().create_client("dynamodb"))
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

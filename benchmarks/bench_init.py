@@ -36,7 +36,7 @@ from devstack.lambda_.invocation import lambda_environment
 from devstack.stack import SRC_ROOT, FunctionSpec, load_stack, physical_name
 from tests.fixtures.packages import image_pins, site_of
 
-REPETITIONS = 9
+REPETITIONS = 5
 TARGET_SSE_RATIO = 0.5
 ACCOUNT = "123456789012"
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from devstack.aws.cloudwatch import metric_dimensions, metric_samples
 from devstack.xray.trace_reader import document_problems, render, silent_failures
 from lambdas.analysis.service import FANOUT_ATTEMPTS, ItemNotFoundError, MalformedSnsEventError
-from lib.news.model import Resolution, iso_ms
+from lib.news.model import FEED_MARKER_KEY, Resolution, iso_ms
 from lib.news.sentiment import score
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
@@ -78,6 +78,25 @@ def test_a_second_delivery_of_the_same_message_counts_nothing_twice(news: NewsHa
     assert len(news.published("sentiment_scored")) == 1
     tree = news.pipeline.tree(invocation.trace_header.root, expect_at_least=4)
     assert tree.find("## lambdas.analysis.service.analyse")[0].document["annotations"]["duplicate_delivery"] is True
+
+
+@pytest.mark.req("FR-007", "FR-081")
+def test_a_score_bumps_the_change_marker_once_and_a_redelivery_does_not(news: NewsHarness) -> None:
+    """The SSE streams query the index when the marker moves (lambdas/sse_streaming/feed.py)."""
+    def marker() -> dict[str, Any]:
+        found: dict[str, Any] = news.news_table.get_item(Key=FEED_MARKER_KEY, ConsistentRead=True).get("Item", {})
+        return found
+
+    before = int(marker().get("feed_version", 0))
+    item = news.store_item("Apple unveils a new product line to strong reviews", ticker="AAPL")
+    event = news.sns_event(item.message())
+    news.analyse(event)
+    after = marker()
+    assert after["feed_version"] == before + 1
+    assert after["changed_at"] == news.item(item)["status_changed_at"]  # when the announced item settles
+    news.analyse(event)  # a redelivery scores nothing: nothing new to announce
+    assert marker()["feed_version"] == before + 1
+    assert "status" not in after and "ticker" not in after and "sentiment_label" not in after  # in no index
 
 
 MALFORMED = {

@@ -500,6 +500,45 @@ def test_a_stream_ends_at_its_lifetime_and_a_resume_delivers_the_gap_exactly_onc
     assert stream["annotations"]["resumed"] is True and stream["annotations"]["end_reason"] == "lifetime"
 
 
+MARKER_ONLY = {"SSE_STREAM_LIFETIME_S": "2.5", "SSE_MARKER_INTERVAL_S": "0.2", "SSE_POLL_INTERVAL_S": "120"}
+
+
+@pytest.mark.req("FR-090", "FR-081", "FR-067", "FR-007", "SC-020")
+def test_an_item_announced_by_the_marker_during_a_resume_gap_is_delivered_once_by_the_marker(
+    start_environment: Callable[..., Any], news_table: Any, trace_pipeline: TracePipeline
+) -> None:
+    """The safety-net query is two minutes away: only the change marker (written as the analysis
+    function writes it) can bring an item scored between two streams of this environment."""
+    from lib.news.store import NewsTable
+
+    with start_environment(MARKER_ONLY) as environment:
+        first = environment.open(upstream=upstream_header(), timeout_s=10.0)
+        first.prelude(10)
+        frames = parse_frames(read_until(first, lambda body: False))  # to the stream's own end
+        final = frames[-1]
+        assert final["event"] == "reconnect"
+        gap = seed(news_table, "MARKER")  # scored while nobody is connected ...
+        NewsTable(news_table.name).announce_analysed(gap["status_changed_at"])  # ... and announced
+        resumed = environment.open(headers={"Last-Event-ID": final["id"]}, upstream=upstream_header(),
+                                   timeout_s=10.0)
+        assert resumed.prelude(10)[0] == 200
+        resumed_frames = parse_frames(read_until(resumed, lambda body: False))
+    assert items_of(resumed_frames, "MARKER") == [gap["item_id"]]  # once
+    assert expected_frame(gap) in b"".join(
+        f"id: {f['id']}\nevent: {f['event']}\ndata: {f['data']}\n\n".encode() for f in resumed_frames)
+    tree = trace_pipeline.tree(resumed.invocation.trace_header.root, expect_at_least=6)
+    stream = tree.find("sse.global_stream")[0].document
+    reads = [doc for doc in tree.documents if doc["name"] == "DynamoDB" and doc.get("origin") is None
+             and doc["aws"]["operation"] == "GetItem"]
+    assert len(reads) >= 5, "the marker is read every 0.2 s"
+    for read in reads:  # FR-067: a typed DynamoDB node under the stream span
+        assert read["namespace"] == "aws" and read["aws"]["table_name"] == news_table.name
+        assert read["parent_id"] == stream["id"]
+        assert set(read.get("metadata", {}).get("default", {})) <= CONVENTION_ATTRIBUTES
+    triggers = [poll.document["annotations"]["trigger"] for poll in tree.find("sse.poll")]
+    assert "marker_moved" in triggers and "ttl_expired" not in triggers
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

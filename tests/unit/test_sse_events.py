@@ -172,6 +172,19 @@ def test_settings_from_the_stack_map_environment() -> None:
         SseSettings.from_env({"NEWS_TABLE": "n", "CONFIG_TABLE": "c", "SSE_POLL_INTERVAL_S": "0"})
 
 
+@pytest.mark.req("FR-007")
+def test_the_change_marker_interval_is_read_zero_turns_it_off_and_the_stack_reads_it_faster_than_it_polls() -> None:
+    base = {"NEWS_TABLE": "n", "CONFIG_TABLE": "c"}
+    assert SseSettings.from_env({**base, "SSE_MARKER_INTERVAL_S": "0.25"}).marker_interval_s == 0.25
+    assert SseSettings.from_env({**base, "SSE_MARKER_INTERVAL_S": "0"}).marker_interval_s == 0  # the naive design
+    for bad in ("-1", "soon"):
+        with pytest.raises(ConfigurationError):
+            SseSettings.from_env({**base, "SSE_MARKER_INTERVAL_S": bad})
+    stack = SseSettings.from_env({**load_stack().function("sse_streaming").env, **base})
+    # the query is the safety net; the latency goal (p95 <= 1 s) rests on the marker read
+    assert 0 < stack.marker_interval_s <= 0.5 < stack.poll_interval_s
+
+
 @pytest.mark.req("FR-090", "FR-085")
 def test_the_stack_maps_stream_lifetime_is_well_under_the_function_timeout() -> None:
     """An abandoned stream costs at most its lifetime: a fraction of the timeout, not all of it."""

@@ -6,8 +6,6 @@ decisions can be followed exactly; the real query runs against moto in test_sse_
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdas.sse_streaming.events import AFTER_ALL, BEFORE_ALL, Position
-from lambdas.sse_streaming.feed import AnalysedFeed, FeedItem, QueryResult
+from lambdas.sse_streaming.feed import AnalysedFeed, FeedItem, Marker, QueryResult
 
 
 def item(ts: str, n: int) -> FeedItem:
@@ -82,24 +80,25 @@ def test_an_item_seen_settling_makes_the_next_read_due_once_it_has_settled() -> 
     assert feed.read("news", due.horizon, at(3, 600), ttl_s=10).trigger == "fresh"
 
 
-@pytest.mark.req("FR-007")
-def test_streams_waiting_on_the_window_wake_when_a_read_brings_items_and_only_then() -> None:
+@pytest.mark.req("FR-007", "FR-081")
+def test_a_moved_marker_makes_the_next_read_a_query_and_the_window_remembers_it_across_streams() -> None:
     index, clock = Index([item(at(1), 1)]), Clock()
     feed = AnalysedFeed(query=index.query, clock=clock)
-    first = feed.read("news", Position(at(0), BEFORE_ALL), at(2), ttl_s=1.0)
-    assert first.generation == feed.generation == 1
-    started = time.monotonic()
-    assert feed.wait_for_news(first.generation, timeout_s=0.05) == 1 and time.monotonic() - started >= 0.05
-    clock.now += 1.0
-    assert feed.read("news", first.horizon, at(3), ttl_s=1.0).generation == 1  # a refresh that found nothing
-    woke: list[int] = []
-    sleeper = threading.Thread(target=lambda: woke.append(feed.wait_for_news(1, timeout_s=5.0)))
-    sleeper.start()
+    first = feed.read("news", Position(at(0), BEFORE_ALL), at(2), ttl_s=30, marker=Marker(1, at(1)))
+    assert first.trigger == "cold_start" and feed.marker_version == 1
+    assert not feed.has_news(Marker(1, at(1))) and not feed.has_news(Marker(0, None))  # a stale read: no news
+    unchanged = feed.read("news", first.horizon, at(3), ttl_s=30, marker=Marker(1, at(1)))
+    assert (unchanged.trigger, len(index.queries)) == ("fresh", 1)  # within the TTL, no query without news
+    # The stream ends here; an item is scored in the gap and the marker moves. The next stream on this
+    # environment resumes from its Last-Event-ID and its first marker read finds the move.
     index.items.append(item(at(4), 2))
-    clock.now += 1.0
-    assert feed.read("news", first.horizon, at(5), ttl_s=1.0).generation == 2
-    sleeper.join(timeout=2.0)
-    assert woke == [2]
+    resumed_marker = Marker(2, at(4))
+    assert feed.has_news(resumed_marker)
+    resumed = feed.read("news", unchanged.horizon, at(5), ttl_s=30, marker=resumed_marker)
+    assert (resumed.trigger, [i.item_id for i in resumed.items]) == ("marker_moved", [f"{2:032x}"])
+    assert index.queries[-1][0] == Position(at(2), AFTER_ALL) and feed.marker_version == 2  # the horizon on
+    again = feed.read("news", resumed.items[-1].position, at(6), ttl_s=30, marker=resumed_marker)
+    assert (again.trigger, again.items) == ("fresh", [])  # delivered once
 
 
 @pytest.mark.req("FR-007", "FR-081")

@@ -159,6 +159,7 @@ def analyse(settings: AnalysisSettings, message: NewsItemMessage) -> Outcome:
         annotate(tracer, duplicate_delivery=True)  # a concurrent delivery got there first
         return Outcome(message.item_id, duplicate=True)
     annotate(tracer, duplicate_delivery=False, sentiment_label=sentiment.label)
+    news.announce_analysed(iso_ms(now))  # after the item: a stream that sees the marker finds it
 
     fanout_failed = fan_out(TimeseriesTable(settings.timeseries_table), message.item_id, str(item["ticker"]),
                             message.published_at, sentiment)

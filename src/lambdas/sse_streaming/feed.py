@@ -11,11 +11,19 @@ invocations, so a stream that resumes where the previous one ended reads it from
 - `behind_window`: the cursor is below the window's floor (a resume from long ago, or items
   evicted); query for that stream alone, without touching the window.
 - `settle_due`: an item the last query saw settling has settled; query from the horizon onwards.
+- `marker_moved`: the change marker (below) announced items the window has not read; query from
+  the horizon onwards.
 - `fresh`: a hit.
 
-Streams sleep on the window between their polls (`wait_for_news`). It wakes a sleeper when another
-reader's query brings items; with one stream per environment there is no other reader, so the
-sleep simply lasts until the next poll (the wake-up dates from multi-stream environments).
+The change marker (issue 19). Every stream is its own execution environment, so every stream pays
+its own DynamoDB reads; a Query of the index each poll costs at least 0.5 RCU even when it finds
+nothing. The analysis function bumps one tiny item of the news table (`FEED_MARKER_KEY`:
+`feed_version`, `changed_at`) after each score; a stream reads that item (`read_marker`, one
+eventually consistent GetItem) every `SSE_MARKER_INTERVAL_S` and queries only when its version
+moved, at the moment the announced item has settled, plus once every `SSE_POLL_INTERVAL_S` as a
+safety net (a marker write lost to a crash is caught then). The window remembers the marker version
+it has read up to, so a stream that resumes in a warm environment sees a move that happened in the
+gap between streams. Read-unit rules: benchmarks/RESULTS.md, section 5.
 
 Reads deliver only up to `index_settle_s` short of now (see settings), so an item the index shows
 late is not skipped. They look up to now, though: the earliest item still settling
@@ -39,19 +47,72 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-from boto3.dynamodb.conditions import Key
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
 from lambdas.sse_streaming.events import AFTER_ALL, Position
-from lib.news.model import ItemStatus, iso_ms, parse_iso
-from lib.tables import dynamodb
+from lib.news.model import FEED_MARKER_KEY, ItemStatus, iso_ms, parse_iso
 from lib.tracing.otel import aws_call_span, set_annotations
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 CACHE_MAX_ENTRIES = 1000
 QUERY_PAGE_SIZE = 200
 STATUS_INDEX = "status-index"
 MILLISECOND = dt.timedelta(milliseconds=1)  # the data model's timestamp resolution
+# What a `sentiment_update` needs of a row: the query returns only these (all strings but the score).
+FEED_FIELDS = ("item_id", "status_changed_at", "ticker", "headline", "sentiment_label", "sentiment_score",
+               "published_at", "analyzed_at", "analysis_trace_id")
+
+
+@cache
+def dynamodb_client() -> DynamoDBClient:
+    """botocore's DynamoDB client, created at the first read: this function needs no boto3 (its import,
+    ~0.2 s with s3transfer, was most of the cold start; benchmarks/RESULTS.md, section 2)."""
+    import botocore.session  # deferred: the first frame of a stream goes out before the first read
+
+    return cast("DynamoDBClient", botocore.session.get_session().create_client("dynamodb"))
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A low-level row of `FEED_FIELDS` as plain values: strings, numbers as Decimal."""
+    values: dict[str, Any] = {}
+    for name, typed in row.items():
+        if "S" in typed:
+            values[name] = typed["S"]
+        elif "N" in typed:
+            values[name] = Decimal(typed["N"])
+        else:
+            raise MalformedItemError(f"analysed item attribute {name!r} is not a string or number: {list(typed)}")
+    return values
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The change marker as read: `version` counts the scores announced; `changed_at` is the latest
+    `status_changed_at` written with it (None before the first score)."""
+
+    version: int
+    changed_at: str | None
+
+
+def read_marker(table_name: str) -> Marker:
+    """One eventually consistent GetItem of the marker: 0.5 RCU, the price of any read up to 4 KB
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html).
+    A stale answer only delays a query: versions only grow, and a lower one is ignored.
+
+    Example:
+        >>> read_marker("news")                                              # doctest: +SKIP
+        Marker(version=41, changed_at='2026-11-25T08:00:01.234Z')
+    """
+    with aws_call_span("DynamoDB", "GetItem", [table_name]):
+        response = dynamodb_client().get_item(
+            TableName=table_name, Key={name: {"S": value} for name, value in FEED_MARKER_KEY.items()},
+            ProjectionExpression="feed_version, changed_at")
+    row = response.get("Item", {})
+    return Marker(int(row["feed_version"]["N"]) if "feed_version" in row else 0,
+                  row["changed_at"]["S"] if "changed_at" in row else None)
 
 
 class MalformedItemError(ValueError):
@@ -103,17 +164,27 @@ class QueryResult:
     next_settle_ts: str | None = None  # the earliest item seen past the horizon, still settling
 
 
-def _query_pages(table_name: str, condition: Any, limit: int | None) -> tuple[list[dict[str, Any]], bool]:
-    """Rows of one key condition, oldest first; (rows, more_left)."""
-    table = dynamodb().Table(table_name)
+def _query_pages(table_name: str, lower: str, upper: str | None, limit: int | None
+                 ) -> tuple[list[dict[str, Any]], bool]:
+    """Analysed rows with `lower <= status_changed_at <= upper` (`= lower` without `upper`), oldest
+    first; (rows, more_left)."""
+    between = "BETWEEN :lower AND :upper" if upper is not None else "= :lower"
+    values = {":status": {"S": str(ItemStatus.ANALYZED)}, ":lower": {"S": lower}}
+    if upper is not None:
+        values[":upper"] = {"S": upper}
+    names = {f"#f{index}": name for index, name in enumerate(FEED_FIELDS)}
+    kwargs: dict[str, Any] = {
+        "TableName": table_name, "IndexName": STATUS_INDEX, "ScanIndexForward": True,
+        "KeyConditionExpression": f"#status = :status AND #f1 {between}",
+        "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": {"#status": "status", **names},
+        "ExpressionAttributeValues": values,
+    }
     rows: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"IndexName": STATUS_INDEX, "KeyConditionExpression": condition,
-                              "ScanIndexForward": True}
     with aws_call_span("DynamoDB", "Query", [table_name]) as span:
         while True:
             page = QUERY_PAGE_SIZE if limit is None else min(QUERY_PAGE_SIZE, limit - len(rows))
-            response = table.query(**kwargs, Limit=page)
-            rows.extend(response["Items"])
+            response = dynamodb_client().query(**kwargs, Limit=page)
+            rows.extend(_plain(row) for row in response["Items"])
             more = "LastEvaluatedKey" in response
             if not more or (limit is not None and len(rows) >= limit):
                 break
@@ -136,15 +207,14 @@ def query_analysed(table_name: str, after: Position, until_ts: str, limit: int,
     lower = iso_ms(parse_iso(after.ts) + MILLISECOND) if after.item == AFTER_ALL else after.ts
     if lower > read_to:
         return QueryResult([], max(after, Position(until_ts, AFTER_ALL)), 0.0)
-    status = Key("status").eq(str(ItemStatus.ANALYZED))
-    rows, more = _query_pages(table_name, status & Key("status_changed_at").between(lower, read_to), limit)
+    rows, more = _query_pages(table_name, lower, read_to, limit)
     settling = [str(row["status_changed_at"]) for row in rows if str(row["status_changed_at"]) > until_ts]
     rows = [row for row in rows if str(row["status_changed_at"]) <= until_ts]
     horizon = Position(until_ts, AFTER_ALL)
     if more and rows and not settling:  # rows come oldest first: a settling one means all up to until_ts were read
         # Cut at a timestamp boundary: the last instant is read whole, by its own query.
         last_ts = max(str(row["status_changed_at"]) for row in rows)
-        group, _ = _query_pages(table_name, status & Key("status_changed_at").eq(last_ts), None)
+        group, _ = _query_pages(table_name, last_ts, None, None)
         rows = [row for row in rows if str(row["status_changed_at"]) < last_ts] + group
         horizon = Position(last_ts, AFTER_ALL)
     items = sorted((FeedItem.from_row(row) for row in rows), key=lambda item: item.position)
@@ -164,7 +234,6 @@ class FeedRead:
     cache_entry_count: int
     cache_max_entries: int
     next_settle_ts: str | None  # poll again once this has settled (see `query_analysed`)
-    generation: int  # the window's, as of this read (see `AnalysedFeed.wait_for_news`)
 
 
 Query = Callable[[str, Position, str, int, str | None], QueryResult]
@@ -179,9 +248,7 @@ class AnalysedFeed:
         self._query = query
         self._clock = clock
         self._lock = threading.Lock()
-        # Bumped whenever the window gains items: streams sleeping between polls wake to read them.
-        self._news = threading.Condition(self._lock)
-        self.generation = 0
+        self.marker_version = 0  # every item the change marker announced up to this version was read
         self._entries: list[FeedItem] = []
         self._positions: list[Position] = []
         self._floor: Position | None = None
@@ -191,9 +258,14 @@ class AnalysedFeed:
         self.lookups = 0
         self.hits = 0
 
+    def has_news(self, marker: Marker) -> bool:
+        """Did the marker move past what the window has read?"""
+        return marker.version > self.marker_version
+
     def read(self, table_name: str, cursor: Position, until_ts: str, ttl_s: float,
-             visible_ts: str | None = None) -> FeedRead:
-        """What follows `cursor` up to `until_ts`; `visible_ts` (now) lets the query see what is settling."""
+             visible_ts: str | None = None, marker: Marker | None = None) -> FeedRead:
+        """What follows `cursor` up to `until_ts`; `visible_ts` (now) lets the query see what is settling;
+        `marker`, read before this call, makes the read a query when it announced news."""
         with self._lock:
             self.lookups += 1
             result: QueryResult | None = None
@@ -205,6 +277,8 @@ class AnalysedFeed:
                 trigger = "ttl_expired"
             elif self._next_settle_ts is not None and until_ts >= self._next_settle_ts:
                 trigger = "settle_due"
+            elif marker is not None and self.has_news(marker):
+                trigger = "marker_moved"
             else:
                 trigger = "fresh"
                 self.hits += 1
@@ -215,34 +289,23 @@ class AnalysedFeed:
             if trigger == "cold_start":
                 result = self._query(table_name, cursor, until_ts, self.max_entries, visible_ts)
                 self._floor, entries = cursor, result.items
-            elif trigger in ("ttl_expired", "settle_due"):
+            elif trigger in ("ttl_expired", "settle_due", "marker_moved"):
                 assert self._horizon is not None
                 result = self._query(table_name, self._horizon, until_ts, self.max_entries, visible_ts)
                 entries = self._entries + result.items
             if result is not None:
                 self._horizon, self._refreshed_at = result.horizon, self._clock()
                 self._next_settle_ts = result.next_settle_ts
+                if marker is not None:  # read before this query: what it announced is read or settling
+                    self.marker_version = max(self.marker_version, marker.version)
             assert self._horizon is not None
             # The asking stream is answered from everything read, before the window evicts any of it.
             positions = self._positions if entries is self._entries else [item.position for item in entries]
             start = bisect.bisect_right(positions, cursor)
             answer = entries[start:]
-            if result is not None and result.items:
-                self.generation += 1
-                self._news.notify_all()
             if entries is not self._entries:
                 self._store(entries)
             return self._answer(answer, self._horizon, trigger, result)
-
-    def wait_for_news(self, seen_generation: int, timeout_s: float) -> int:
-        """Sleep until the window gains items after `seen_generation`, or `timeout_s`; the generation then.
-
-        Example:
-            >>> generation = FEED.wait_for_news(FEED.generation, timeout_s=2.0)  # doctest: +SKIP
-        """
-        with self._news:
-            self._news.wait_for(lambda: self.generation != seen_generation, timeout_s)
-            return self.generation
 
     def _store(self, entries: list[FeedItem]) -> None:
         """Keep the newest `max_entries`; the floor rises past what is evicted (`behind_window` then)."""
@@ -256,8 +319,7 @@ class AnalysedFeed:
     def _answer(self, items: list[FeedItem], horizon: Position, trigger: str, result: QueryResult | None) -> FeedRead:
         next_settle_ts = result.next_settle_ts if trigger == "behind_window" and result else self._next_settle_ts
         return FeedRead(items, horizon, trigger == "fresh", trigger, result,
-                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries, next_settle_ts,
-                        self.generation)
+                        round(self.hits / self.lookups, 4), len(self._entries), self.max_entries, next_settle_ts)
 
 
 FEED = AnalysedFeed()

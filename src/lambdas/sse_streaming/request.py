@@ -1,9 +1,11 @@
 """The Function URL request (payload v2.0) as the SSE function understands it.
 
-The event is read through Powertools' `LambdaFunctionUrlEvent` data class, after the fields this
-function uses are checked (a malformed event raises `MalformedEventError`: Lambda records the
-failure). Not the Powertools parser: its pydantic import cost ~50 ms of every cold start here
-(benchmarks/RESULTS.md, section 2), for four fields. What a client controls (path, method,
+The event is read into `FunctionUrlRequest`, the four fields this function uses, each checked (a
+malformed event raises `MalformedEventError`: Lambda records the failure). Not the Powertools
+parser (its pydantic import cost ~50 ms of every cold start) nor its data classes (the package
+imports all forty event classes, ~35 ms, for one): benchmarks/RESULTS.md, section 2. The payload
+is AWS's format 2.0: https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html (header
+names arrive lower-cased). What a client controls (path, method,
 headers) is checked here and refused with a typed `RequestError` that becomes a 4xx: never
 guessed, never a crash.
 
@@ -20,8 +22,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
 from lambdas.sse_streaming.events import InvalidEventIdError, Position, parse_event_id
 from lib.tracing.header import TRACE_ID
@@ -47,8 +47,18 @@ class MalformedEventError(ValueError):
     """The invocation's event is not a Function URL request (payload 2.0): an invocation error."""
 
 
-def read_function_url_event(event: Any) -> LambdaFunctionUrlEvent:
-    """`event` as a `LambdaFunctionUrlEvent`, once the fields this function reads have their types.
+@dataclass(frozen=True)
+class FunctionUrlRequest:
+    """What this function reads of a Function URL event."""
+
+    raw_path: str
+    method: str
+    request_id: str
+    headers: dict[str, str]  # lower-cased names
+
+
+def read_function_url_event(event: Any) -> FunctionUrlRequest:
+    """The fields of `event` this function reads, once each has its type.
 
     Example:
         >>> read_function_url_event({"rawPath": "/api/v2/stream"})
@@ -70,7 +80,9 @@ def read_function_url_event(event: Any) -> LambdaFunctionUrlEvent:
     headers = {} if event.get("headers") is None else event["headers"]
     if not isinstance(headers, dict) or not all(isinstance(value, str) for value in headers.values()):
         raise MalformedEventError("headers must be an object of strings")
-    return LambdaFunctionUrlEvent(event)
+    assert isinstance(http, dict)  # checked above, through `checks`
+    return FunctionUrlRequest(event["rawPath"], http["method"], context["requestId"],
+                              {name.lower(): value for name, value in headers.items()})
 
 
 class RequestError(Exception):
@@ -162,8 +174,8 @@ def _session(headers: Mapping[str, str]) -> SessionHeaders:
 def parse_request(event: Any) -> StreamRequest:
     """The request of a Function URL event; RequestError (4xx) for what the client got wrong."""
     request = read_function_url_event(event)
-    headers = dict(request.headers)  # lower-cased keys
-    route, alert_id = _route(request.request_context.http.method, request.raw_path)
+    headers = request.headers
+    route, alert_id = _route(request.method, request.raw_path)
     session = _session(headers)
     last_event_id = None
     raw = headers.get("last-event-id", "").strip()
@@ -180,5 +192,5 @@ def parse_request(event: Any) -> StreamRequest:
         if STREAM_TOKEN.match(offered.strip()) is None:
             raise UnauthorizedError("X-Auth-Token is not a stream token")
         token = offered.strip()
-    return StreamRequest(route, request.request_context.request_id, alert_id, token, last_event_id, session,
+    return StreamRequest(route, request.request_id, alert_id, token, last_event_id, session,
                          probe_header(headers))

@@ -46,7 +46,6 @@ from lambdas.sse_streaming.response import StreamingResponse, json_response
 from lambdas.sse_streaming.settings import SseSettings
 from lambdas.sse_streaming.stream import StreamPlan, stream_events
 from lib.news.model import iso_ms
-from lib.tables import dynamodb
 from lib.tracing.header import current_trace_id
 from lib.tracing.otel import extract_invocation_parent
 from lib.tracing.powertools import annotate, lambda_tracer
@@ -71,6 +70,8 @@ def _take_cold_start() -> bool:
 @tracer.capture_method
 def authorize(settings: SseSettings, alert_id: str, token: str) -> str | RequestError:
     """The alert's ticker when `token` is its stream token, else the refusal to answer with."""
+    from lib.tables import dynamodb  # deferred: boto3 (~0.2 s) is for config streams only
+
     row = dynamodb().Table(settings.config_table).get_item(Key={"pk": ALERT_PK, "sk": alert_id}).get("Item")
     if row is None:
         annotate(tracer, auth_outcome="unknown_alert")

@@ -2,8 +2,8 @@
 
 Example:
     >>> settings = SseSettings.from_env({"NEWS_TABLE": "news", "CONFIG_TABLE": "config"})
-    >>> settings.poll_interval_s, settings.stream_lifetime_s
-    (2.0, 120.0)
+    >>> settings.poll_interval_s, settings.marker_interval_s, settings.stream_lifetime_s
+    (2.0, 0.5, 120.0)
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def _number(env: Mapping[str, str], name: str, default: str, minimum: float) -> 
 class SseSettings:
     news_table: str
     config_table: str
+    # With the change marker: the safety-net query interval (a marker write lost to a crash is
+    # caught then). Without it (`SSE_MARKER_INTERVAL_S=0`): how often every stream queries the index.
     poll_interval_s: float
+    # How often a stream reads the news table's change marker (feed.py), 0 for never.
+    marker_interval_s: float
     heartbeat_interval_s: float
     # FR-090: every stream ends itself this long after it began, with a `reconnect` event: Lambda
     # never tells the function that its client went away, so an abandoned stream runs (and is
@@ -52,6 +56,7 @@ class SseSettings:
             news_table=env["NEWS_TABLE"],
             config_table=env["CONFIG_TABLE"],
             poll_interval_s=_number(env, "SSE_POLL_INTERVAL_S", "2", 0.05),
+            marker_interval_s=_number(env, "SSE_MARKER_INTERVAL_S", "0.5", 0),
             heartbeat_interval_s=_number(env, "SSE_HEARTBEAT_INTERVAL_S", "15", 0.05),
             stream_lifetime_s=env_number("SSE_STREAM_LIFETIME_S", env.get("SSE_STREAM_LIFETIME_S", "120"), low=1,
                                          high=MAX_LAMBDA_TIMEOUT_S),

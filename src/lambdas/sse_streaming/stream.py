@@ -4,8 +4,10 @@ The X-Ray SDK cannot follow here (FR-026/027), so every step is an OTel span und
 invocation's context, extracted in the handler phase (FR-059): the stream span
 (`sse.global_stream` / `sse.config_stream`), one `sse.poll` per cycle (with its DynamoDB query on
 a cache miss), one `sse.dispatch` per event, the CloudWatch `PutMetricData` of the cycle and
-`sse.connection.release`. A cycle comes every poll interval, sooner when an item it saw is about
-to settle or when another stream's query brought items into the shared window. The body is a
+`sse.connection.release`. Between cycles the stream reads the news table's change marker every
+`SSE_MARKER_INTERVAL_S` (a `DynamoDB.GetItem` span, feed.py); a cycle comes when the marker moved
+and the item it announced has settled, when an item a query saw is about to settle, and every
+poll interval as a safety net. The body is a
 plain generator, traced step by step, never wrapped in a decorator (FR-031). Spans are flushed
 after every poll cycle and, bounded, in the generator's `finally` whatever ended the stream (FR-055).
 
@@ -35,7 +37,7 @@ from opentelemetry.context import Context
 
 from lambdas.sse_streaming.connections import Lease
 from lambdas.sse_streaming.events import Position, frame
-from lambdas.sse_streaming.feed import FEED, FeedItem
+from lambdas.sse_streaming.feed import FEED, FeedItem, Marker, read_marker
 from lambdas.sse_streaming.request import StreamRequest
 from lambdas.sse_streaming.settings import SseSettings
 from lib.metrics import Metric, metric_datum, put_metrics
@@ -102,7 +104,11 @@ class _Stream:
         self.counts: Counter[str] = Counter({label: 0 for label in LABELS})
         self.samples: list[MetricDatumTypeDef] = []
         self.settle_due: float | None = None  # monotonic time the earliest settling item becomes readable
-        self.feed_generation = FEED.generation  # the shared window's, as of this stream's last poll
+        self.marker: Marker | None = None  # the change marker as last read
+        # Without the marker every poll queries (half an interval: the next poll always finds it expired);
+        # with it, the window is refreshed by a moved marker, and at least every poll interval.
+        settings = plan.settings
+        self.ttl_s = settings.poll_interval_s if settings.marker_interval_s else settings.poll_interval_s / 2
 
     def run(self) -> Generator[bytes, None, str]:
         """The stream's frames; returns why it ended (`lifetime` or `deadline`)."""
@@ -112,13 +118,18 @@ class _Stream:
         end_reason = "lifetime" if lifetime_end <= deadline_end else "deadline"
         end_at = min(lifetime_end, deadline_end)
         yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())}, retry_ms=settings.retry_ms)  # FR-088
-        next_poll = time.monotonic()
+        next_poll = next_marker = time.monotonic()
         next_heartbeat = next_poll + settings.heartbeat_interval_s
         while True:
             now = time.monotonic()
             if now >= end_at:
                 break
-            if now >= next_poll:
+            if settings.marker_interval_s and now >= next_marker:
+                news_due = self._read_marker()
+                if news_due is not None:
+                    next_poll = min(next_poll, news_due)
+                next_marker = max(next_marker + settings.marker_interval_s, time.monotonic())
+            if time.monotonic() >= next_poll:
                 delivered = self._poll()
                 for item in delivered:
                     yield from self._dispatch_item(item)
@@ -133,12 +144,22 @@ class _Stream:
                 yield from self._control("heartbeat", {"ts": iso_ms(_utc_now())})
                 yield from self._metrics_event()
                 next_heartbeat += settings.heartbeat_interval_s
-            pause_s = max(0.0, min(next_poll, next_heartbeat, end_at) - time.monotonic())
-            if FEED.wait_for_news(self.feed_generation, pause_s) != self.feed_generation:
-                next_poll = time.monotonic()  # another stream's poll brought items: read them from the window
+            wake = min(next_poll, next_heartbeat, end_at, next_marker if settings.marker_interval_s else end_at)
+            time.sleep(max(0.0, wake - time.monotonic()))
         # FR-090: reconnect at once; `retry: 0` tells any EventSource client the same (FR-089).
         yield from self._control("reconnect", {"reason": end_reason, "reconnect_after_ms": 0}, retry_ms=0)
         return end_reason
+
+    def _read_marker(self) -> float | None:
+        """Read the change marker; when it announced news, the monotonic time to query: once the
+        announced item has settled (a query before would only see it settling)."""
+        self.marker = read_marker(self.settings.news_table)
+        if not FEED.has_news(self.marker):
+            return None
+        if self.marker.changed_at is None:
+            return time.monotonic()
+        settled = parse_iso(self.marker.changed_at) + dt.timedelta(seconds=self.settings.index_settle_s)
+        return time.monotonic() + max(0.0, (settled + SETTLE_MARGIN - _utc_now()).total_seconds())
 
     def _poll(self) -> list[FeedItem]:
         settings = self.settings
@@ -147,8 +168,7 @@ class _Stream:
             now = _utc_now()
             settle = dt.timedelta(seconds=settings.index_settle_s)
             read = FEED.read(settings.news_table, self.cursor, iso_ms(now - settle),
-                             ttl_s=settings.poll_interval_s / 2, visible_ts=iso_ms(now))
-            self.feed_generation = read.generation
+                             ttl_s=self.ttl_s, visible_ts=iso_ms(now), marker=self.marker)
             self.settle_due = None if read.next_settle_ts is None else time.monotonic() + (
                 parse_iso(read.next_settle_ts) + settle + SETTLE_MARGIN - now).total_seconds()
             delivered: list[FeedItem] = []

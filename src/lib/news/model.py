@@ -23,6 +23,10 @@ from enum import StrEnum
 from typing import Any
 
 ITEM_TTL = dt.timedelta(days=30)
+# The news table's change marker (issue 19): one item the analysis function bumps after each score
+# (`feed_version` +1, `changed_at`) and the SSE function reads instead of querying the index each
+# poll. Not a news item: no `status`, `ticker` or `sentiment_label`, so no index holds it.
+FEED_MARKER_KEY = {"item_id": "feed#analysed", "published_at": "marker"}
 SOURCES = ("tiingo", "finnhub")
 
 

@@ -41,6 +41,7 @@ MALFORMED_RECORD_TITLE = "6.10 one bad tiingo record among good ones: skipped, c
 DELIVER_SUBSEGMENT = "## lambdas.notification.service.deliver"
 FETCH_SUBSEGMENT = "## lambdas.ingestion.service.fetch_source"
 SECOND_RECIPIENT = "desk@example.com"
+SECOND_OWNER = "demo-second-user"  # another user's rule (rules belong to their Cognito user: lib.alerts)
 # The mailer's attempts per email (SENDGRID_RETRY_DELAYS_S "1,4" in stack.json: 3): all of them
 # fail in the first invocation, so the email fails there and goes out on Lambda's retry.
 MAILER_ATTEMPTS = 3
@@ -74,8 +75,8 @@ def retried_alert_sends_once(demo: Demo) -> None:
     seeded = stack.seeded.alert
     with demo.step(RETRIED_ALERT_TITLE, ("ingestion", "analysis", "notification")) as report:
         rules = AlertTable(stack.resources.tables["config"])
-        second, _ = rules.create(seeded.ticker, Direction(seeded.direction), seeded.threshold, SECOND_RECIPIENT,
-                                 dt.datetime.now(dt.UTC))
+        second, _ = rules.create(SECOND_OWNER, seeded.ticker, Direction(seeded.direction), seeded.threshold,
+                                 SECOND_RECIPIENT, dt.datetime.now(dt.UTC))
         try:
             recipients = [rule.email for rule in rules.all(ticker=seeded.ticker)]
             report.check(recipients == [seeded.email, SECOND_RECIPIENT],
@@ -89,7 +90,7 @@ def retried_alert_sends_once(demo: Demo) -> None:
             result, trace_id = demo.ingest(upstream=header)
         finally:
             stack.sendgrid.recover()
-            rules.delete(second.alert_id)
+            rules.delete(SECOND_OWNER, second.alert_id)
         report.check(result["new_items"] == 1, f"ingestion stored {result['new_items']} new item (the NVDA headline)")
 
         attempts = sorted(demo.records("notification", trace_id), key=lambda record: record.attempt)

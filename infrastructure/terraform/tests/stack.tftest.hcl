@@ -108,13 +108,19 @@ run "stack" {
 
   # FR-040 / FR-041 / FR-042 / FR-043 / FR-045: the alarm set, every one to the alarms topic.
   assert {
-    condition     = length(module.observability.alarms) == 49
-    error_message = "49 regional alarms: 7 Errors, 7 Throttles, 7 Duration, 2 DeadLetterErrors, 18 contract metrics, 2 DLQ depth, 2 DLQ age, API 5XX, SSE origin 5xx, 2 X-Ray group (README)."
+    condition     = length(module.observability.alarms) == 50
+    error_message = "50 regional alarms: 7 Errors, 7 Throttles, 7 Duration, 2 DeadLetterErrors, 18 contract metrics, 2 DLQ depth, 2 DLQ age, API 5XX, SSE origin 5xx, 2 X-Ray group, SSE out-of-memory (README)."
+  }
+
+  # Issue 23: the SSE function's out-of-memory kills are counted from its own log group and alarmed.
+  assert {
+    condition     = module.observability.log_metric_filters["sse_streaming-out-of-memory"].log_group_name == "/aws/lambda/sentiment-analyzer-${var.environment}-sse_streaming" && contains(keys(module.observability.alarms), "sentiment-analyzer-${var.environment}-sse_streaming-out-of-memory")
+    error_message = "The out-of-memory metric filter reads the SSE function's log group."
   }
 
   assert {
-    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 53 : 50)
-    error_message = "The alarm count must match the README table (49 regional, CloudFront in us-east-1, billing)."
+    condition     = length(output.alarm_names) == (var.create_billing_alarms ? 54 : 51)
+    error_message = "The alarm count must match the README table (50 regional, CloudFront in us-east-1, billing)."
   }
 
   # Finding 4: the ingestion heartbeat counts reports, not news.

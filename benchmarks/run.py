@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import Row
 
-BENCHMARKS = ["overhead", "init", "flush", "leaks", "live", "daemon"]
+BENCHMARKS = ["overhead", "init", "flush", "leaks", "live", "daemon", "sizing"]
 # Everything from this line on in RESULTS.md is hand-written: `--write` keeps it.
 HAND_WRITTEN = "<!-- hand-written below: kept by run.py --write -->"
 

@@ -93,6 +93,7 @@ module "observability" {
   name_prefix                = local.name_prefix
   functions                  = local.stack.functions
   function_names             = module.lambda_functions.function_names
+  log_group_names            = module.lambda_functions.log_group_names
   metric_namespaces          = local.stack.metric_namespaces
   alarm_topic_arn            = module.data.topic_arns["alarms"]
   canary_alert_topic_arn     = module.data.topic_arns["canary_alerts"]

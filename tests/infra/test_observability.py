@@ -128,7 +128,7 @@ def test_one_regional_alarm_resource_driven_by_the_alarm_map():
     assert expression(alarms["global"]["provider"]) == "aws.us_east_1", "CloudFront metrics live in us-east-1"
     merged = expression(module(OBS).locals["alarms"])
     assert merged == ("merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, "
-                      "local.api_alarms, local.xray_alarms)")
+                      "local.api_alarms, local.xray_alarms, local.log_alarms)")
     for name in ("root", "data", "lambda_functions", "edge"):
         assert not module(name).of_type("aws_cloudwatch_metric_alarm"), f"alarms outside observability: {name}"
 
@@ -269,6 +269,7 @@ def expected_alarm_counts(environment: str) -> dict[str, int]:
         "api": len(module(OBS).locals["api_alarms"]) + len(module(OBS).locals["global_alarms"]),
         "xray": 2,
         "probes": len(probe_paths()),
+        "oom": 1,  # the SSE function's out-of-memory kills (log metric filter)
         "billing": billing if tfvars(environment)["create_billing_alarms"] else 0,
     }
 
@@ -281,7 +282,8 @@ def test_readme_counts_the_alarms_and_prices_them(environment):
     assert row, f"README: no alarm row for {environment}"
     cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
     counts = expected_alarm_counts(environment)
-    order = ("errors", "throttles", "duration", "dead_letter_errors", "contract", "probes", "dlq", "api", "xray", "billing")
+    order = ("errors", "throttles", "duration", "dead_letter_errors", "contract", "probes", "dlq", "api", "xray", "oom",
+             "billing")
     numbers = [int(c) for c in cells[:len(order) + 1]]
     assert numbers[:len(order)] == [counts[k] for k in order]
     assert numbers[len(order)] == sum(counts.values()), "total"

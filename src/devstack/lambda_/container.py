@@ -58,6 +58,9 @@ HOST_ONLY_VARIABLES = frozenset({"PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH",
                                  "DEVSTACK_DIR", "PYTHONUNBUFFERED"})
 REGISTER_TIMEOUT_S = 60.0
 DOCKER_TIMEOUT_S = 60.0
+# Lambda allocates CPU in proportion to memory: 1,769 MB is one vCPU
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+MB_PER_VCPU = 1769
 
 
 class ContainerUnavailable(RuntimeError):
@@ -117,6 +120,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+def lambda_limits(memory_mb: int) -> list[str]:
+    """`docker run` flags that size a container as Lambda sizes a function of `memory_mb`: that much
+    memory for every process in the sandbox (runtime and extensions together), no swap, and the CPU
+    share Lambda's ratio gives.
+
+    >>> lambda_limits(128)
+    ['--memory', '128m', '--memory-swap', '128m', '--cpus', '0.072']
+    """
+    return ["--memory", f"{memory_mb}m", "--memory-swap", f"{memory_mb}m", "--cpus", f"{memory_mb / MB_PER_VCPU:.3f}"]
+
+
 def container_environment(function_env: Mapping[str, str], runtime_api: str, collector_listen: str,
                           receiver_endpoint: str) -> dict[str, str]:
     """The container's environment: the Lambda variables, this environment's Runtime API, and the
@@ -145,8 +159,9 @@ class ContainerRuntime:
     """One execution environment of an image function: the container, its extensions, its runtime."""
 
     def __init__(self, runtime: RuntimeApi, image: ContainerImage, function_env: Mapping[str, str],
-                 receiver_endpoint: str, keep_lines: int = 500):
+                 receiver_endpoint: str, keep_lines: int = 500, memory_mb: int | None = None):
         self.runtime = runtime
+        self.memory_mb = memory_mb  # None: the host's memory and CPU (the devstack); else Lambda's sizing
         self.image = image
         self.function_env = dict(function_env)
         self.receiver_endpoint = receiver_endpoint
@@ -171,7 +186,8 @@ class ContainerRuntime:
                                         self.receiver_endpoint)
             # The sandbox: the container, its first process only holding it open.
             argv = sse_image.run_argv(self.image.tag, env, command=["infinity"], name=self.name)
-            argv[argv.index(self.image.tag):argv.index(self.image.tag)] = ["--entrypoint", "sleep"]
+            limits = [] if self.memory_mb is None else lambda_limits(self.memory_mb)
+            argv[argv.index(self.image.tag):argv.index(self.image.tag)] = ["--entrypoint", "sleep", *limits]
             self._sandbox = self._spawn(argv, "sandbox")
             self._wait_running()
             # Extension init: every executable in /opt/extensions, each registering.

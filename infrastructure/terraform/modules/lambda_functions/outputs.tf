@@ -3,6 +3,11 @@ output "function_names" {
   value       = { for k, f in aws_lambda_function.this : k => f.function_name }
 }
 
+output "log_group_names" {
+  description = "Each function's CloudWatch log group by stack key (the observability module's metric filters read them)."
+  value       = { for k, g in aws_cloudwatch_log_group.this : k => g.name }
+}
+
 output "function_arns" {
   description = "Function ARN by stack key."
   value       = { for k, f in aws_lambda_function.this : k => f.arn }

@@ -164,7 +164,35 @@ locals {
     }
   }
 
-  alarms = merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, local.api_alarms, local.xray_alarms)
+  # Out-of-memory kills, read from the function's log (Lambda publishes no metric for them). The SSE
+  # function is sized at 1.3 x its measured peak (README, "Sizing the SSE function"), so an OOM kill
+  # is the first sign that the peak grew. The log text, both forms seen from Lambda (public reports,
+  # not an AWS page: AWS documents no OOM log line): the REPORT line's "Error Type: Runtime.OutOfMemory"
+  # (e.g. nasa-gcn/gcn.nasa.gov#3628) and the older "Error: Runtime exited with error: signal: killed"
+  # + "Runtime.ExitError" (DataDog/datadog-lambda-extension#187). `?` ORs the terms:
+  # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html
+  log_metric_filters = {
+    for key in [local.sse_function_key] : "${key}-out-of-memory" => {
+      log_group = var.log_group_names[key]
+      pattern   = "?\"Runtime.OutOfMemory\" ?\"Runtime exited with error: signal: killed\""
+      namespace = "${var.name_prefix}/LambdaLogs"
+      metric    = "OutOfMemory-${key}"
+      summary   = "${var.function_names[key]} was killed for running out of memory"
+    }
+  }
+  # A metric filter cannot set a fixed dimension, so each metric is named for its function, dimensionless.
+  log_alarms = {
+    for name, filter in local.log_metric_filters : name => {
+      namespace  = filter.namespace, metric = filter.metric, dimensions = tomap({})
+      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
+      summary    = filter.summary
+      why        = "one kill ends every stream of the execution environment and means the measured memory peak grew past the sizing's headroom; the filter writes no datapoint without a kill: notBreaching"
+    }
+  }
+
+  alarms = merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, local.api_alarms,
+  local.xray_alarms, local.log_alarms)
 
   # CloudFront publishes its metrics in us-east-1 only (dimension Region = Global): these alarms and
   # their topic live there. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/programming-cloudwatch-metrics.html
@@ -176,6 +204,20 @@ locals {
       summary    = "over 5 % of the distribution's responses were 5xx in 2 of 3 periods"
       why        = "a rate, so one failed request on a quiet night does not page, 2 of 3 periods so a blip does not either; no requests: notBreaching"
     }
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "this" {
+  for_each = local.log_metric_filters
+
+  name           = "${var.name_prefix}-${each.key}"
+  log_group_name = each.value.log_group
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name      = each.value.metric
+    namespace = each.value.namespace
+    value     = "1"
   }
 }
 

@@ -78,3 +78,15 @@ output "dashboard_graphs" {
   description = "Titles of the dashboard's alarm-metric graphs (one per widget key of the alarm maps)."
   value       = local.graph_titles
 }
+
+output "log_metric_filters" {
+  description = "Every log metric filter by key: the log group it reads, its pattern and the metric it writes."
+  value = {
+    for key, f in aws_cloudwatch_log_metric_filter.this : key => {
+      log_group_name = f.log_group_name
+      pattern        = f.pattern
+      metric         = one(f.metric_transformation).name
+      namespace      = one(f.metric_transformation).namespace
+    }
+  }
+}

@@ -49,6 +49,16 @@ variable "function_names" {
   }
 }
 
+variable "log_group_names" {
+  description = "Each function's CloudWatch log group by stack key (the out-of-memory metric filter reads the SSE function's)."
+  type        = map(string)
+
+  validation {
+    condition     = alltrue([for g in values(var.log_group_names) : startswith(g, "/aws/lambda/")])
+    error_message = "log_group_names must be Lambda log groups (/aws/lambda/<function name>)."
+  }
+}
+
 variable "metric_namespaces" {
   description = "CloudWatch namespaces of the application metrics by stack key (app, canary)."
   type        = map(string)

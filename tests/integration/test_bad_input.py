@@ -44,6 +44,7 @@ from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     news_fixture,
     news_server_fixture,
 )
+from tests.integration.canary_stack import ProbeTargets, canary_probe_env
 from tests.integration.test_sse_stream import SseEnvironment
 
 EXAMPLES = settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -279,8 +280,11 @@ def test_metrics_runs_whatever_its_schedule_event_carries(invoke: Any, event: An
 @settings(FEW, max_examples=3)
 @given(event=scheduled_events)
 def test_the_canary_runs_whatever_its_schedule_event_carries(invoke: Any, trace_pipeline: TracePipeline,
-                                                             event: Any) -> None:
-    env = {**invoke.env("canary"), "CANARY_READBACK_DELAYS_S": "0,0", "CANARY_BACKOFF_BASE_S": "0"}
+                                                             probe_targets: ProbeTargets, event: Any) -> None:
+    # The session's one canary environment (probe endpoint included): its clients are cached across warm
+    # invocations, as in Lambda, so every test invokes it with the same environment.
+    env = {**invoke.env("canary"), **canary_probe_env(probe_targets), "CANARY_READBACK_DELAYS_S": "0,0",
+           "CANARY_BACKOFF_BASE_S": "0"}
     result, _ = invoke_in_process(load_stack().function("canary"), event, env, trace_pipeline.daemon.address)
     assert result["health"] in ("healthy", "degraded", "failed")
 

@@ -20,6 +20,7 @@ import pytest
 from devstack.aws.moto_server import MotoServer
 from devstack.aws.resources import Resources
 from devstack.edge.cloudfront import CloudFrontEdge
+from devstack.edge.origin_access import OriginAccess
 from devstack.emulator import FunctionUrlBackend
 from devstack.lambda_.invocation import invoke_in_process, lambda_environment
 from devstack.lambda_.lambda_service import (
@@ -77,7 +78,8 @@ def reserved_function(trace_pipeline: TracePipeline, moto_server: MotoServer, st
     stack = Stack(raw)
     service = LambdaService(stack, stack_resources, trace_pipeline.daemon.address, moto_server.endpoint,
                             worker_env={"PYTHONPATH": f"{SRC_ROOT}:{REPO_ROOT}"}).start()
-    edge = CloudFrontEdge(None, FunctionUrlBackend(service, "held"), None, port=0).start()
+    access = OriginAccess.from_stack()  # the edge signs for the Function URL (AWS_IAM) as OAC does
+    edge = CloudFrontEdge(None, FunctionUrlBackend(service, access, "held"), None, port=0, origin_access=access).start()
     yield service, edge, stack.function("held")
     edge.stop()
     service.stop()

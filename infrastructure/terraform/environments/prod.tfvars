@@ -10,8 +10,8 @@ xray_sampling_reservoir = 1
 
 log_retention_days           = 365
 dynamodb_deletion_protection = true
-# Runs that must never overlap get one execution; the SSE stream keeps room for its connection
-# limit (SSE_MAX_CONNECTIONS = 100) plus headroom.
+# Runs that must never overlap get one execution. The SSE function runs one stream per execution
+# environment, so its reserved concurrency is the cap on concurrent viewers (past it: 429, Throttles).
 reserved_concurrency = {
   ingestion     = 1
   metrics       = 1

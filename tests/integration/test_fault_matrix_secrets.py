@@ -34,7 +34,8 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "OTEL_", "_X_AMZN"))}
     env.pop("LAMBDA_TASK_ROOT", None)
     env["PYTHONPATH"] = str(SRC_ROOT)
-    finished = subprocess.run([sys.executable, "-m", "devstack", "demo", "--faults", "--dir", str(directory)],
+    finished = subprocess.run([sys.executable, "-m", "devstack", "demo", "--faults", "--sse-runtime", "process",
+                               "--dir", str(directory)],
                               cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     return directory

@@ -182,8 +182,11 @@ class ContainerRuntime:
         sse_image = scripts_module("sse_image")
         self.endpoint = self.runtime.open_environment()
         try:
+            # Where the extension exports: the function's configured collector endpoint when it has one (a
+            # fault step points it elsewhere), else the devstack's receiver.
+            upstream = self.function_env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", self.receiver_endpoint)
             env = container_environment(self.function_env, self.endpoint.address, f"127.0.0.1:{free_port()}",
-                                        self.receiver_endpoint)
+                                        upstream)
             # The sandbox: the container, its first process only holding it open.
             argv = sse_image.run_argv(self.image.tag, env, command=["infinity"], name=self.name)
             limits = [] if self.memory_mb is None else lambda_limits(self.memory_mb)

@@ -34,6 +34,7 @@ from devstack.emulator import (
     running_emulator,
 )
 from devstack.loopback import PortInUseError
+from devstack.stack import load_stack
 from devstack.xray.pipeline import devstack_dir
 from devstack.xray.trace_reader import read_traces, recent_trace_ids, render
 
@@ -47,6 +48,16 @@ def _schedule(value: str) -> tuple[str, float]:
         return key, float(seconds)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{seconds!r} is not a number of seconds") from error
+
+
+def _function_env(value: str) -> tuple[str, str, str]:
+    """`sse_streaming:SSE_STREAM_LIFETIME_S=20` → ("sse_streaming", "SSE_STREAM_LIFETIME_S", "20")."""
+    key, sep, assignment = value.partition(":")
+    name, equals, setting = assignment.partition("=")
+    functions = sorted(load_stack().functions)
+    if not sep or not equals or not name or key not in functions:
+        raise argparse.ArgumentTypeError(f"want FUNCTION:NAME=VALUE with FUNCTION one of {functions}")
+    return key, name, setting
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="EventBridge schedule interval (defaults: ingestion=60 metrics=60 canary=300; 0 = off)")
     up.add_argument("--feed-interval", type=float, default=20.0,
                     help="seconds between new headlines at the fake news sources (0: none)")
+    up.add_argument("--env", action="append", default=[], type=_function_env, metavar="FUNCTION:NAME=VALUE",
+                    help="set one of a function's environment variables over the stack map's (repeatable)")
 
     demo = commands.add_parser("demo", help="the scripted scenario with its report")
     stack_options(demo, 0)
@@ -96,11 +109,19 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def _grouped(assignments: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for key, name, value in assignments:
+        grouped.setdefault(key, {})[name] = value
+    return grouped
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     console = Console()
     options = EmulatorOptions(host=args.host, port=args.port, directory=args.dir or devstack_dir(),
                            schedules_s={**DEFAULT_SCHEDULES_S, **dict(args.schedule)},
-                           feed_interval_s=args.feed_interval, sse_runtime=args.sse_runtime)
+                           feed_interval_s=args.feed_interval, sse_runtime=args.sse_runtime,
+                           env_overrides=_grouped(args.env))
     running = running_emulator(options.directory)
     if running is not None:
         console.line(f"error: a local stack is already running from {options.directory} (pid {running['pid']}, "

@@ -306,3 +306,15 @@ def test_up_says_clearly_that_the_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stdout
     assert not (tmp_path / "emulator.json").exists()
+
+
+@pytest.mark.req("FR-090")  # the e2e stack shortens the stream lifetime through it
+def test_up_sets_a_functions_environment_variable_over_the_maps_and_rejects_an_unknown_function() -> None:
+    from devstack.__main__ import _grouped, _parser
+
+    args = _parser().parse_args(["up", "--env", "sse_streaming:SSE_STREAM_LIFETIME_S=20",
+                                 "--env", "sse_streaming:SSE_HEARTBEAT_INTERVAL_S=5"])
+    assert _grouped(args.env) == {"sse_streaming": {"SSE_STREAM_LIFETIME_S": "20", "SSE_HEARTBEAT_INTERVAL_S": "5"}}
+    for bad in ("nosuch:A=1", "sse_streaming:A", "SSE_STREAM_LIFETIME_S=20"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["up", "--env", bad])

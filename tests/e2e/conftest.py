@@ -24,6 +24,7 @@ import boto3
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
+from devstack.demo.scenario import DEMO_STREAM_LIFETIME_S
 from devstack.xray.trace_reader import TraceTree, read_traces
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,10 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "up", "--port", "0", "--dir", str(directory), "--schedule", "ingestion=3",
          "--schedule", "metrics=0", "--schedule", "canary=0", "--feed-interval", "2",
+         # Lambda reports no client hang-up, so a closed tab's stream holds its environment until its
+         # lifetime ends; at the map's 120 s, the tests' pages would exhaust the reserved concurrency
+         # (429). The demo's 20 s frees them and puts resumes inside every test.
+         "--env", f"sse_streaming:SSE_STREAM_LIFETIME_S={DEMO_STREAM_LIFETIME_S}",
          "--sse-runtime", "process"],  # the browser tests' stack starts in under 60 s: no image build
         env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     state_file = directory / "emulator.json"

@@ -192,7 +192,7 @@ class Context:
         return 60000
 response = handler(json.loads(sys.argv[2]), Context())
 first = next(iter(response.body))
-loaded_at_first_byte = sorted(name for name in (EXPORTER, "requests", "boto3") if name in sys.modules)
+loaded_at_first_byte = sorted(name for name in (EXPORTER, "requests", "boto3", "botocore.session") if name in sys.modules)
 response.body.close()
 print(json.dumps({"first": first.decode(), "at_first_byte": loaded_at_first_byte,
                   "after_close": EXPORTER in sys.modules}))
@@ -204,8 +204,10 @@ def test_the_otlp_exporter_is_imported_at_the_first_export_and_exports(
     invoke: Any, trace_pipeline: TracePipeline
 ) -> None:
     """Cold start to the first byte does not import the OTLP/HTTP exporter (nor `requests`); the
-    first flush imports it, and the stream's spans reach the real OTLP receiver. boto3 is not
-    imported either: only a config stream's or a canary probe's authorisation needs it."""
+    first flush imports it, and the stream's spans reach the real OTLP receiver. No AWS client
+    exists yet either: boto3 is for a config stream's or a canary probe's authorisation only, and
+    in Lambda (LAMBDA_TASK_ROOT set) the X-Ray SDK's recorder samples locally, creating no
+    sampling-service client (aws-xray-sdk-python, aws_xray_sdk/core/recorder.py)."""
     spec = load_stack().function("sse_streaming")
     upstream = TraceHeader.new_root().with_parent(new_entity_id(), sampled=True)
     env = {**os.environ, **lambda_environment(spec, invoke.env("sse_streaming"), trace_pipeline.daemon.address),

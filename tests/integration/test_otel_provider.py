@@ -182,6 +182,7 @@ def test_flush_with_the_collector_hanging_is_bounded(
 FIRST_BYTE_THEN_CLOSE = """
 import importlib, json, sys
 EXPORTER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+DEFERRED = (EXPORTER, "requests", "boto3", "botocore.session")
 handler = importlib.import_module(sys.argv[1]).lambda_handler
 class Context:
     aws_request_id = "first-export"
@@ -192,7 +193,7 @@ class Context:
         return 60000
 response = handler(json.loads(sys.argv[2]), Context())
 first = next(iter(response.body))
-loaded_at_first_byte = sorted(name for name in (EXPORTER, "requests", "boto3", "botocore.session") if name in sys.modules)
+loaded_at_first_byte = sorted(name for name in DEFERRED if name in sys.modules)
 response.body.close()
 print(json.dumps({"first": first.decode(), "at_first_byte": loaded_at_first_byte,
                   "after_close": EXPORTER in sys.modules}))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -14,13 +17,14 @@ from opentelemetry.propagators.aws import AwsXRayLambdaPropagator
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased
 
-from devstack.lambda_.invocation import invoke_in_process
-from devstack.stack import FunctionSpec
+from devstack.lambda_.events import function_url_event
+from devstack.lambda_.invocation import invoke_in_process, lambda_environment
+from devstack.stack import SRC_ROOT, FunctionSpec, load_stack
 from devstack.xray.pipeline import TracePipeline
 from devstack.xray.trace_reader import document_problems
 from lib.tracing import otel
 from lib.tracing.bounds import MAX_MESSAGE_CHARS
-from lib.tracing.header import TraceHeader
+from lib.tracing.header import TraceHeader, new_entity_id
 
 PROBE = FunctionSpec("probe_stream", "tests.fixtures.probe_stream_handler.lambda_handler", "image", 1024, 900, {},
                      {}, None)
@@ -171,3 +175,52 @@ def test_flush_with_the_collector_hanging_is_bounded(
     finally:
         trace_pipeline.receiver.hang.clear()
     assert elapsed < otel.EXPORT_TIMEOUT_S + 1.5
+
+
+# The SSE function in a fresh interpreter, as its execution environment runs it: init, one
+# invocation, the first frame of the body; then the runtime closes the body, whose `finally` flushes.
+FIRST_BYTE_THEN_CLOSE = """
+import importlib, json, sys
+EXPORTER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+DEFERRED = (EXPORTER, "requests", "boto3", "botocore.session")
+handler = importlib.import_module(sys.argv[1]).lambda_handler
+class Context:
+    aws_request_id = "first-export"
+    function_name = "sse"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sse"
+    def get_remaining_time_in_millis(self):
+        return 60000
+response = handler(json.loads(sys.argv[2]), Context())
+first = next(iter(response.body))
+loaded_at_first_byte = sorted(name for name in DEFERRED if name in sys.modules)
+response.body.close()
+print(json.dumps({"first": first.decode(), "at_first_byte": loaded_at_first_byte,
+                  "after_close": EXPORTER in sys.modules}))
+"""
+
+
+@pytest.mark.req("FR-054", "FR-055", "FR-065")
+def test_the_otlp_exporter_is_imported_at_the_first_export_and_exports(
+    invoke: Any, trace_pipeline: TracePipeline
+) -> None:
+    """Cold start to the first byte does not import the OTLP/HTTP exporter (nor `requests`); the
+    first flush imports it, and the stream's spans reach the real OTLP receiver. No AWS client
+    exists yet either: boto3 is for a config stream's or a canary probe's authorisation only, and
+    in Lambda (LAMBDA_TASK_ROOT set) the X-Ray SDK's recorder samples locally, creating no
+    sampling-service client (aws-xray-sdk-python, aws_xray_sdk/core/recorder.py)."""
+    spec = load_stack().function("sse_streaming")
+    upstream = TraceHeader.new_root().with_parent(new_entity_id(), sampled=True)
+    env = {**os.environ, **lambda_environment(spec, invoke.env("sse_streaming"), trace_pipeline.daemon.address),
+           "_X_AMZN_TRACE_ID": upstream.format(), "PYTHONPATH": str(SRC_ROOT)}
+    event = json.dumps(function_url_event("GET", "/api/v2/stream", {}))
+    result = subprocess.run([sys.executable, "-c", FIRST_BYTE_THEN_CLOSE, spec.handler.rpartition(".")[0], event],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["first"].startswith("retry:")
+    assert report["at_first_byte"] == []
+    assert report["after_close"] is True
+    tree = trace_pipeline.tree(upstream.root, expect_at_least=3)  # the handler phase writes 2 (X-Ray SDK)
+    names = {doc["name"] for doc in tree.documents}
+    assert "sse.global_stream" in names, names

@@ -31,8 +31,6 @@ import hmac
 import time
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
-
 from lambdas.sse_streaming.connections import STREAMS_PER_ENVIRONMENT, Lease
 from lambdas.sse_streaming.events import BEFORE_ALL, Position
 from lambdas.sse_streaming.request import (
@@ -91,6 +89,9 @@ def authorize_probe(settings: SseSettings, token: str) -> RequestError | None:
     if settings.canary_probe_secret_name is None:
         annotate(tracer, probe_auth="not_configured")
         return UnauthorizedError("canary probes are not enabled on this function")
+    # deferred: the package imports boto3 (~0.1 s, its AppConfig provider) and only probes read a secret
+    from aws_lambda_powertools.utilities import parameters
+
     secret = parameters.get_secret(settings.canary_probe_secret_name, transform="json",
                                    max_age=PROBE_SECRET_MAX_AGE_S)
     expected = secret.get("token") if isinstance(secret, dict) else None

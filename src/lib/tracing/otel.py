@@ -6,7 +6,9 @@ collector extension on localhost:4318 (FR-054), which forwards them to X-Ray (FR
 
 Lifecycle (explicit, per execution environment):
     1. `tracer_provider()` builds the one provider at module level on first use (FR-065) and
-       installs the global propagator (FR-052).
+       installs the global propagator (FR-052). Its exporter's configuration (endpoint, timeout)
+       is fixed there; the OTLP/HTTP exporter itself is imported and built at the first export
+       (`OtlpExporterAtFirstExport`), which comes after the stream's first byte.
     2. per invocation: `with invocation_context():` extracts `_X_AMZN_TRACE_ID` (set by the
        runtime for this invocation, FR-059) and attaches it as the parent of every span.
     3. `flush()` in the generator's `finally` and each poll cycle (FR-055), bounded.
@@ -30,7 +32,6 @@ from contextlib import contextmanager
 from botocore.exceptions import ClientError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.propagators.aws import AwsXRayLambdaPropagator
 from opentelemetry.sdk.extension.aws.resource import AwsLambdaResourceDetector
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
@@ -124,6 +125,50 @@ class DeadlineBoundedExporter(SpanExporter):
         return True
 
 
+class OtlpExporterAtFirstExport(SpanExporter):
+    """The OTLP/HTTP span exporter, imported and built at the first export instead of at init.
+
+    Its module imports `requests` and protobuf, the largest share of the SSE function's cold start
+    (benchmarks/RESULTS.md, section 2). The first export is the stream's first flush, after its
+    first frame is out, so the time to the first byte no longer includes it; the configuration is
+    still decided once, in `build_provider`. No fallback: an import or construction error raises
+    from the first export (FR-018).
+
+    Example:
+        >>> exporter = OtlpExporterAtFirstExport("http://localhost:4318/v1/traces", 0.5)
+        >>> exporter.built                      # nothing imported yet
+        False
+    """
+
+    def __init__(self, endpoint: str, timeout_s: float) -> None:
+        self._endpoint = endpoint
+        self._timeout_s = timeout_s
+        self._exporter: SpanExporter | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._exporter is not None
+
+    def _built_exporter(self) -> SpanExporter:
+        with self._lock:
+            if self._exporter is None:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                self._exporter = OTLPSpanExporter(endpoint=self._endpoint, timeout=self._timeout_s)
+            return self._exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._built_exporter().export(spans)
+
+    def shutdown(self) -> None:
+        if self._exporter is not None:  # never built: nothing to close
+            self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # the OTLP exporter holds no buffer of its own
+
+
 def _service_name() -> str:
     service = os.environ["OTEL_SERVICE_NAME"]
     powertools_service = os.environ.get("POWERTOOLS_SERVICE_NAME")
@@ -140,9 +185,9 @@ def build_provider(endpoint: str | None = None) -> tuple[TracerProvider, Deadlin
     # FR-072: cloud.* / faas.* from the Lambda detector, merged with the service name (FR-047).
     resource = AwsLambdaResourceDetector().detect().merge(Resource.create({SERVICE_NAME: _service_name()}))
     exporter = DeadlineBoundedExporter(
-        OTLPSpanExporter(
-            endpoint=endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", COLLECTOR_TRACES_ENDPOINT),
-            timeout=EXPORT_TIMEOUT_S,
+        OtlpExporterAtFirstExport(
+            endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", COLLECTOR_TRACES_ENDPOINT),
+            EXPORT_TIMEOUT_S,
         )
     )
     provider = TracerProvider(

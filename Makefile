@@ -8,7 +8,7 @@ NODE_STAMP := frontend/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv install test test-python test-frontend test-e2e lint bench demo up traces specs \
+.PHONY: help venv install test test-python test-frontend test-e2e lint bench bench-profile demo up traces specs \
         frontend-build chromium checkov deploy-sse clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make up     - run the local stack until Ctrl-C"
 	@echo "make lint   - ruff + mypy on src/lib"
 	@echo "make bench  - run benchmarks/ and print figures"
+	@echo "make bench-profile - the live benchmark's 1- and 100-viewer scenarios under py-spy: where the CPU goes"
 	@echo "make deploy-sse - build and push the SSE image, print its digest for Terraform"
 
 # constraints.txt pins every distribution the zips and the image carry: the test environment installs
@@ -72,6 +73,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --write benchmarks/RESULTS.md
+
+bench-profile: $(STAMP)
+	$(PY) benchmarks/profile_live.py $(ARGS)
 
 frontend-build: $(NODE_STAMP)
 	cd frontend && npm run build --silent

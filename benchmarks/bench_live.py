@@ -29,6 +29,8 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -66,6 +68,69 @@ PRICES = {
 # infrastructure/terraform/environments/*.tfvars: xray_sampling_rate (beyond the fleet-wide reservoir
 # of one trace a second, left out of a per-viewer figure)
 SAMPLING = {"dev": 1.0, "preprod": 1.0, "prod": 0.1}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPU_VIEWERS = 1  # the demand of 100 viewers is extrapolated from this scenario's CPU per viewer (never starved)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a process has used, all its threads: utime + stime, fields 14 and 15 of
+    `/proc/<pid>/stat` (proc(5)); the command name before them may hold spaces, hence the split at ')'."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy, all cores and all processes (ours and anyone's):
+    the `cpu` line of /proc/stat less idle and iowait (proc(5))."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, *rest = (int(value) for value in stat.readline().split()[1:])
+    return (user + nice + system + sum(rest[:3])) / CLOCK_TICKS  # irq, softirq, steal; guest is inside user
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds one phase used, over `wall_s` seconds: the environments' processes (summed), this
+    benchmark's own process (client, Runtime APIs, moto, trace receivers: one interpreter), the machine."""
+
+    environments_s: float
+    benchmark_s: float
+    machine_s: float
+    wall_s: float
+
+    def per_wall_s(self) -> tuple[float, float, float]:
+        return self.environments_s / self.wall_s, self.benchmark_s / self.wall_s, self.machine_s / self.wall_s
+
+
+class CpuMeter:
+    """Reads the CPU counters of `pids` and of this process at `start()` and `stop()`.
+
+    Example:
+        >>> meter = CpuMeter([]); meter.start(); meter.stop().benchmark_s >= 0
+        True
+    """
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self._started: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def _read(self) -> tuple[float, float, float, float]:
+        return (sum(process_cpu_s(pid) for pid in self.pids), process_cpu_s(os.getpid()), machine_busy_s(),
+                time.monotonic())
+
+    def start(self) -> None:
+        self._started = self._read()
+
+    def stop(self) -> Cpu:
+        now = self._read()
+        environments, benchmark, machine, wall = (after - before for after, before in zip(now, self._started,
+                                                                                            strict=True))
+        return Cpu(environments, benchmark, machine, wall)
+
+
+# A phase observer (benchmarks/profile_live.py): called with the phase's name ("no news", "news") and the
+# environments' process ids; the phase runs inside the context it returns.
+PhaseObserver = Callable[[str, list[int]], AbstractContextManager[object]]
 
 
 def item_bytes(item: dict[str, Any]) -> int:
@@ -132,6 +197,7 @@ class Viewer:
     order: list[str] = field(default_factory=list)
     duplicates: int = 0
     streams: int = 0
+    frames: int = 0  # every event received: updates, heartbeats, metrics, reconnects
     stream_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -151,6 +217,7 @@ class Viewer:
                 now = time.monotonic()
                 buffer += chunk
                 *frames, buffer = buffer.split(b"\n\n")
+                self.frames += len(frames)
                 for frame in frames:
                     fields = dict(line.split(": ", 1) for line in frame.decode().split("\n") if ": " in line)
                     last_id = fields.get("id", last_id)
@@ -216,6 +283,12 @@ class Counts:
     documents: int
     calls: Counter[str]
     read_units: float
+    events: int  # frames the clients received
+    cpu: Cpu
+
+    def reads(self) -> int:
+        """DynamoDB reads the streams made: marker GetItems and index Queries."""
+        return self.calls["DynamoDB.GetItem"] + self.calls["DynamoDB.Query"]
 
 
 @dataclass
@@ -232,8 +305,10 @@ class Outcome:
     load: str
 
 
-def scenario(design: str, viewers: int, overrides: dict[str, str], stack: dict[str, Any]) -> Outcome:
-    """`viewers` environments streaming for MEASURE_S while items are written."""
+def scenario(design: str, viewers: int, overrides: dict[str, str], stack: dict[str, Any],
+             observe: PhaseObserver | None = None) -> Outcome:
+    """`viewers` environments streaming for MEASURE_S while items are written; `observe`, when given,
+    wraps each phase (a profiler)."""
     tally: Tally = stack["make_tally"]()
     daemon, receiver = stack["XRayDaemon"](tally).start(), stack["OtlpReceiver"](tally).start()
     functions = [SseFunction(stack["endpoint"], stack["resources"], daemon.address, receiver.endpoint, overrides)
@@ -251,20 +326,27 @@ def scenario(design: str, viewers: int, overrides: dict[str, str], stack: dict[s
             thread.start()
         _wait_for(lambda: all(client.streams or client.errors for client in clients), 120)
 
+        pids = [function.pid for function in functions]
+        meter = CpuMeter(pids)
+
         def phase(seconds: float) -> Counts:
-            documents, calls, units = tally.snapshot()
-            streams = sum(c.streams for c in clients)
-            started = time.monotonic()
-            if seconds:
-                time.sleep(seconds)
-            else:
-                writer.run(started + MEASURE_S[viewers])
-                time.sleep(DRAIN_S)
-            elapsed = time.monotonic() - started
-            documents_after, calls_after, units_after = tally.snapshot()
+            with observe("no news" if seconds else "news", pids) if observe else nullcontext():
+                documents, calls, units = tally.snapshot()
+                streams, events = sum(c.streams for c in clients), sum(c.frames for c in clients)
+                meter.start()
+                started = time.monotonic()
+                if seconds:
+                    time.sleep(seconds)
+                else:
+                    writer.run(started + MEASURE_S[viewers])
+                    time.sleep(DRAIN_S)
+                elapsed = time.monotonic() - started
+                cpu = meter.stop()
+                documents_after, calls_after, units_after = tally.snapshot()
             # a stream is billed for its whole duration: the phase's wall time, each viewer streaming throughout
             return Counts(viewers * elapsed / 3600, sum(c.streams for c in clients) - streams,
-                          viewers * elapsed, documents_after - documents, calls_after - calls, units_after - units)
+                          viewers * elapsed, documents_after - documents, calls_after - calls, units_after - units,
+                          sum(c.frames for c in clients) - events, cpu)
 
         writer = Writer(stack["table"], stack["news"], ticker, seed=viewers)
         idle = phase(IDLE_S)
@@ -322,7 +404,20 @@ def cost_rows(label: str, counts: Counts, memory_mb: int, stack_lifetime_s: floa
     return rows, read_units
 
 
-def run() -> list[Row]:
+@dataclass
+class LiveStack:
+    """What every scenario runs on: moto with the stack's resources, the stack map's SSE function, and
+    each design's environment overrides."""
+
+    parts: dict[str, Any]  # scenario()'s `stack`
+    designs: dict[str, dict[str, str]]
+    memory_mb: int
+    env: dict[str, str]
+
+
+@contextmanager
+def live_stack() -> Iterator[LiveStack]:
+    """moto started with the stack's resources (stopped on exit); the SSE function as the stack map sets it."""
     import boto3
 
     from devstack.aws.moto_server import MotoServer
@@ -335,29 +430,41 @@ def run() -> list[Row]:
 
     function = load_stack().function("sse_streaming")
     env = function.env
-    marker_s, settle_ms = env["SSE_MARKER_INTERVAL_S"], env["SSE_INDEX_SETTLE_MS"]
     moto = MotoServer().start()
-    os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
-    boto3.setup_default_session()
-    dynamodb.cache_clear()  # an earlier benchmark of this process may have made it for its own moto
-    resources = create_resources(load_stack())
-    table_name = resources.tables["news"]
-    size = item_bytes(Writer(None, None, "L100OUABCD", 0).item()) + ITEM_BYTES_OVERHEAD
-    stack = {"endpoint": moto.endpoint, "resources": resources, "table": boto3.resource("dynamodb").Table(table_name),
-             "news": NewsTable(table_name), "XRayDaemon": XRayDaemon, "OtlpReceiver": OtlpReceiver,
-             "make_tally": lambda: Tally(size)}
-    lifetime = {"SSE_STREAM_LIFETIME_S": str(LIFETIME_S)}
-    designs = {"ours": lifetime, "naive": {**lifetime, "SSE_MARKER_INTERVAL_S": "0", "SSE_POLL_INTERVAL_S": marker_s}}
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
+        boto3.setup_default_session()
+        dynamodb.cache_clear()  # an earlier benchmark of this process may have made it for its own moto
+        resources = create_resources(load_stack())
+        table_name = resources.tables["news"]
+        size = item_bytes(Writer(None, None, "L100OUABCD", 0).item()) + ITEM_BYTES_OVERHEAD
+        parts = {"endpoint": moto.endpoint, "resources": resources,
+                 "table": boto3.resource("dynamodb").Table(table_name), "news": NewsTable(table_name),
+                 "XRayDaemon": XRayDaemon, "OtlpReceiver": OtlpReceiver, "make_tally": lambda: Tally(size)}
+        lifetime = {"SSE_STREAM_LIFETIME_S": str(LIFETIME_S)}
+        designs = {"ours": lifetime,
+                   "naive": {**lifetime, "SSE_MARKER_INTERVAL_S": "0",
+                             "SSE_POLL_INTERVAL_S": env["SSE_MARKER_INTERVAL_S"]}}
+        yield LiveStack(parts, designs, function.memory_mb, dict(env))
+    finally:
+        moto.stop()
+
+
+def run() -> list[Row]:
+    with live_stack() as live:
+        return _run(live)
+
+
+def _run(live: LiveStack) -> list[Row]:
+    env, stack, designs = live.env, live.parts, live.designs
+    marker_s, settle_ms = env["SSE_MARKER_INTERVAL_S"], env["SSE_INDEX_SETTLE_MS"]
     plan = PLAN
     rows: list[Row] = []
     outcomes: dict[tuple[str, int], Outcome] = {}
-    try:
-        for design, viewers in plan:
-            print(f"  {design}, {viewers} viewers ...", flush=True)
-            outcomes[design, viewers] = outcome = scenario(design, viewers, designs[design], stack)
-            rows += latency_rows(outcome, marker_s, settle_ms)
-    finally:
-        moto.stop()
+    for design, viewers in plan:
+        print(f"  {design}, {viewers} viewers ...", flush=True)
+        outcomes[design, viewers] = outcome = scenario(design, viewers, designs[design], stack)
+        rows += latency_rows(outcome, marker_s, settle_ms) + cpu_rows(outcome, float(marker_s))
     read_units = {}
     for (design, viewers), outcome in outcomes.items():
         if viewers not in COST_VIEWERS:
@@ -365,7 +472,7 @@ def run() -> list[Row]:
         for phase, counts in (("no news", outcome.idle), (f"{outcome.items} items", outcome.live)):
             label = f"{design}, {viewers} viewer{'s' if viewers > 1 else ''}, {phase}"
             cost, read_units[design, viewers, phase == "no news"] = cost_rows(
-                label, counts, function.memory_mb, float(env["SSE_STREAM_LIFETIME_S"]))
+                label, counts, live.memory_mb, float(env["SSE_STREAM_LIFETIME_S"]))
             rows += cost
     for viewers in COST_VIEWERS:
         for idle in (True, False):
@@ -374,6 +481,43 @@ def run() -> list[Row]:
                             f"{'no news' if idle else 'news in bursts'}: DynamoDB read units per viewer-hour, "
                             f"ours / naive (both read every {marker_s} s)", f"x{ratio:.2f}",
                             f"<= {TARGET_READ_RATIO}", ratio <= TARGET_READ_RATIO))
+    rows += demand_rows(outcomes, float(marker_s), max(viewers for _, viewers in plan))
+    return rows
+
+
+def cpu_rows(outcome: Outcome, read_interval_s: float) -> list[Row]:
+    """Where the CPU went in each phase: the environments, this process, the machine (anyone's)."""
+    label = f"{outcome.design}, {outcome.viewers} viewer{'s' if outcome.viewers > 1 else ''}"
+    rows = []
+    for phase, counts in (("no news", outcome.idle), ("news", outcome.live)):
+        environments, benchmark, machine = counts.cpu.per_wall_s()
+        reads = counts.reads()
+        per_read_ms = 1000 * (counts.cpu.environments_s + counts.cpu.benchmark_s) / reads if reads else 0.0
+        rows.append(Row(
+            "5 cpu", f"{label}, {phase}: CPU-s per wall-s of the environments / this benchmark's process (client, "
+            f"Runtime APIs, moto, trace receivers) / the whole machine ({os.cpu_count()} cores, anyone's); DynamoDB "
+            f"reads done per s of the {outcome.viewers / read_interval_s:g} planned; CPU (both) per read done",
+            f"{environments:.2f} / {benchmark:.2f} / {machine:.2f}; {reads / counts.cpu.wall_s:.1f} reads/s; "
+            f"{per_read_ms:.1f} ms", "-", None))
+    return rows
+
+
+def demand_rows(outcomes: dict[tuple[str, int], Outcome], read_interval_s: float, viewers: int) -> list[Row]:
+    """The CPU that `viewers` environments need to keep the read schedule, from a scenario that kept it
+    (CPU_VIEWERS: one environment never waits for a core): CPU per viewer-second times `viewers`."""
+    rows = []
+    for design in ("ours", "naive"):
+        outcome = outcomes.get((design, CPU_VIEWERS))
+        if outcome is None:
+            continue
+        demand = []
+        for counts in (outcome.idle, outcome.live):
+            per_viewer = (counts.cpu.environments_s + counts.cpu.benchmark_s) / counts.cpu.wall_s / CPU_VIEWERS
+            demand.append(per_viewer * viewers)
+        rows.append(Row(
+            "5 cpu", f"{design}: CPU that {viewers} environments and their share of this process need to read every "
+            f"{read_interval_s:g} s, from the {CPU_VIEWERS}-viewer run's CPU per viewer-second x {viewers}, "
+            f"no news / news", f"{demand[0]:.1f} / {demand[1]:.1f} CPU-s per s vs {os.cpu_count()} cores", "-", None))
     return rows
 
 
@@ -384,7 +528,8 @@ def latency_rows(outcome: Outcome, marker_s: str, settle_ms: str) -> list[Row]:
     return [
         Row("5 live", f"{label} (one environment each; read every {marker_s} s, settle {settle_ms} ms, lifetime "
             f"{LIFETIME_S} s: {outcome.idle.streams + outcome.live.streams} streams, load {outcome.load}): "
-            f"write -> event over {len(values)} deliveries, p50 / p95 / max", f"{p50 * 1000:.0f} / {p95 * 1000:.0f} / {worst * 1000:.0f} ms",
+            f"write -> event over {len(values)} deliveries, p50 / p95 / max",
+            f"{p50 * 1000:.0f} / {p95 * 1000:.0f} / {worst * 1000:.0f} ms",
             f"p95 <= {TARGET_P95_S * 1000:.0f} ms", p95 <= TARGET_P95_S),
         Row("5 live", f"{label}: {outcome.items} items, events lost / duplicated / viewers out of order",
             f"{outcome.lost} / {outcome.duplicated} / {outcome.out_of_order}", "0 / 0 / 0",

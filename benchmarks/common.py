@@ -92,8 +92,14 @@ class SseFunction:
 
         return self.runtime.invoke(function_url_event("GET", path, headers), timeout_s=timeout_s)
 
+    @property
+    def pid(self) -> int:
+        """The runtime process's id (once started)."""
+        assert self.process.pid is not None, "the environment is not started"
+        return self.process.pid
+
     def proc_status(self, field: str) -> int:
         """A `/proc/<pid>/status` figure of the runtime process (`Threads`, `VmRSS` in kB)."""
-        with open(f"/proc/{self.process.pid}/status") as status:
+        with open(f"/proc/{self.pid}/status") as status:
             line = next(line for line in status if line.startswith(f"{field}:"))
         return int(line.split()[1])

@@ -68,10 +68,11 @@ class CanaryMetric(StrEnum):
 @cache
 def cloudwatch_client() -> CloudWatchClient:
     """One client per execution environment (created on first use, reused when warm). botocore's, as
-    boto3's `client()` makes it; imported here, so a function that never publishes never pays for it."""
-    import botocore.session
+    boto3's `client()` makes it, from the environment's one botocore session (lib.aws_session: a session
+    of its own would load botocore's data again); made here, so a function that never publishes never pays."""
+    from lib.aws_session import botocore_session
 
-    return cast("CloudWatchClient", botocore.session.get_session().create_client("cloudwatch"))
+    return cast("CloudWatchClient", botocore_session().create_client("cloudwatch"))
 
 
 def metric_datum(name: str, value: float, unit: str = "Count",

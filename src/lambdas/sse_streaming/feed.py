@@ -69,10 +69,11 @@ FEED_FIELDS = ("item_id", "status_changed_at", "ticker", "headline", "sentiment_
 @cache
 def dynamodb_client() -> DynamoDBClient:
     """botocore's DynamoDB client, created at the first read: this function needs no boto3 (its import,
-    ~0.2 s with s3transfer, was most of the cold start; benchmarks/RESULTS.md, section 2)."""
-    import botocore.session  # deferred: the first frame of a stream goes out before the first read
+    ~0.2 s with s3transfer, was most of the cold start; benchmarks/RESULTS.md, section 2). It shares
+    the environment's one botocore session with the CloudWatch client (lib.aws_session)."""
+    from lib.aws_session import botocore_session  # botocore's import deferred: the first frame goes out first
 
-    return cast("DynamoDBClient", botocore.session.get_session().create_client("dynamodb"))
+    return cast("DynamoDBClient", botocore_session().create_client("dynamodb"))
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

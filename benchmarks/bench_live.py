@@ -265,11 +265,16 @@ class Writer:
         self.order.append(item["item_id"])
         self.news.announce_analysed(item["status_changed_at"])
 
-    def run(self, until: float) -> None:
+    def run(self, until: float, stop: threading.Event | None = None) -> None:
+        """Bursts of writes (news arrives in bursts) until `until` (monotonic) or `stop` is set;
+        benchmark 7 runs it in a thread: `Thread(target=writer.run, args=(math.inf, stop))`."""
+        stop = stop or threading.Event()
         while time.monotonic() < until:
-            time.sleep(self.random.uniform(*BURST_GAP_S))
+            if stop.wait(self.random.uniform(*BURST_GAP_S)):
+                return
             for _ in range(BURST_ITEMS):
-                time.sleep(self.random.uniform(*ITEM_GAP_S))
+                if stop.wait(self.random.uniform(*ITEM_GAP_S)):
+                    return
                 self.write()
 
 

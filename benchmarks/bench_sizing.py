@@ -6,9 +6,15 @@ the stand-in collector extension registered first, then the ENTRYPOINT, in the s
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html): Lambda runs extensions
 inside the function's memory limit, so runtime and extension share the cgroup. For each size:
 
-- cold start: the runtime's start (extensions registered, ENTRYPOINT exec'd) -> the first byte of the
-  first stream's body; beside it the container's own start (vfs copying the image: not Lambda's);
-- write -> event p50 / p95: a writer stores analysed items at random moments, as analysis does, for
+- init: Lambda's Init phase, the extensions spawned -> the runtime's first `GET /next` (extension init,
+  runtime start and the handler's import; the phase ends when the runtime and every extension have
+  asked for their next event). Lambda gives it 10 s, then retries it at the first invocation under the
+  function's timeout (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html,
+  "Init phase"): a size whose init passes INIT_LIMIT_S is flagged;
+- cold start: from the same start to the first byte of the first stream's body (init + the first
+  invocation's work); beside it the container's own start (vfs copying the image: not Lambda's);
+- write -> event p50 / p95: benchmark 5's writer (bench_live.Writer: analysed items in bursts, each
+  stored, then announced by bumping the feed's change marker, as the analysis function does) for
   STREAM_S seconds while one viewer streams, resuming with `Last-Event-ID` at every stream end (the
   lifetime is shortened to LIFETIME_S so resumes fall inside the run);
 - peak memory of runtime + extension: the sum of each process's `VmHWM` (its own RSS high-water
@@ -26,8 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -39,12 +45,12 @@ from typing import Any
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_live import Writer
 from benchmarks.common import CountingSink, Row, percentile
 
 SIZES_MB = (128, 192, 256, 512, 1024)  # 192: the size between the two cheapest, under $10 x86
 STREAM_S = float(os.environ.get("BENCH_SIZING_STREAM_S", "60"))  # per size: a few minutes at most in all
 LIFETIME_S = 20  # the stream lifetime in the run (the stack's is 120 s): 3+ resumes per size
-WRITE_GAP_S = (0.3, 1.5)
 IMAGE_TAG = "sentiment-analyzer-sse:bench"  # its own tag: the devstack's and the tests' stay theirs
 
 # Lambda list prices, us-east-1, first pricing tier, read 2026-12-06 from https://aws.amazon.com/lambda/pricing/
@@ -58,6 +64,8 @@ GOAL_COST = 10.0
 GOAL_P95_S = 1.0
 GOAL_COLD_START_S = 0.5 * 0.484
 GOAL_HEADROOM = 0.30
+# Lambda's limit on the Init phase (on-demand functions): lambda-runtime-environment.html, "Init phase".
+INIT_LIMIT_S = 10.0
 
 
 def lambda_cpus(memory_mb: int) -> float:
@@ -114,26 +122,11 @@ class Viewer:
                     self.received[item_id] = now
 
 
-class Writer(threading.Thread):
-    """Analysed items stored at random moments until stopped; when each `put_item` was acknowledged."""
-
-    def __init__(self, table: Any, ticker: str, seed: int):
-        super().__init__(daemon=True)
-        from benchmarks.bench_live import Writer as LiveWriter
-
-        self.items = LiveWriter(table, ticker, seed)  # the same item shape as benchmark 5
-        self.random = random.Random(seed)
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.wait(self.random.uniform(*WRITE_GAP_S)):
-            self.items.write()
-
-
 @dataclass
 class SizeResult:
     memory_mb: int
     container_start_s: float
+    init_s: float
     cold_start_s: float
     p50_s: float
     p95_s: float
@@ -157,7 +150,8 @@ class SizeResult:
 
     def goals(self) -> dict[str, bool]:
         return {"cost": self.cost <= GOAL_COST, "p95": self.p95_s <= GOAL_P95_S,
-                "cold start": self.cold_start_s <= GOAL_COLD_START_S, "headroom": self.headroom >= GOAL_HEADROOM,
+                "cold start": self.cold_start_s <= GOAL_COLD_START_S, "init": self.init_s < INIT_LIMIT_S,
+                "headroom": self.headroom >= GOAL_HEADROOM,
                 "no loss": self.delivered == self.written and self.duplicates == 0 and self.runtime_exit is None}
 
 
@@ -197,7 +191,7 @@ def memory_figures(container_name: str) -> tuple[dict[str, float], float, int]:
 
 
 def measure(memory_mb: int | None, image: Any, moto: Any, resources: Any, daemon: Any, receiver: Any, table: Any,
-            stream_s: float) -> SizeResult:
+            news: Any, stream_s: float) -> SizeResult:
     from devstack.lambda_.container import ContainerRuntime
     from devstack.lambda_.events import function_url_event
     from devstack.lambda_.invocation import lambda_environment
@@ -211,18 +205,25 @@ def measure(memory_mb: int | None, image: Any, moto: Any, resources: Any, daemon
                    **lambda_environment(spec, {**resolved, "SSE_STREAM_LIFETIME_S": str(LIFETIME_S)}, daemon.address)}
     container = ContainerRuntime(runtime, image, environment, receiver.endpoint, memory_mb=memory_mb)
     viewer = Viewer(f"SIZE{memory_mb or 'HOST'}")
-    writer = Writer(table, viewer.ticker, seed=memory_mb or 0)
+    writer = Writer(table, news, viewer.ticker, seed=memory_mb or 0)
+    stop_writing = threading.Event()
+    writing = threading.Thread(target=writer.run, args=(math.inf, stop_writing), daemon=True)
     runtime.start()
     began = time.monotonic()
     try:
         container.start()
-        runtime_started = time.monotonic()
         call = runtime.invoke(function_url_event("GET", "/api/v2/stream"), timeout_s=LIFETIME_S + 60)
         first_chunk = next(call.chunks(), None)
         if first_chunk is None:
             raise RuntimeError(f"{memory_mb} MB: no first byte: {call.error} {list(container.output)[-20:]}")
-        cold_start = time.monotonic() - runtime_started
-        writer.start()
+        init_started = container.init_started_at
+        assert init_started is not None and container.endpoint is not None
+        cold_start = time.monotonic() - init_started
+        extensions_ready, runtime_ready = container.endpoint.extensions.ready_at(), runtime.stats.first_next_at
+        if extensions_ready is None or runtime_ready is None:
+            raise RuntimeError(f"{memory_mb} MB: a first byte before init ended ({extensions_ready}, {runtime_ready})")
+        init = max(extensions_ready, runtime_ready) - init_started
+        writing.start()
         reader = threading.Thread(target=viewer.read, args=(call,), daemon=True)
         reader.start()
 
@@ -240,21 +241,21 @@ def measure(memory_mb: int | None, image: Any, moto: Any, resources: Any, daemon
                     reader.start()
 
         stream_until(lambda: False, time.monotonic() + stream_s)
-        writer.stopping.set()
-        writer.join(5)
+        stop_writing.set()
+        writing.join(5)
         # The last writes: still resuming, a bounded wait (a resume at 0.07 vCPU takes seconds).
-        stream_until(lambda: len(viewer.received) >= len(writer.items.written), time.monotonic() + 30)
+        stream_until(lambda: len(viewer.received) >= len(writer.written), time.monotonic() + 30)
         processes, cgroup_peak, kills = memory_figures(container.name)
         exited = container.exit_code()  # None: the runtime lived through the run (no OOM kill, no crash)
         call.close()
     finally:
-        writer.stopping.set()
+        stop_writing.set()
         container.stop()
         runtime.stop()
-    latencies = [viewer.received[item] - written for item, written in writer.items.written.items()
+    latencies = [viewer.received[item] - written for item, written in writer.written.items()
                  if item in viewer.received]
-    return SizeResult(memory_mb or 0, runtime_started - began, cold_start, percentile(latencies, .5),
-                      percentile(latencies, .95), len(latencies), len(writer.items.written), viewer.duplicates,
+    return SizeResult(memory_mb or 0, init_started - began, init, cold_start, percentile(latencies, .5),
+                      percentile(latencies, .95), len(latencies), len(writer.written), viewer.duplicates,
                       viewer.resumes, sum(processes.values()), cgroup_peak, kills, exited, processes)
 
 
@@ -279,12 +280,14 @@ def table(results: list[SizeResult]) -> str:
     """The sizing table (markdown): x86_64 measured, then arm64 priced only; the stack's size is marked."""
     lifetime = stack_lifetime_s()
     chosen = stack_size()
-    lines = ["| arch | memory | vCPU | cold start to first byte | write -> event p50 / p95 | events delivered "
+    lines = ["| arch | memory | vCPU | init / cold start to first byte | write -> event p50 / p95 | events delivered "
              "| resumes | peak RSS fn + ext (each; cgroup peak) | headroom | OOM kills | $ / viewer-month | stack |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         mark = "**chosen**" if chosen == ("x86_64", r.memory_mb) else ""
-        lines.append(f"| x86_64 | {r.memory_mb} MB | {lambda_cpus(r.memory_mb):.3f} | {r.cold_start_s * 1000:,.0f} ms "
+        over = f" (**init over {INIT_LIMIT_S:.0f} s**)" if r.init_s >= INIT_LIMIT_S else ""
+        lines.append(f"| x86_64 | {r.memory_mb} MB | {lambda_cpus(r.memory_mb):.3f} "
+                     f"| {r.init_s * 1000:,.0f} / {r.cold_start_s * 1000:,.0f} ms{over} "
                      f"| {r.p50_s * 1000:,.0f} / {r.p95_s * 1000:,.0f} ms | {r.delivered}/{r.written} "
                      f"| {r.resumes} | {r.peak_rss_mb:.0f} MB ({split(r)}cgroup {r.cgroup_peak_mb:.0f} MB) "
                      f"| {r.headroom:+.0%} "
@@ -304,6 +307,8 @@ def run(sizes: tuple[int, ...] = SIZES_MB, stream_s: float = STREAM_S) -> list[R
     from devstack.stack import load_stack
     from devstack.xray.daemon import XRayDaemon
     from devstack.xray.otlp_receiver import OtlpReceiver
+    from lib.news.store import NewsTable
+    from lib.tables import dynamodb
 
     image = ContainerImage.prepare(tag=IMAGE_TAG, install=True)
     print(f"[sizing] {image.how}; {stream_s:.0f} s of stream per size, lifetime {LIFETIME_S} s "
@@ -313,6 +318,8 @@ def run(sizes: tuple[int, ...] = SIZES_MB, stream_s: float = STREAM_S) -> list[R
     boto3.setup_default_session()
     resources = create_resources(load_stack())
     table_resource = boto3.resource("dynamodb").Table(resources.tables["news"])
+    dynamodb.cache_clear()  # an earlier benchmark of this process may have made it for its own moto
+    news = NewsTable(resources.tables["news"])
     sink = CountingSink()
     daemon = XRayDaemon(sink).start()  # type: ignore[arg-type]
     receiver = OtlpReceiver(sink).start()  # type: ignore[arg-type]
@@ -320,11 +327,11 @@ def run(sizes: tuple[int, ...] = SIZES_MB, stream_s: float = STREAM_S) -> list[R
     try:
         # The reference: the same container without limits, so the machine's own load (2 shared cores)
         # is told apart from the size's CPU share.
-        reference = measure(None, image, moto, resources, daemon, receiver, table_resource, min(stream_s, 30))
+        reference = measure(None, image, moto, resources, daemon, receiver, table_resource, news, min(stream_s, 30))
         print(f"[sizing] no limits (reference): {reference}", flush=True)
         for memory_mb in sizes:
             started = time.monotonic()
-            results.append(measure(memory_mb, image, moto, resources, daemon, receiver, table_resource, stream_s))
+            results.append(measure(memory_mb, image, moto, resources, daemon, receiver, table_resource, news, stream_s))
             print(f"[sizing] {memory_mb} MB done in {time.monotonic() - started:.0f} s: {results[-1]}", flush=True)
     finally:
         receiver.stop()
@@ -332,17 +339,20 @@ def run(sizes: tuple[int, ...] = SIZES_MB, stream_s: float = STREAM_S) -> list[R
         moto.stop()
         image.close()
     print(f"\n{table(results)}\n", flush=True)
-    rows = [Row("7 sizing", "x86_64, no limits (host's 2 shared cores, reference): cold start to first byte, "
-                "write -> event p95, peak RSS fn + ext", f"{reference.cold_start_s * 1000:.0f} ms / "
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    rows = [Row("7 sizing", f"x86_64, no limits (host's 2 shared cores, reference; load at the end {load}): init, "
+                "cold start to first byte, write -> event p95, peak RSS fn + ext",
+                f"{reference.init_s * 1000:.0f} ms / {reference.cold_start_s * 1000:.0f} ms / "
                 f"{reference.p95_s * 1000:.0f} ms / {reference.peak_rss_mb:.0f} MB", "-", None)]
     for r in results:
         goals = r.goals()
         rows.append(Row("7 sizing", f"x86_64 {r.memory_mb} MB ({lambda_cpus(r.memory_mb):.3f} vCPU): $ / viewer-month, "
-                        "write -> event p95, cold start to first byte, headroom over peak RSS, events lost / dup",
-                        f"{r.cost:.2f} / {r.p95_s * 1000:.0f} ms / {r.cold_start_s * 1000:.0f} ms / "
-                        f"{r.headroom:+.0%} / {r.written - r.delivered} / {r.duplicates}",
-                        f"<= {GOAL_COST:.0f} / <= {GOAL_P95_S * 1000:.0f} ms / <= {GOAL_COLD_START_S * 1000:.0f} ms / "
-                        f">= +{GOAL_HEADROOM:.0%} / 0 / 0",
+                        "write -> event p95, init, cold start to first byte, headroom over peak RSS, events lost / dup",
+                        f"{r.cost:.2f} / {r.p95_s * 1000:.0f} ms / {r.init_s * 1000:.0f} ms / "
+                        f"{r.cold_start_s * 1000:.0f} ms / {r.headroom:+.0%} / {r.written - r.delivered} / "
+                        f"{r.duplicates}",
+                        f"<= {GOAL_COST:.0f} / <= {GOAL_P95_S * 1000:.0f} ms / < {INIT_LIMIT_S * 1000:.0f} ms / "
+                        f"<= {GOAL_COLD_START_S * 1000:.0f} ms / >= +{GOAL_HEADROOM:.0%} / 0 / 0",
                         all(goals.values())))
     return rows
 

@@ -307,3 +307,42 @@ def test_concurrent_invocations_are_each_answered_once(runtime: RuntimeApi) -> N
         thread.join(20)
     assert sorted(served) == list(range(20))
     assert [call.result(5)["n"] for call in calls] == list(range(20))
+
+
+@pytest.mark.req("FR-062")
+def test_init_ends_when_the_runtime_and_every_extension_first_ask_for_their_next_event(runtime: RuntimeApi) -> None:
+    """What benchmark 7 reads as the end of Lambda's Init phase (lambda-runtime-environment.html: it ends
+    when the runtime and each extension have sent a Next request): nothing before, then each first ask."""
+    connection = http.client.HTTPConnection(runtime.address, timeout=10)
+    connection.request("POST", "/2020-01-01/extension/register", body=json.dumps({"events": ["SHUTDOWN"]}),
+                       headers={"Lambda-Extension-Name": "collector"})
+    response = connection.getresponse()
+    response.read()
+    identifier = response.getheader("Lambda-Extension-Identifier")
+    connection.close()
+    assert response.status == 200 and identifier
+    assert runtime.extensions.ready_at() is None and runtime.stats.first_next_at is None  # registered, not ready
+
+    asked = time.monotonic()
+    waiting = http.client.HTTPConnection(runtime.address, timeout=10)
+    threading.Thread(target=lambda: waiting.request("GET", "/2020-01-01/extension/event/next",
+                                                    headers={"Lambda-Extension-Identifier": identifier}),
+                     daemon=True).start()
+    deadline = time.monotonic() + 5
+    while runtime.extensions.ready_at() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    extension_ready = runtime.extensions.ready_at()
+    assert extension_ready is not None and extension_ready >= asked
+    assert runtime.stats.first_next_at is None  # the runtime has not asked yet
+
+    call = runtime.invoke({"n": 1}, timeout_s=5)
+    scripted = ScriptedRuntime(runtime.address)
+    assert scripted.next()[0] == 200
+    first_next = runtime.stats.first_next_at
+    assert first_next is not None and first_next >= extension_ready
+    scripted.post(f"/invocation/{call.invocation.request_id}/response", b"{}")
+    runtime.invoke({"n": 2}, timeout_s=5)
+    assert scripted.next()[0] == 200
+    assert runtime.stats.first_next_at == first_next  # the first ask only
+    runtime.extensions.stop()
+    waiting.close()

@@ -104,6 +104,45 @@ def test_python_is_3_13_and_the_function_imports_inside_the_image(image: sse_ima
     assert result.stdout.split() == ["3.13", "imported"]
 
 
+# What the handler's import loads from /var/task, in the image as Lambda runs it: `python3 -v` says, for
+# every module it loads, where its code object came from ("# code object from '<path>'"): a .pyc read
+# from __pycache__, or a .py compiled at that moment. Then each /var/task module in sys.modules, by file.
+BYTECODE_PROBE = """
+import importlib, sys
+importlib.import_module(sys.argv[1].rpartition('.')[0])
+for name, module in sorted(sys.modules.items()):
+    spec = getattr(module, '__spec__', None)
+    origin = getattr(spec, 'origin', None) or ''
+    if origin.startswith('/var/task/') and origin.endswith('.py'):
+        print(spec.origin, spec.cached)
+"""
+
+
+@pytest.mark.req("FR-062", "FR-090")
+def test_the_handlers_import_loads_every_var_task_module_from_the_images_bytecode(image: sse_image.Built) -> None:
+    """A cold start compiles nothing: every module the handler imports from /var/task (dependencies and
+    our code) loads from a .pyc built into the image (each execution environment starts from the image
+    and cannot write it), and that .pyc is unchecked-hash based (PEP 552: no mtime, reproducible; never
+    re-validated against the source)."""
+    result = run_in_image(image.tag, "python3", "-v", "-c", BYTECODE_PROBE, sse_image.handler_command(),
+                          env=function_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = dict(line.split() for line in result.stdout.splitlines())
+    assert len(loaded) > 100 and any(origin.startswith("/var/task/lambdas/") for origin in loaded), loaded
+    # the path is quoted for a .pyc read, bare for a source compiled (importlib._bootstrap_external)
+    code_from = [line.removeprefix("# code object from ").strip("'") for line in result.stderr.splitlines()
+                 if line.startswith("# code object from ")]
+    compiled_at_import = sorted(path for path in code_from if path.startswith("/var/task/") and path.endswith(".py"))
+    assert compiled_at_import == [], f"{len(compiled_at_import)} modules compiled at import: {compiled_at_import[:10]}"
+    assert set(loaded.values()) <= set(code_from), "a /var/task module whose code did not come from its .pyc"
+    flags = run_in_image(image.tag, "python3", "-c",
+                         "import sys\nfor path in sys.argv[1:]:\n"
+                         "    print(int.from_bytes(open(path, 'rb').read(8)[4:8], 'little'))",
+                         *sorted(loaded.values()))
+    assert flags.returncode == 0, flags.stderr[-2000:]
+    assert set(flags.stdout.split()) == {"1"}, "not all hash-based, unchecked (PEP 552 flags 0b01)"
+
+
 @pytest.mark.req("FR-062", "FR-063", "FR-070", "SC-029")
 def test_the_collector_extension_and_its_config_are_where_lambda_and_the_collector_look(
         image: sse_image.Built) -> None:

@@ -173,6 +173,7 @@ class ContainerRuntime:
         self._extension_processes: list[subprocess.Popen[bytes]] = []
         self._runtime_process: subprocess.Popen[bytes] | None = None
         self._readers: list[threading.Thread] = []
+        self.init_started_at: float | None = None  # monotonic: the first extension spawned
 
     @property
     def pid(self) -> int | None:
@@ -195,6 +196,7 @@ class ContainerRuntime:
             self._wait_running()
             # Extension init: every executable in /opt/extensions, each registering.
             self.extensions = self._list_extensions()
+            self.init_started_at = time.monotonic()  # Lambda's Init phase starts with extension init
             for path in self.extensions:
                 self._extension_processes.append(self._spawn(["docker", "exec", self.name, path], path))
             if not self.endpoint.extensions.wait_registered(len(self.extensions), REGISTER_TIMEOUT_S):

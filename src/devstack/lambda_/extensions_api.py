@@ -68,6 +68,7 @@ class Extension:
     events: tuple[str, ...]
     pending: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     shut_down: bool = False  # SHUTDOWN was handed to it
+    ready_at: float | None = None  # monotonic: its first event/next (its init done)
 
 
 class ExtensionsApi:
@@ -100,6 +101,14 @@ class ExtensionsApi:
                     return False
                 self._changed.wait(remaining)
         return True
+
+    def ready_at(self) -> float | None:
+        """When the last registered extension first asked for an event (monotonic): extension init done
+        for all of them; None while one has not yet."""
+        with self._changed:
+            times = [extension.ready_at for extension in self._extensions.values()]
+        ready = [at for at in times if at is not None]
+        return max(ready) if ready and len(ready) == len(times) else None
 
     # -- events ------------------------------------------------------------------------------------
     def invoke(self, request_id: str, deadline_ms: int, function_arn: str, trace_header: str) -> None:
@@ -169,6 +178,8 @@ class ExtensionsApi:
         extension = self._known(request)
         if extension is None:
             return
+        if extension.ready_at is None:
+            extension.ready_at = time.monotonic()
         while not self._stopping.is_set():
             try:
                 event = extension.pending.get(timeout=0.2)

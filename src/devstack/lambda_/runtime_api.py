@@ -140,6 +140,9 @@ class RuntimeStats:
     timeouts: int = 0
     disconnects: int = 0
     protocol_errors: int = 0
+    # monotonic: the runtime's first GET /next, its init done (Lambda's Init phase ends when the runtime
+    # and every extension have asked for their next event: lambda-runtime-environment.html)
+    first_next_at: float | None = None
 
 
 class EnvironmentEndpoint:
@@ -276,6 +279,8 @@ class RuntimeApi:
             return
         parts = path[len(API_PREFIX) + 1:].split("/")
         if method == "GET" and path == NEXT_PATH:
+            with self._lock:
+                self.stats.first_next_at = self.stats.first_next_at or time.monotonic()
             self._next(request, extensions)
         elif method == "POST" and len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
             call = self._calls.get(parts[1])

@@ -17,11 +17,27 @@ from __future__ import annotations
 import errno
 import socketserver
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
 POLL_INTERVAL_S = 0.05  # stop() (shutdown) returns within one poll, not within the default 0.5 s
+
+
+def send_reply(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json",
+               headers: Mapping[str, str] | None = None) -> None:
+    """Answer `request` whole: the status, `headers`, Content-Type, Content-Length and `body`.
+
+    Example (inside a handler): `send_reply(self, 200, json.dumps({"ok": True}).encode())`.
+    """
+    request.send_response(status)
+    for name, value in (headers or {}).items():
+        request.send_header(name, value)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
 
 
 class PortInUseError(RuntimeError):

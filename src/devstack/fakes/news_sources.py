@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from devstack.fakes.failures import ScriptedFailures
-from devstack.loopback import LoopbackServer, LoopbackService
+from devstack.loopback import LoopbackServer, LoopbackService, send_reply
 from lib.news.store import ConfigTable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "news"
@@ -186,11 +186,7 @@ class FakeNewsServer(LoopbackService):
 
             def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
                 raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_reply(self, status, raw, content_type)
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)

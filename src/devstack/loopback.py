@@ -17,9 +17,27 @@ from __future__ import annotations
 import errno
 import socketserver
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
 
 POLL_INTERVAL_S = 0.05  # stop() (shutdown) returns within one poll, not within the default 0.5 s
+
+
+def send_reply(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json",
+               headers: Mapping[str, str] | None = None) -> None:
+    """Answer `request` whole: the status, `headers`, Content-Type, Content-Length and `body`.
+
+    Example (inside a handler): `send_reply(self, 200, json.dumps({"ok": True}).encode())`.
+    """
+    request.send_response(status)
+    for name, value in (headers or {}).items():
+        request.send_header(name, value)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
 
 
 class PortInUseError(RuntimeError):
@@ -76,3 +94,38 @@ class LoopbackServer:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
+
+
+class LoopbackService:
+    """The lifecycle of a fake served by one LoopbackServer (`self._server`, set by the subclass):
+    start, stop, a context manager, its base URL. A subclass with more to end extends `stop` and
+    calls `super().stop()` last.
+
+    Example:
+        >>> from http.server import BaseHTTPRequestHandler
+        >>> class Example(LoopbackService):
+        ...     def __init__(self):
+        ...         self._server = LoopbackServer.http("127.0.0.1", 0, BaseHTTPRequestHandler, name="example")
+        >>> with Example() as example:
+        ...     example.base_url.startswith("http://127.0.0.1:")
+        True
+    """
+
+    _server: LoopbackServer
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self._server.url

@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +25,8 @@ import boto3
 import pytest
 
 from devstack.seed import DEMO_USER
+from tests.fixtures.local_stack import devstack_up
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 # What "conforms" means here (schemathesis' names for the three promises of the issue).
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
@@ -46,32 +44,9 @@ class LocalStack:
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     directory = tmp_path_factory.mktemp("contract-stack")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AWS_", "OTEL_", "_X_AMZN")) and key != "LAMBDA_TASK_ROOT"}
-    env["PYTHONPATH"] = str(REPO_ROOT / "src")
-    log_path = directory / "stack.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "up", "--port", "0", "--dir", str(directory),
-             "--schedule", "ingestion=0", "--schedule", "metrics=0", "--schedule", "canary=0"],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        state_file = directory / "emulator.json"
-        end = time.monotonic() + 90
-        while not state_file.exists():
-            if process.poll() is not None or time.monotonic() > end:
-                process.kill()
-                pytest.fail(f"the local stack did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        state = json.loads(state_file.read_text())
-        try:
-            yield LocalStack(state["gateway"], state["aws_endpoint"], state["cognito"]["client_id"], directory)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with devstack_up(directory, "--schedule", "ingestion=0", "--schedule", "metrics=0", "--schedule", "canary=0",
+                     start_timeout_s=90) as (state, _):
+        yield LocalStack(state["gateway"], state["aws_endpoint"], state["cognito"]["client_id"], directory)
 
 
 def demo_id_token(stack: LocalStack) -> str:

@@ -6,13 +6,9 @@ Playwright's own browser download cannot work here: Chromium is Debian's (`make 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +22,8 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from devstack.demo.scenario import DEMO_STREAM_LIFETIME_S
 from devstack.xray.trace_reader import TraceTree, read_traces
+from tests.fixtures.local_stack import REPO_ROOT, devstack_up
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -67,35 +63,16 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
     if not (FRONTEND_DIST / "index.html").is_file():
         pytest.fail("frontend/dist is not built: run `make frontend-build` (make test-e2e does it)")
     directory = tmp_path_factory.mktemp("e2e-stack")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AWS_", "OTEL_", "_X_AMZN")) and key != "LAMBDA_TASK_ROOT"}
-    env["PYTHONPATH"] = str(REPO_ROOT / "src")
-    log = (directory / "stack.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "up", "--port", "0", "--dir", str(directory), "--schedule", "ingestion=3",
-         "--schedule", "metrics=0", "--schedule", "canary=0", "--feed-interval", "2",
-         # Lambda reports no client hang-up, so a closed tab's stream holds its environment until its
-         # lifetime ends; at the map's 120 s, the tests' pages would exhaust the reserved concurrency
-         # (429). The demo's 20 s frees them and puts resumes inside every test.
-         "--env", f"sse_streaming:SSE_STREAM_LIFETIME_S={DEMO_STREAM_LIFETIME_S}",
-         "--sse-runtime", "process"],  # the browser tests' stack starts in under 60 s: no image build
-        env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    state_file = directory / "emulator.json"
-    end = time.monotonic() + 60
-    while not state_file.exists():
-        if process.poll() is not None or time.monotonic() > end:
-            process.kill()
-            pytest.fail(f"the local stack did not start: {(directory / 'stack.log').read_text()[-3000:]}")
-        time.sleep(0.2)
-    state = json.loads(state_file.read_text())
-    yield RunningStack(state["gateway"], state["aws_endpoint"], directory, process)
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    with devstack_up(
+            directory, "--schedule", "ingestion=3", "--schedule", "metrics=0", "--schedule", "canary=0",
+            "--feed-interval", "2",
+            # Lambda reports no client hang-up, so a closed tab's stream holds its environment until its
+            # lifetime ends; at the map's 120 s, the tests' pages would exhaust the reserved concurrency
+            # (429). The demo's 20 s frees them and puts resumes inside every test.
+            "--env", f"sse_streaming:SSE_STREAM_LIFETIME_S={DEMO_STREAM_LIFETIME_S}",
+            "--sse-runtime", "process",  # the browser tests' stack starts in under 60 s: no image build
+            start_timeout_s=60) as (state, process):
+        yield RunningStack(state["gateway"], state["aws_endpoint"], directory, process)
 
 
 @dataclass

@@ -137,6 +137,11 @@ class Module:
         return merged
 
     @property
+    def moves(self) -> dict[str, str]:
+        """The module's `moved` blocks, from address -> to address, e.g. {"aws_kms_key.stack": 'aws_kms_key.this["stack"]'}."""
+        return {expression(entry["from"]): expression(entry["to"]) for _, entry in self._blocks("moved")}
+
+    @property
     def module_calls(self) -> dict[str, dict[str, Any]]:
         return {name: body for _, entry in self._blocks("module") for name, body in entry.items()}
 

@@ -24,7 +24,7 @@ def test_tables_come_from_the_map_on_demand_with_pitr_and_encryption():
     assert expression(body["range_key"]) == "each.value.range_key.name"
     assert block(body, "point_in_time_recovery")[0]["enabled"] is True
     sse = block(body, "server_side_encryption")[0]
-    assert sse["enabled"] is True and expression(sse["kms_key_arn"]) == "aws_kms_key.stack.arn"
+    assert sse["enabled"] is True and expression(sse["kms_key_arn"]) == 'aws_kms_key.this["stack"].arn'
 
 
 @pytest.mark.req("FR-017")
@@ -61,7 +61,8 @@ def test_topics_trace_actively_where_the_map_says():
     topic = module(DATA).of_type("aws_sns_topic")["this"]
     assert expression(topic["for_each"]) == "var.topics"
     assert expression(topic["tracing_config"]) == "each.value.tracing"
-    assert expression(topic["kms_master_key_id"]) == "each.value.alerting ? aws_kms_key.alerts.arn : aws_kms_key.stack.arn"
+    assert expression(topic["kms_master_key_id"]) == (
+        'each.value.alerting ? aws_kms_key.this["alerts"].arn : aws_kms_key.this["stack"].arn')
     topics = stack()["topics"]
     assert topics["news_items"]["tracing"] == "Active" and topics["sentiment_scored"]["tracing"] == "Active"
     assert {t["tracing"] for t in topics.values()} <= {"Active", "PassThrough"}
@@ -71,7 +72,7 @@ def test_topics_trace_actively_where_the_map_says():
 def test_dead_letter_queues_are_encrypted():
     queue = module(DATA).of_type("aws_sqs_queue")["this"]
     assert expression(queue["for_each"]) == "var.queues"
-    assert expression(queue["kms_master_key_id"]) == "aws_kms_key.stack.arn"
+    assert expression(queue["kms_master_key_id"]) == 'aws_kms_key.this["stack"].arn'
 
 
 @pytest.mark.req("FR-017")
@@ -86,12 +87,25 @@ def test_secrets_exist_without_values():
             assert "data.aws_secretsmanager_random_password" in str(version["secret_string"])
 
 
+def kms_keys() -> dict[str, dict]:
+    return module(DATA).locals["kms_keys"]
+
+
+def kms_policy() -> dict:
+    return module(DATA).data[("aws_iam_policy_document", "kms")]
+
+
 @pytest.mark.req("FR-017")
 def test_the_stack_key_rotates_and_lets_logs_use_it():
-    key = module(DATA).of_type("aws_kms_key")["stack"]
+    key = module(DATA).of_type("aws_kms_key")["this"]
+    assert expression(key["for_each"]) == "local.kms_keys"
     assert key["enable_key_rotation"] is True
-    policy = str(module(DATA).data[("aws_iam_policy_document", "kms")])
-    assert "logs.${local.region}.amazonaws.com" in policy
+    assert expression(key["policy"]) == "data.aws_iam_policy_document.kms[each.key].json"
+    assert expression(kms_policy()["for_each"]) == "local.kms_keys"
+    assert kms_keys()["stack"]["service"]["principal"] == "logs.${local.region}.amazonaws.com"
+    root, service = block(kms_policy(), "statement")
+    assert root["actions"] == ["kms:*"] and "iam::${local.account_id}:root" in str(root["principals"])
+    assert expression(service["principals"][0]["identifiers"][0]) == "each.value.service.principal"
 
 
 @pytest.mark.req("FR-039", "FR-020")
@@ -99,13 +113,20 @@ def test_alerting_topics_are_on_their_own_key_out_of_band():
     """Issue 16, finding 5: one key problem must not silence both the application and its alarms."""
     topics = stack()["topics"]
     assert {k for k, t in topics.items() if t.get("alerting")} == {"alarms", "canary_alerts"}
-    key = module(DATA).of_type("aws_kms_key")["alerts"]
-    assert key["enable_key_rotation"] is True
-    assert expression(key["policy"]) == "data.aws_iam_policy_document.alerts_kms.json"
-    alerts_policy = str(module(DATA).data[("aws_iam_policy_document", "alerts_kms")])
-    stack_policy = str(module(DATA).data[("aws_iam_policy_document", "kms")])
-    assert "cloudwatch.amazonaws.com" in alerts_policy, "alarms publish to the encrypted alarms topic"
-    assert "cloudwatch.amazonaws.com" not in stack_policy, "the stack key serves no alerting topic any more"
+    keys = kms_keys()
+    assert set(keys) == {"stack", "alerts"}
+    assert keys["alerts"]["service"]["principal"] == "cloudwatch.amazonaws.com", "alarms publish to the encrypted alarms topic"
+    assert "cloudwatch.amazonaws.com" not in str(keys["stack"]), "the stack key serves no alerting topic any more"
+    assert keys["stack"]["alias"] != keys["alerts"]["alias"]
+
+
+@pytest.mark.req("FR-017")
+def test_the_keys_keep_their_addresses_from_before_the_map():
+    """An applied stack keeps its keys and aliases: the `moved` blocks map the old single resources."""
+    moves = module(DATA).moves
+    for kind in ("aws_kms_key", "aws_kms_alias"):
+        for key in kms_keys():
+            assert moves[f"{kind}.{key}"] == f'{kind}.this["{key}"]'
 
 
 @pytest.mark.req("FR-013", "SC-008")

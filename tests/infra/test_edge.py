@@ -40,9 +40,16 @@ def test_api_v2_proxy_goes_to_the_dashboard_lambda():
     assert [res[k]["path_part"] for k in ("api", "v2", "proxy")] == ["api", "v2", "{proxy+}"]
     assert expression(res["v2"]["parent_id"]) == "aws_api_gateway_resource.api.id"
     assert expression(res["proxy"]["parent_id"]) == "aws_api_gateway_resource.v2.id"
-    method = resources("aws_api_gateway_method")["proxy_any"]
-    assert method["http_method"] == "ANY"
-    integration = resources("aws_api_gateway_integration")["proxy_any"]
+    methods = expression(module(EDGE).locals["api_methods"])
+    assert '{"proxy/ANY" = {resource = "proxy", method = "ANY", authorized = false}}' in methods
+    assert "local.alert_methods : key => merge(route, {authorized = true})" in methods
+    assert expression(module(EDGE).locals["api_resource_ids"]["proxy"]) == "aws_api_gateway_resource.proxy.id"
+    method = resources("aws_api_gateway_method")["route"]
+    assert expression(method["for_each"]) == "local.api_methods"
+    assert expression(method["http_method"]) == "each.value.method"
+    assert expression(method["authorization"]) == 'each.value.authorized ? "COGNITO_USER_POOLS" : "NONE"'
+    integration = resources("aws_api_gateway_integration")["route"]
+    assert expression(integration["for_each"]) == "local.api_methods"
     assert integration["type"] == "AWS_PROXY" and integration["integration_http_method"] == "POST"
     assert expression(integration["uri"]) == "var.dashboard_invoke_arn"
     assert expression(module("root").module_calls[EDGE]["dashboard_invoke_arn"]) == \
@@ -66,16 +73,45 @@ def test_cors_allows_the_trace_and_sse_headers_and_exposes_the_trace_id():
 
 @pytest.mark.req("FR-015", "FR-082")
 def test_options_and_gateway_responses_carry_the_cors_headers():
-    options = resources("aws_api_gateway_integration")["proxy_options"]
+    options = resources("aws_api_gateway_integration")["preflight"]
     assert options["type"] == "MOCK"
-    assert resources("aws_api_gateway_method")["proxy_options"]["http_method"] == "OPTIONS"
-    response = resources("aws_api_gateway_integration_response")["proxy_options"]
+    preflight = resources("aws_api_gateway_method")["preflight"]
+    assert preflight["http_method"] == "OPTIONS" and preflight["authorization"] == "NONE"
+    for kind in ("aws_api_gateway_method", "aws_api_gateway_integration", "aws_api_gateway_method_response",
+                 "aws_api_gateway_integration_response"):
+        assert expression(resources(kind)["preflight"]["for_each"]) == "local.api_resource_ids", kind
+    assert set(module(EDGE).locals["api_resource_ids"]) == {"proxy", "alerts", "alert"}
+    response = resources("aws_api_gateway_integration_response")["preflight"]
     assert "local.cors_api_headers" in str(response["response_parameters"])
     assert "method.response.header." in str(response["response_parameters"])
     gateway = resources("aws_api_gateway_gateway_response")["cors"]
     assert "DEFAULT_4XX" in str(gateway["for_each"]) and "DEFAULT_5XX" in str(gateway["for_each"])
     assert "local.cors_api_headers" in str(gateway["response_parameters"])
     assert "gatewayresponse.header." in str(gateway["response_parameters"])
+
+
+@pytest.mark.req("SC-001")
+def test_the_methods_keep_their_addresses_from_before_the_map():
+    """An applied stack keeps its methods, integrations and stage settings: `moved` blocks map the
+    former single resources (proxy_*, all) and alert-only maps (alerts, alerts_options, writes)."""
+    moves = module(EDGE).moves
+    alert_routes = list(module(EDGE).locals["alert_methods"])
+    for kind in ("aws_api_gateway_method", "aws_api_gateway_integration"):
+        assert moves[f"{kind}.proxy_any"] == f'{kind}.route["proxy/ANY"]'
+        for key in alert_routes:
+            assert moves[f'{kind}.alerts["{key}"]'] == f'{kind}.route["{key}"]'
+    for kind in ("aws_api_gateway_method", "aws_api_gateway_integration", "aws_api_gateway_method_response",
+                 "aws_api_gateway_integration_response"):
+        assert moves[f"{kind}.proxy_options"] == f'{kind}.preflight["proxy"]'
+        for key in ("alerts", "alert"):
+            assert moves[f'{kind}.alerts_options["{key}"]'] == f'{kind}.preflight["{key}"]'
+    settings = "aws_api_gateway_method_settings"
+    assert moves[f"{settings}.all"] == f'{settings}.this["all"]'
+    for key in ("create", "delete"):
+        assert moves[f'{settings}.writes["{key}"]'] == f'{settings}.this["{key}"]'
+    throttles = module(EDGE).locals["method_throttles"]
+    assert throttles["all"]["method_path"] == "*/*"
+    assert expression(throttles["create"]["rate_limit"]) == "var.write_throttling_rate_limit"
 
 
 @pytest.mark.req("FR-015", "FR-082", "SC-037")

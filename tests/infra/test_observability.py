@@ -127,8 +127,14 @@ def test_one_regional_alarm_resource_driven_by_the_alarm_map():
     assert expression(alarms["global"]["for_each"]) == "local.global_alarms"
     assert expression(alarms["global"]["provider"]) == "aws.us_east_1", "CloudFront metrics live in us-east-1"
     merged = expression(module(OBS).locals["alarms"])
-    assert merged == ("merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, "
-                      "local.api_alarms, local.xray_alarms, local.log_alarms)")
+    assert merged == ("{for key, alarm in merge(local.function_alarms, local.custom_alarms, local.probe_alarms, "
+                      "local.queue_alarms, local.api_alarms, local.xray_alarms, local.log_alarms) : "
+                      "key => merge(local.alarm_defaults, alarm)}"), "every map's alarms over the shared defaults"
+    defaults = module(OBS).locals["alarm_defaults"]
+    assert (defaults["statistic"], defaults["threshold"], defaults["missing"]) == ("Sum", 1, "notBreaching")
+    assert (defaults["evaluation_periods"], defaults["datapoints"]) == (1, 1)
+    assert expression(defaults["period"]) == "var.alarm_period_s"
+    assert defaults["comparison"] == "GreaterThanOrEqualToThreshold"
     for name in ("root", "data", "lambda_functions", "edge"):
         assert not module(name).of_type("aws_cloudwatch_metric_alarm"), f"alarms outside observability: {name}"
 
@@ -323,7 +329,8 @@ def test_the_missing_alarms_exist_and_each_says_why():
         assert text.count("why") >= text.count("summary") > 0, family
     for table in ("api_alarms", "global_alarms", "metric_alarms"):
         for name, spec in mod.locals[table].items():
-            assert len(spec["why"]) > 30 and spec["missing"] in spec["why"], f"{table}.{name}: why must justify missing data"
+            missing = spec.get("missing", mod.locals["alarm_defaults"]["missing"])
+            assert len(spec["why"]) > 30 and missing in spec["why"], f"{table}.{name}: why must justify missing data"
     for name in ("this", "global"):
         assert "Why: ${each.value.why}" in mod.of_type("aws_cloudwatch_metric_alarm")[name]["alarm_description"]
 

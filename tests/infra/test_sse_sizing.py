@@ -115,8 +115,12 @@ def test_an_out_of_memory_kill_of_the_sse_function_is_counted_from_its_log_and_a
     alarms = expression(obs.locals["log_alarms"])
     assert "for name, filter in local.log_metric_filters : name" in alarms
     assert "namespace = filter.namespace, metric = filter.metric" in alarms
-    assert 'statistic = "Sum"' in alarms and "threshold = 1" in alarms and 'missing = "notBreaching"' in alarms
+    # Sum >= 1 in one period, no datapoint: notBreaching: the shared alarm defaults, which it does not override.
+    assert not {"statistic", "threshold", "missing", "comparison"} & set(re.findall(r"(\w+) =", alarms))
+    defaults = obs.locals["alarm_defaults"]
+    assert (defaults["statistic"], defaults["threshold"], defaults["missing"]) == ("Sum", 1, "notBreaching")
     assert "local.log_alarms" in expression(obs.locals["alarms"])
+    assert "merge(local.alarm_defaults, alarm)" in expression(obs.locals["alarms"])
     # The log group is the function's own: the root passes lambda_functions' groups through.
     assert expression(module("root").module_calls[OBS]["log_group_names"]) == "module.lambda_functions.log_group_names"
     output = module("lambda_functions").outputs["log_group_names"]

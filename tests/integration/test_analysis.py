@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from devstack.aws.cloudwatch import metric_dimensions, metric_samples
 from devstack.xray.trace_reader import document_problems, render, silent_failures
-from lambdas.analysis.service import FANOUT_ATTEMPTS, ItemNotFoundError, MalformedSnsEventError
+from lambdas.analysis.service import FANOUT_ATTEMPTS, ItemNotFoundError
 from lib.news.model import FEED_MARKER_KEY, Resolution, iso_ms
 from lib.news.sentiment import score
+from lib.sns_events import MalformedSnsEventError
 from lib.tracing.header import TraceHeader
 from tests.fixtures.news_pipeline import (  # noqa: F401  (fixtures)
     NewsHarness,

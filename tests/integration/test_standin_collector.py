@@ -19,8 +19,9 @@ import sys
 import threading
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from devstack.loopback import LoopbackServer, send_reply
 from scripts import sse_image
 
 COLLECTOR = sse_image.STANDIN_DIR / "extensions" / "collector"
@@ -55,17 +57,26 @@ class Receiver:
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
 
 
-def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve `handler` on a free loopback port (yielded) for the test's length."""
+    server = LoopbackServer.http("127.0.0.1", 0, handler, name="standin-test").start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
 
 
 @pytest.fixture
 def extensions_api() -> Iterator[ExtensionsApi]:
     state = ExtensionsApi()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _record(self) -> bytes:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             state.requests.append((self.command, self.path, dict(self.headers), body))
@@ -74,55 +85,33 @@ def extensions_api() -> Iterator[ExtensionsApi]:
         def do_POST(self) -> None:
             self._record()
             assert self.path == "/2020-01-01/extension/register"
-            self.send_response(state.register_status)
-            if state.register_status == 200:
-                self.send_header("Lambda-Extension-Identifier", EXTENSION_ID)
+            headers = {"Lambda-Extension-Identifier": EXTENSION_ID} if state.register_status == 200 else {}
             reply = json.dumps({"functionName": "sse", "functionVersion": "$LATEST", "handler": "h"}).encode()
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            send_reply(self, state.register_status, reply, headers=headers)
             state.registered.set()
 
         def do_GET(self) -> None:
             self._record()
             event = json.dumps(state.events.get(timeout=30)).encode()
-            self.send_response(200)
-            self.send_header("Lambda-Extension-Event-Identifier", "e1")
-            self.send_header("Content-Length", str(len(event)))
-            self.end_headers()
-            self.wfile.write(event)
+            send_reply(self, 200, event, headers={"Lambda-Extension-Event-Identifier": "e1"})
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = serve(Handler)
-    state.port = server.server_address[1]
-    yield state
-    server.shutdown()
+    with serving(Handler) as state.port:
+        yield state
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             state.requests.append((self.path, dict(self.headers), body))
             reply = ExportTraceServiceRequest().SerializeToString()  # an empty, well-formed OTLP reply
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            send_reply(self, 200, reply, "application/x-protobuf")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = serve(Handler)
-    state.port = server.server_address[1]
-    yield state
-    server.shutdown()
+    with serving(Handler) as state.port:
+        yield state
 
 
 def free_port() -> int:

@@ -115,7 +115,7 @@ class StreamBackend(Protocol):
 
 @dataclass
 class BufferedReply:
-    """A reply whose whole body is known at once (an origin's refusal), shaped like a StreamingReply."""
+    """A reply whose whole body is known at once (an origin's refusal, a throttle), shaped like a StreamingReply."""
 
     status: int
     headers: list[tuple[str, str]]

@@ -25,14 +25,13 @@ from enum import Enum
 from http.server import BaseHTTPRequestHandler
 from itertools import count
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
 from devstack.fakes.failures import ScriptedFailures
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, LoopbackService, send_reply
 from lib.news.store import ConfigTable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "news"
@@ -119,7 +118,7 @@ class NewsStore:
         return [article for _, article in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
-class FakeNewsServer:
+class FakeNewsServer(LoopbackService):
     """Both news APIs on one loopback port (port 0 by default: a free one)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_keys: Mapping[str, str] | None = None,
@@ -133,26 +132,12 @@ class FakeNewsServer:
         self._feed_stop = threading.Event()
         self._feed: threading.Thread | None = None
 
-    # lifecycle ------------------------------------------------------------------------------
-    def start(self) -> FakeNewsServer:
-        self._server.start()
-        return self
-
+    # lifecycle (start, the context manager, base_url: LoopbackService) -----------------------
     def stop(self) -> None:
         self._feed_stop.set()
         if self._feed is not None:
             self._feed.join(timeout=5)
-        self._server.stop()
-
-    def __enter__(self) -> FakeNewsServer:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.url
+        super().stop()
 
     def environment(self) -> dict[str, str]:
         """The ingestion function's env values that point it at this server."""
@@ -201,11 +186,7 @@ class FakeNewsServer:
 
             def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
                 raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_reply(self, status, raw, content_type)
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)

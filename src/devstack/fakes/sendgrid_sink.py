@@ -32,13 +32,12 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 import boto3
 
 from devstack.fakes.failures import ScriptedFailures
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, LoopbackService
 
 MAIL_SEND_PATH = "/v3/mail/send"
 DEFAULT_API_KEY = "SG.local-devstack-key.not-a-real-secret"
@@ -104,7 +103,7 @@ def recipients_of(body: Any) -> tuple[str, ...]:
                  for r in p.get("to") or [] if isinstance(r, dict) and "email" in r)
 
 
-class SendGridSink:
+class SendGridSink(LoopbackService):
     """The Mail Send endpoint on one loopback port (port 0 by default: a free one)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = DEFAULT_API_KEY, hang_s: float = 30.0):
@@ -117,24 +116,10 @@ class SendGridSink:
         self._release = threading.Event()
         self._server = LoopbackServer.http(host, port, self._handler_class(), name="sendgrid-sink")
 
-    # lifecycle ------------------------------------------------------------------------------
-    def start(self) -> SendGridSink:
-        self._server.start()
-        return self
-
+    # lifecycle (start, the context manager, base_url: LoopbackService) -----------------------
     def stop(self) -> None:
         self._release.set()  # hung requests end now
-        self._server.stop()
-
-    def __enter__(self) -> SendGridSink:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.url
+        super().stop()
 
     def environment(self) -> dict[str, str]:
         """The notification function's env values that point it at this sink."""

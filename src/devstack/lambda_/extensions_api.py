@@ -54,6 +54,7 @@ from devstack.lambda_.wire import (
     SHUTDOWN_REASONS,
     TRACING_TYPE,
 )
+from devstack.loopback import send_reply
 
 SHUTDOWN_DEADLINE_MS = 2000  # the Shutdown phase's limit with one or more external extensions
 MAX_BODY_BYTES = 64 * 1024
@@ -215,11 +216,4 @@ def _json_body(request: BaseHTTPRequestHandler) -> Any:
 
 def _reply(request: BaseHTTPRequestHandler, status: int, body: Mapping[str, Any],
            headers: Mapping[str, str] | None = None) -> None:
-    payload = json.dumps(body).encode()
-    request.send_response(status)
-    for key, value in (headers or {}).items():
-        request.send_header(key, value)
-    request.send_header("Content-Type", "application/json")
-    request.send_header("Content-Length", str(len(payload)))
-    request.end_headers()
-    request.wfile.write(payload)
+    send_reply(request, status, json.dumps(body).encode(), headers=headers)

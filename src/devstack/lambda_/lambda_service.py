@@ -46,6 +46,7 @@ import boto3
 from devstack.aws.moto_server import AWS_ENV
 from devstack.aws.resources import Resources
 from devstack.console import Console
+from devstack.edge.cloudfront import BufferedReply
 from devstack.lambda_.invocation import Invocation, lambda_environment
 from devstack.lambda_.process import RuntimeProcess
 from devstack.lambda_.response_stream import FunctionError, ResponseStream
@@ -529,9 +530,10 @@ class LambdaService:
         self.console.event("dlq", key, trace=trace, outcome=error.error_type, detail=f"event sent to {queue}")
 
 
-class ThrottledReply:
+class ThrottledReply(BufferedReply):
     """The Function URL's answer to a throttled invocation: 429, `x-amzn-ErrorType: TooManyRequestsException`,
-    the error as JSON (TooManyRequestsException.body); shaped as the edge relays a stream (StreamingReply).
+    the error as JSON (TooManyRequestsException.body); a whole reply, as the edge relays a stream.
+    Nothing to release on close: no environment was taken.
 
     Example:
         >>> reply = ThrottledReply(TooManyRequestsException("fn", 2))
@@ -540,17 +542,10 @@ class ThrottledReply:
     """
 
     def __init__(self, error: TooManyRequestsException):
+        body = json.dumps(error.body()).encode()
+        super().__init__(error.status, [("content-type", "application/json"), ("x-amzn-ErrorType", error.error_type),
+                                        ("content-length", str(len(body)))], body)
         self.error = error
-        self.status = error.status
-        self._body = json.dumps(error.body()).encode()
-        self.headers = [("content-type", "application/json"), ("x-amzn-ErrorType", error.error_type),
-                        ("content-length", str(len(self._body)))]
-
-    def chunks(self) -> Iterator[bytes]:
-        yield self._body
-
-    def close(self) -> None:
-        """Nothing to release: no environment was taken."""
 
 
 class StreamingCall:

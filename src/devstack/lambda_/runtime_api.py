@@ -73,7 +73,7 @@ from devstack.lambda_.wire import (
     TRACE_ID_HEADER,
     XRAY_ERROR_CAUSE_HEADER,
 )
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, send_reply
 from devstack.stack import FunctionSpec
 from lib.tracing.bounds import truncate_message
 from lib.tracing.header import TraceHeader
@@ -304,13 +304,7 @@ class RuntimeApi:
     def _reply(self, request: BaseHTTPRequestHandler, status: int, body: Mapping[str, Any] | None = None,
                headers: Mapping[str, str] | None = None, raw: bytes | None = None) -> None:
         payload = raw if raw is not None else json.dumps(body or {"status": "OK"}).encode()
-        request.send_response(status)
-        for key, value in (headers or {}).items():
-            request.send_header(key, value)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        send_reply(request, status, payload, headers=headers)
 
     def _next(self, request: BaseHTTPRequestHandler, extensions: ExtensionsApi) -> None:
         while not self._stopping.is_set():

@@ -59,7 +59,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, send_reply
 from devstack.xray.segment_sink import SegmentSink
 from lib.tracing.annotations import AnnotationValue
 from lib.tracing.header import new_entity_id
@@ -288,11 +288,7 @@ class OtlpReceiver:
         self._server.stop()
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
-        request.send_response(status)
-        request.send_header("Content-Type", content_type)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
+        send_reply(request, status, body, content_type)
 
     def _bad(self, request: BaseHTTPRequestHandler, status: int, reason: str) -> None:
         self.stats.bad_requests += 1

@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import envelopes, parse
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +37,7 @@ from lib.config import require_env
 from lib.news.model import ItemStatus, iso_ms
 from lib.news.sentiment import Sentiment, score
 from lib.news.store import AWS_ERRORS, NewsTable, TimeseriesTable, sns_client
+from lib.sns_events import sns_messages
 from lib.tracing.header import current_trace_id
 from lib.tracing.powertools import SilentFailurePath, annotate, lambda_logger, lambda_tracer, silent_failure
 
@@ -67,16 +67,9 @@ class NewsItemMessage(BaseModel):
     published_at: str = Field(pattern=ISO_MS_PATTERN)
 
 
-class MalformedSnsEventError(ValueError):
-    """An SNS delivery without a message to analyse."""
-
-
 def parse_event(event: Any) -> list[NewsItemMessage]:
     """The messages of an SNS → Lambda event; pydantic's ValidationError names what is wrong."""
-    messages = parse(event=event, model=NewsItemMessage, envelope=envelopes.SnsEnvelope)
-    if not messages or not all(isinstance(message, NewsItemMessage) for message in messages):
-        raise MalformedSnsEventError("SNS event carries no news item message")
-    return [message for message in messages if isinstance(message, NewsItemMessage)]
+    return sns_messages(event, NewsItemMessage, "news item")
 
 
 @dataclass(frozen=True)

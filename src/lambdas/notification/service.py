@@ -38,7 +38,6 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.parser import envelopes, parse
 from pydantic import BaseModel, ConfigDict, Field
 from sendgrid.helpers.mail import Mail
 
@@ -48,6 +47,7 @@ from lambdas.notification.quota import CAPPED_STATUS, EmailCaps, take_email_quot
 from lib.alerts import TICKER_PATTERN, AlertRule, AlertTable
 from lib.config import ConfigurationError, require_env
 from lib.metrics import Metric, put_metric
+from lib.sns_events import sns_messages
 from lib.tracing.powertools import annotate, lambda_logger, lambda_tracer
 
 tracer = lambda_tracer()
@@ -56,10 +56,6 @@ logger = lambda_logger()
 SECRET_MAX_AGE_S = 300  # the API key is read once per 5 minutes per execution environment
 ISO_MS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 MAX_HEADLINE_CHARS = 2000
-
-
-class MalformedSnsEventError(ValueError):
-    """An SNS delivery without a scored-item message."""
 
 
 class NotificationDeliveryError(RuntimeError):
@@ -82,10 +78,7 @@ class ScoredMessage(BaseModel):
 
 def parse_event(event: Any) -> list[ScoredMessage]:
     """The messages of an SNS → Lambda event; pydantic's ValidationError names what is wrong."""
-    messages = parse(event=event, model=ScoredMessage, envelope=envelopes.SnsEnvelope)
-    if not messages or not all(isinstance(message, ScoredMessage) for message in messages):
-        raise MalformedSnsEventError("SNS event carries no scored-item message")
-    return [message for message in messages if isinstance(message, ScoredMessage)]
+    return sns_messages(event, ScoredMessage, "scored-item")
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,63 @@ locals {
   partition  = data.aws_partition.current.partition
 }
 
-# One customer managed key per environment: tables, topics, queues, secrets and log groups.
-# Application roles get kms:Decrypt/GenerateDataKey through IAM, restricted with kms:ViaService.
-resource "aws_kms_key" "stack" {
-  description             = "${var.name_prefix}: DynamoDB, SNS, SQS, Secrets Manager and CloudWatch Logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
+# Two customer managed keys per environment, one resource each (for_each):
+# - stack: tables, topics, queues, secrets and log groups. Application roles get
+#   kms:Decrypt/GenerateDataKey through IAM, restricted with kms:ViaService.
+# - alerts: the alerting topics (alarms, the canary's) on a key of their own: a disabled or
+#   mis-policied stack key silences the application, never the alarms that say so.
+# Each key's policy lets IAM policies of this account grant use of the key (the account's
+# administrators manage it) and lets one AWS service use it (`service`).
+locals {
+  kms_keys = {
+    stack = {
+      alias   = var.name_prefix
+      purpose = "DynamoDB, SNS, SQS, Secrets Manager and CloudWatch Logs"
+      service = {
+        sid       = "CloudWatchLogsEncryptsLogGroups"
+        principal = "logs.${local.region}.amazonaws.com"
+        actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        condition = {
+          test     = "ArnLike"
+          variable = "kms:EncryptionContext:aws:logs:arn"
+          values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+        }
+      }
+    }
+    alerts = {
+      alias   = "${var.name_prefix}-alerts"
+      purpose = "alerting SNS topics only (out of band from the stack key)"
+      # CloudWatch alarms publish to the encrypted alarms topic.
+      # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
+      service = {
+        sid       = "CloudWatchAlarmsPublishToEncryptedTopics"
+        principal = "cloudwatch.amazonaws.com"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        condition = { test = "StringEquals", variable = "aws:SourceAccount", values = [local.account_id] }
+      }
+    }
+  }
 }
 
-resource "aws_kms_alias" "stack" {
-  name          = "alias/${var.name_prefix}"
-  target_key_id = aws_kms_key.stack.key_id
+resource "aws_kms_key" "this" {
+  for_each = local.kms_keys
+
+  description             = "${var.name_prefix}: ${each.value.purpose}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms[each.key].json
+}
+
+resource "aws_kms_alias" "this" {
+  for_each = local.kms_keys
+
+  name          = "alias/${each.value.alias}"
+  target_key_id = aws_kms_key.this[each.key].key_id
 }
 
 data "aws_iam_policy_document" "kms" {
-  # Lets IAM policies of this account grant use of the key (the account's administrators manage it).
+  for_each = local.kms_keys
+
   statement {
     sid       = "AccountRootManagesKeyAndEnablesIam"
     actions   = ["kms:*"]
@@ -35,63 +76,41 @@ data "aws_iam_policy_document" "kms" {
   }
 
   statement {
-    sid       = "CloudWatchLogsEncryptsLogGroups"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    sid       = each.value.service.sid
+    actions   = each.value.service.actions
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
+      identifiers = [each.value.service.principal]
     }
     condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+      test     = each.value.service.condition.test
+      variable = each.value.service.condition.variable
+      values   = each.value.service.condition.values
     }
   }
-
 }
 
-# The alerting topics (alarms, the canary's) on a key of their own: a disabled or mis-policied stack
-# key silences the application, never the alarms that say so.
-resource "aws_kms_key" "alerts" {
-  description             = "${var.name_prefix}: alerting SNS topics only (out of band from the stack key)"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.alerts_kms.json
+# The keys were one resource each before the map: an applied stack keeps them (no replacement).
+# https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
+moved {
+  from = aws_kms_key.stack
+  to   = aws_kms_key.this["stack"]
 }
 
-resource "aws_kms_alias" "alerts" {
-  name          = "alias/${var.name_prefix}-alerts"
-  target_key_id = aws_kms_key.alerts.key_id
+moved {
+  from = aws_kms_key.alerts
+  to   = aws_kms_key.this["alerts"]
 }
 
-data "aws_iam_policy_document" "alerts_kms" {
-  statement {
-    sid       = "AccountRootManagesKeyAndEnablesIam"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+moved {
+  from = aws_kms_alias.stack
+  to   = aws_kms_alias.this["stack"]
+}
 
-  # CloudWatch alarms publish to the encrypted alarms topic.
-  # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
-  statement {
-    sid       = "CloudWatchAlarmsPublishToEncryptedTopics"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
+moved {
+  from = aws_kms_alias.alerts
+  to   = aws_kms_alias.this["alerts"]
 }
 
 resource "aws_dynamodb_table" "this" {
@@ -141,7 +160,7 @@ resource "aws_dynamodb_table" "this" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.stack.arn
+    kms_key_arn = aws_kms_key.this["stack"].arn
   }
 }
 
@@ -150,7 +169,7 @@ resource "aws_sns_topic" "this" {
 
   name              = "${var.name_prefix}-${each.key}"
   tracing_config    = each.value.tracing
-  kms_master_key_id = each.value.alerting ? aws_kms_key.alerts.arn : aws_kms_key.stack.arn
+  kms_master_key_id = each.value.alerting ? aws_kms_key.this["alerts"].arn : aws_kms_key.this["stack"].arn
 }
 
 # SNS writes its segments only where an X-Ray resource policy lets sns.amazonaws.com do so (the
@@ -231,7 +250,7 @@ resource "aws_sqs_queue" "this" {
 
   name                              = "${var.name_prefix}-${each.key}"
   message_retention_seconds         = var.dlq_retention_seconds
-  kms_master_key_id                 = aws_kms_key.stack.arn
+  kms_master_key_id                 = aws_kms_key.this["stack"].arn
   kms_data_key_reuse_period_seconds = 300
 }
 
@@ -240,6 +259,6 @@ resource "aws_secretsmanager_secret" "this" {
 
   name                    = "${var.name_prefix}-${each.key}"
   description             = each.value.description
-  kms_key_id              = aws_kms_key.stack.arn
+  kms_key_id              = aws_kms_key.this["stack"].arn
   recovery_window_in_days = var.secret_recovery_window_days
 }

@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "The stack's customer managed key."
-  value       = aws_kms_key.stack.arn
+  value       = aws_kms_key.this["stack"].arn
 }
 
 output "table_names" {
@@ -45,7 +45,7 @@ output "secret_arns" {
 
 output "alerts_kms_key_arn" {
   description = "The alerting topics' own key."
-  value       = aws_kms_key.alerts.arn
+  value       = aws_kms_key.this["alerts"].arn
 }
 
 output "alerting_topics" {

@@ -29,55 +29,85 @@ resource "aws_api_gateway_resource" "proxy" {
   path_part   = "{proxy+}"
 }
 
-# The dashboard validates its own input (pydantic) and answers 400/404/405/413 itself.
-resource "aws_api_gateway_method" "proxy_any" {
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = aws_api_gateway_resource.proxy.id
-  http_method   = "ANY"
-  authorization = "NONE"
+# Every method of the API, one resource each kind (for_each): the public proxy's ANY (the dashboard
+# validates its own input and answers 400/404/405/413 itself) and the alert routes' methods behind
+# the Cognito authorizer (alerts_api.tf).
+locals {
+  # resource key => resource id: every resource with methods.
+  api_resource_ids = {
+    proxy  = aws_api_gateway_resource.proxy.id
+    alerts = aws_api_gateway_resource.alerts.id
+    alert  = aws_api_gateway_resource.alert.id
+  }
+  # "<resource key>/<METHOD>" => the method; `authorized`: needs a Cognito ID token.
+  api_methods = merge(
+    { "proxy/ANY" = { resource = "proxy", method = "ANY", authorized = false } },
+    { for key, route in local.alert_methods : key => merge(route, { authorized = true }) },
+  )
 }
 
-resource "aws_api_gateway_integration" "proxy_any" {
+resource "aws_api_gateway_method" "route" {
+  for_each = local.api_methods
+
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  resource_id   = local.api_resource_ids[each.value.resource]
+  http_method   = each.value.method
+  authorization = each.value.authorized ? "COGNITO_USER_POOLS" : "NONE"
+  authorizer_id = each.value.authorized ? aws_api_gateway_authorizer.cognito.id : null
+}
+
+resource "aws_api_gateway_integration" "route" {
+  for_each = local.api_methods
+
   rest_api_id             = aws_api_gateway_rest_api.api.id
-  resource_id             = aws_api_gateway_resource.proxy.id
-  http_method             = aws_api_gateway_method.proxy_any.http_method
+  resource_id             = local.api_resource_ids[each.value.resource]
+  http_method             = aws_api_gateway_method.route[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = var.dashboard_invoke_arn
 }
 
-# Preflight answered by API Gateway itself, with the same CORS as the dashboard's resolver.
-resource "aws_api_gateway_method" "proxy_options" {
+# Preflight on every resource, answered by API Gateway itself (the CORS preflight carries no token),
+# with the same CORS as the dashboard's resolver.
+resource "aws_api_gateway_method" "preflight" {
+  for_each = local.api_resource_ids
+
   rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = aws_api_gateway_resource.proxy.id
+  resource_id   = each.value
   http_method   = "OPTIONS"
   authorization = "NONE"
 }
 
-resource "aws_api_gateway_integration" "proxy_options" {
+resource "aws_api_gateway_integration" "preflight" {
+  for_each = local.api_resource_ids
+
   rest_api_id       = aws_api_gateway_rest_api.api.id
-  resource_id       = aws_api_gateway_resource.proxy.id
-  http_method       = aws_api_gateway_method.proxy_options.http_method
+  resource_id       = each.value
+  http_method       = aws_api_gateway_method.preflight[each.key].http_method
   type              = "MOCK"
   request_templates = { "application/json" = "{\"statusCode\": 200}" }
 }
 
-resource "aws_api_gateway_method_response" "proxy_options" {
+resource "aws_api_gateway_method_response" "preflight" {
+  for_each = local.api_resource_ids
+
   rest_api_id         = aws_api_gateway_rest_api.api.id
-  resource_id         = aws_api_gateway_resource.proxy.id
-  http_method         = aws_api_gateway_method.proxy_options.http_method
+  resource_id         = each.value
+  http_method         = aws_api_gateway_method.preflight[each.key].http_method
   status_code         = "200"
   response_parameters = { for name, value in local.cors_api_headers : "method.response.header.${name}" => true }
 }
 
-resource "aws_api_gateway_integration_response" "proxy_options" {
+resource "aws_api_gateway_integration_response" "preflight" {
+  for_each = local.api_resource_ids
+
   rest_api_id         = aws_api_gateway_rest_api.api.id
-  resource_id         = aws_api_gateway_resource.proxy.id
-  http_method         = aws_api_gateway_method.proxy_options.http_method
-  status_code         = aws_api_gateway_method_response.proxy_options.status_code
+  resource_id         = each.value
+  http_method         = aws_api_gateway_method.preflight[each.key].http_method
+  status_code         = aws_api_gateway_method_response.preflight[each.key].status_code
   response_parameters = { for name, value in local.cors_api_headers : "method.response.header.${name}" => value }
 
-  depends_on = [aws_api_gateway_integration.proxy_options]
+  depends_on = [aws_api_gateway_integration.preflight]
 }
 
 # Errors API Gateway produces itself (throttling, missing route, integration failure) carry CORS too,
@@ -95,19 +125,15 @@ resource "aws_api_gateway_deployment" "api" {
 
   triggers = {
     redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.proxy.id,
-      aws_api_gateway_method.proxy_any.id,
-      aws_api_gateway_integration.proxy_any.id,
-      aws_api_gateway_method.proxy_options.id,
-      aws_api_gateway_integration.proxy_options.id,
-      aws_api_gateway_integration_response.proxy_options.id,
+      local.api_resource_ids,
+      [for m in aws_api_gateway_method.route : m.id],
+      [for i in aws_api_gateway_integration.route : i.id],
+      [for m in aws_api_gateway_method.preflight : m.id],
+      [for i in aws_api_gateway_integration.preflight : i.id],
+      [for i in aws_api_gateway_integration_response.preflight : i.id],
       local.cors_api_headers,
       [for r in aws_api_gateway_gateway_response.cors : r.response_parameters],
-      # alerts_api.tf: the alert resources, their authorizer and methods
       aws_api_gateway_authorizer.cognito.id,
-      [for m in aws_api_gateway_method.alerts : m.id],
-      [for i in aws_api_gateway_integration.alerts : i.id],
-      [for i in aws_api_gateway_integration_response.alerts_options : i.id],
     ]))
   }
 
@@ -150,10 +176,13 @@ resource "aws_api_gateway_stage" "api" {
   depends_on = [aws_api_gateway_account.this]
 }
 
-resource "aws_api_gateway_method_settings" "all" {
+# Stage method settings: the stage-wide throttle ("*/*") and, lower, the writes' own (alerts_api.tf).
+resource "aws_api_gateway_method_settings" "this" {
+  for_each = local.method_throttles
+
   rest_api_id = aws_api_gateway_rest_api.api.id
   stage_name  = aws_api_gateway_stage.api.stage_name
-  method_path = "*/*"
+  method_path = each.value.method_path
 
   settings {
     metrics_enabled        = true
@@ -161,9 +190,11 @@ resource "aws_api_gateway_method_settings" "all" {
     data_trace_enabled     = false
     caching_enabled        = false
     cache_data_encrypted   = true
-    throttling_rate_limit  = var.api_throttling_rate_limit
-    throttling_burst_limit = var.api_throttling_burst_limit
+    throttling_rate_limit  = each.value.rate_limit
+    throttling_burst_limit = each.value.burst_limit
   }
+
+  depends_on = [aws_api_gateway_method.route]
 }
 
 resource "aws_lambda_permission" "api" {
@@ -318,4 +349,132 @@ resource "aws_wafv2_web_acl_logging_configuration" "api" {
       }
     }
   }
+}
+
+# The methods were single resources (proxy) and alert-only maps before one map served them all:
+# an applied stack keeps every method, integration and setting (no replacement).
+# https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
+moved {
+  from = aws_api_gateway_method.proxy_any
+  to   = aws_api_gateway_method.route["proxy/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_integration.proxy_any
+  to   = aws_api_gateway_integration.route["proxy/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts["alerts/ANY"]
+  to   = aws_api_gateway_method.route["alerts/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts["alerts/ANY"]
+  to   = aws_api_gateway_integration.route["alerts/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts["alerts/POST"]
+  to   = aws_api_gateway_method.route["alerts/POST"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts["alerts/POST"]
+  to   = aws_api_gateway_integration.route["alerts/POST"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts["alert/ANY"]
+  to   = aws_api_gateway_method.route["alert/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts["alert/ANY"]
+  to   = aws_api_gateway_integration.route["alert/ANY"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts["alert/DELETE"]
+  to   = aws_api_gateway_method.route["alert/DELETE"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts["alert/DELETE"]
+  to   = aws_api_gateway_integration.route["alert/DELETE"]
+}
+
+moved {
+  from = aws_api_gateway_method.proxy_options
+  to   = aws_api_gateway_method.preflight["proxy"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts_options["alerts"]
+  to   = aws_api_gateway_method.preflight["alerts"]
+}
+
+moved {
+  from = aws_api_gateway_method.alerts_options["alert"]
+  to   = aws_api_gateway_method.preflight["alert"]
+}
+
+moved {
+  from = aws_api_gateway_integration.proxy_options
+  to   = aws_api_gateway_integration.preflight["proxy"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts_options["alerts"]
+  to   = aws_api_gateway_integration.preflight["alerts"]
+}
+
+moved {
+  from = aws_api_gateway_integration.alerts_options["alert"]
+  to   = aws_api_gateway_integration.preflight["alert"]
+}
+
+moved {
+  from = aws_api_gateway_method_response.proxy_options
+  to   = aws_api_gateway_method_response.preflight["proxy"]
+}
+
+moved {
+  from = aws_api_gateway_method_response.alerts_options["alerts"]
+  to   = aws_api_gateway_method_response.preflight["alerts"]
+}
+
+moved {
+  from = aws_api_gateway_method_response.alerts_options["alert"]
+  to   = aws_api_gateway_method_response.preflight["alert"]
+}
+
+moved {
+  from = aws_api_gateway_integration_response.proxy_options
+  to   = aws_api_gateway_integration_response.preflight["proxy"]
+}
+
+moved {
+  from = aws_api_gateway_integration_response.alerts_options["alerts"]
+  to   = aws_api_gateway_integration_response.preflight["alerts"]
+}
+
+moved {
+  from = aws_api_gateway_integration_response.alerts_options["alert"]
+  to   = aws_api_gateway_integration_response.preflight["alert"]
+}
+
+moved {
+  from = aws_api_gateway_method_settings.all
+  to   = aws_api_gateway_method_settings.this["all"]
+}
+
+moved {
+  from = aws_api_gateway_method_settings.writes["create"]
+  to   = aws_api_gateway_method_settings.this["create"]
+}
+
+moved {
+  from = aws_api_gateway_method_settings.writes["delete"]
+  to   = aws_api_gateway_method_settings.this["delete"]
 }

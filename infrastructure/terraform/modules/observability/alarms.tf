@@ -38,31 +38,28 @@ locals {
   function_alarms = merge(
     {
       for key, fn in var.functions : "${key}-errors" => {
-        namespace  = "AWS/Lambda", metric = "Errors", dimensions = tomap({ FunctionName = var.function_names[key] })
-        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
-        summary    = "${var.function_names[key]} invocations failed"
-        why        = "every failed invocation is a lost event or request; no invocations, no errors: notBreaching"
+        namespace = "AWS/Lambda", metric = "Errors", dimensions = tomap({ FunctionName = var.function_names[key] })
+        widget    = "Lambda errors and throttles"
+        summary   = "${var.function_names[key]} invocations failed"
+        why       = "every failed invocation is a lost event or request; no invocations, no errors: notBreaching"
       }
     },
     {
       # Reserved concurrency caps some functions: a throttle is an event refused (a 429 on the URL).
       for key, fn in var.functions : "${key}-throttles" => {
-        namespace  = "AWS/Lambda", metric = "Throttles", dimensions = tomap({ FunctionName = var.function_names[key] })
-        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
-        summary    = "${var.function_names[key]} was throttled (reserved or account concurrency reached)"
-        why        = "one throttle is a request refused or an async event delayed; Lambda sends no datapoint without throttles: notBreaching"
+        namespace = "AWS/Lambda", metric = "Throttles", dimensions = tomap({ FunctionName = var.function_names[key] })
+        widget    = "Lambda errors and throttles"
+        summary   = "${var.function_names[key]} was throttled (reserved or account concurrency reached)"
+        why       = "one throttle is a request refused or an async event delayed; Lambda sends no datapoint without throttles: notBreaching"
       }
     },
     {
       for key, fn in var.functions : "${key}-duration" => {
         namespace  = "AWS/Lambda", metric = "Duration", dimensions = tomap({ FunctionName = var.function_names[key] })
         statistic  = fn.duration_alarm == null ? "p95" : fn.duration_alarm.statistic
-        period     = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
         comparison = "GreaterThanThreshold"
         threshold  = fn.duration_alarm == null ? fn.timeout_s * 1000 * var.duration_alarm_ratio : fn.duration_alarm.threshold_ms
-        missing    = "notBreaching", widget = "Lambda duration"
+        widget     = "Lambda duration"
         summary = (fn.duration_alarm == null ?
           "${var.function_names[key]} p95 duration above ${var.duration_alarm_ratio * 100} % of its ${fn.timeout_s} s timeout" :
         "${var.function_names[key]} duration: ${fn.duration_alarm.reason}")
@@ -72,11 +69,10 @@ locals {
     {
       # Lambda could not write an async event that failed all retries to its DLQ: the event is gone.
       for key, fn in var.functions : "${key}-dead-letter-errors" => {
-        namespace  = "AWS/Lambda", metric = "DeadLetterErrors", dimensions = tomap({ FunctionName = var.function_names[key] })
-        statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Dead-letter queues"
-        summary    = "${var.function_names[key]} could not write a failed event to its dead-letter queue"
-        why        = "one is an event lost for good; Lambda sends no datapoint without such errors: notBreaching"
+        namespace = "AWS/Lambda", metric = "DeadLetterErrors", dimensions = tomap({ FunctionName = var.function_names[key] })
+        widget    = "Dead-letter queues"
+        summary   = "${var.function_names[key]} could not write a failed event to its dead-letter queue"
+        why       = "one is an event lost for good; Lambda sends no datapoint without such errors: notBreaching"
       } if fn.dead_letter_queue != null
     },
   )
@@ -114,20 +110,18 @@ locals {
   queue_alarms = merge(
     {
       for key, name in var.queue_names : "${key}-messages" => {
-        namespace  = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = tomap({ QueueName = name })
-        statistic  = "Maximum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Dead-letter queues"
-        summary    = "${name} holds dead letters"
-        why        = "one dead letter is one lost event; SQS stops sending datapoints for an idle empty queue: notBreaching"
+        namespace = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = tomap({ QueueName = name })
+        statistic = "Maximum", widget = "Dead-letter queues"
+        summary   = "${name} holds dead letters"
+        why       = "one dead letter is one lost event; SQS stops sending datapoints for an idle empty queue: notBreaching"
       }
     },
     {
       for key, name in var.queue_names : "${key}-oldest-age" => {
-        namespace  = "AWS/SQS", metric = "ApproximateAgeOfOldestMessage", dimensions = tomap({ QueueName = name })
-        statistic  = "Maximum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-        comparison = "GreaterThanOrEqualToThreshold", threshold = var.dlq_max_age_s, missing = "notBreaching", widget = "Dead-letter queues"
-        summary    = "a dead letter in ${name} has waited ${var.dlq_max_age_s} s unhandled"
-        why        = "depth pages once; age pages again while nobody drains the queue, long before retention drops the letter; idle empty queue: notBreaching"
+        namespace = "AWS/SQS", metric = "ApproximateAgeOfOldestMessage", dimensions = tomap({ QueueName = name })
+        statistic = "Maximum", threshold = var.dlq_max_age_s, widget = "Dead-letter queues"
+        summary   = "a dead letter in ${name} has waited ${var.dlq_max_age_s} s unhandled"
+        why       = "depth pages once; age pages again while nobody drains the queue, long before retention drops the letter; idle empty queue: notBreaching"
       }
     },
   )
@@ -135,20 +129,18 @@ locals {
   # The entry points (API Gateway stage, the SSE Function URL) and the edge in front of them.
   api_alarms = {
     "api-5xx" = {
-      namespace  = "AWS/ApiGateway", metric = "5XXError", dimensions = tomap({ ApiName = var.api_name, Stage = var.api_stage_name })
-      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison = "GreaterThanOrEqualToThreshold", threshold = 5, missing = "notBreaching", widget = "API, SSE origin and edge"
-      summary    = "${var.api_name}/${var.api_stage_name} answered 5 or more 5XX in ${var.alarm_period_s} s"
-      why        = "5 in a period is a failing backend, not one client's bad luck (the dashboard's own faults page through its Errors alarm); no traffic: notBreaching"
+      namespace = "AWS/ApiGateway", metric = "5XXError", dimensions = tomap({ ApiName = var.api_name, Stage = var.api_stage_name })
+      threshold = 5, widget = "API, SSE origin and edge"
+      summary   = "${var.api_name}/${var.api_stage_name} answered 5 or more 5XX in ${var.alarm_period_s} s"
+      why       = "5 in a period is a failing backend, not one client's bad luck (the dashboard's own faults page through its Errors alarm); no traffic: notBreaching"
     }
     # https://docs.aws.amazon.com/lambda/latest/dg/urls-monitoring.html: FunctionName aggregates the
     # URLs of every alias of the function.
     "sse-origin-5xx" = {
-      namespace  = "AWS/Lambda", metric = "Url5xxCount", dimensions = tomap({ FunctionName = var.function_names[local.sse_function_key] })
-      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "API, SSE origin and edge"
-      summary    = "the SSE Function URL answered 5xx (function error, timeout or 429 past reserved concurrency is 4xx, not counted)"
-      why        = "a stream is one long request: one 5xx is one viewer without live updates; no requests, no datapoint: notBreaching"
+      namespace = "AWS/Lambda", metric = "Url5xxCount", dimensions = tomap({ FunctionName = var.function_names[local.sse_function_key] })
+      widget    = "API, SSE origin and edge"
+      summary   = "the SSE Function URL answered 5xx (function error, timeout or 429 past reserved concurrency is 4xx, not counted)"
+      why       = "a stream is one long request: one 5xx is one viewer without live updates; no requests, no datapoint: notBreaching"
     }
   }
 
@@ -156,11 +148,10 @@ locals {
   # for every group: https://docs.aws.amazon.com/xray/latest/devguide/xray-console-groups.html
   xray_alarms = {
     for metric in ["ApproximateFaultCount", "ApproximateErrorCount"] : "xray-faults-group-${lower(trimprefix(metric, "Approximate"))}" => {
-      namespace  = "AWS/X-Ray", metric = metric, dimensions = tomap({ GroupName = aws_xray_group.this["faults"].group_name })
-      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "X-Ray groups"
-      summary    = "sampled traces of ${var.name_prefix} carry a ${metric == "ApproximateFaultCount" ? "fault (5xx)" : "error (4xx)"}"
-      why        = "any sampled fault or error of this environment is a trace to read; X-Ray sends no datapoint without one: notBreaching"
+      namespace = "AWS/X-Ray", metric = metric, dimensions = tomap({ GroupName = aws_xray_group.this["faults"].group_name })
+      widget    = "X-Ray groups"
+      summary   = "sampled traces of ${var.name_prefix} carry a ${metric == "ApproximateFaultCount" ? "fault (5xx)" : "error (4xx)"}"
+      why       = "any sampled fault or error of this environment is a trace to read; X-Ray sends no datapoint without one: notBreaching"
     }
   }
 
@@ -183,16 +174,22 @@ locals {
   # A metric filter cannot set a fixed dimension, so each metric is named for its function, dimensionless.
   log_alarms = {
     for name, filter in local.log_metric_filters : name => {
-      namespace  = filter.namespace, metric = filter.metric, dimensions = tomap({})
-      statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
-      comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching", widget = "Lambda errors and throttles"
-      summary    = filter.summary
-      why        = "one kill ends every stream of the execution environment and means the measured memory peak grew past the sizing's headroom; the filter writes no datapoint without a kill: notBreaching"
+      namespace = filter.namespace, metric = filter.metric, dimensions = tomap({})
+      widget    = "Lambda errors and throttles"
+      summary   = filter.summary
+      why       = "one kill ends every stream of the execution environment and means the measured memory peak grew past the sizing's headroom; the filter writes no datapoint without a kill: notBreaching"
     }
   }
 
-  alarms = merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms, local.api_alarms,
-  local.xray_alarms, local.log_alarms)
+  # What most alarms share; the maps above give only what differs, merged over these here.
+  alarm_defaults = {
+    statistic  = "Sum", period = var.alarm_period_s, evaluation_periods = 1, datapoints = 1
+    comparison = "GreaterThanOrEqualToThreshold", threshold = 1, missing = "notBreaching"
+  }
+  alarms = {
+    for key, alarm in merge(local.function_alarms, local.custom_alarms, local.probe_alarms, local.queue_alarms,
+    local.api_alarms, local.xray_alarms, local.log_alarms) : key => merge(local.alarm_defaults, alarm)
+  }
 
   # CloudFront publishes its metrics in us-east-1 only (dimension Region = Global): these alarms and
   # their topic live there. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/programming-cloudwatch-metrics.html

@@ -138,7 +138,10 @@ class Module:
 
     @property
     def moves(self) -> dict[str, str]:
-        """The module's `moved` blocks, from address -> to address, e.g. {"aws_kms_key.stack": 'aws_kms_key.this["stack"]'}."""
+        """The module's `moved` blocks, from address -> to address.
+
+        e.g. {"aws_kms_key.stack": 'aws_kms_key.this["stack"]'}
+        """
         return {expression(entry["from"]): expression(entry["to"]) for _, entry in self._blocks("moved")}
 
     @property

@@ -115,7 +115,8 @@ def test_alerting_topics_are_on_their_own_key_out_of_band():
     assert {k for k, t in topics.items() if t.get("alerting")} == {"alarms", "canary_alerts"}
     keys = kms_keys()
     assert set(keys) == {"stack", "alerts"}
-    assert keys["alerts"]["service"]["principal"] == "cloudwatch.amazonaws.com", "alarms publish to the encrypted alarms topic"
+    assert keys["alerts"]["service"]["principal"] == "cloudwatch.amazonaws.com", \
+        "alarms publish to the encrypted alarms topic"
     assert "cloudwatch.amazonaws.com" not in str(keys["stack"]), "the stack key serves no alerting topic any more"
     assert keys["stack"]["alias"] != keys["alerts"]["alias"]
 
@@ -137,7 +138,8 @@ def test_sns_may_write_segments_for_exactly_the_actively_traced_topics():
     policy = mod.of_type("aws_xray_resource_policy")["sns"]
     assert expression(policy["policy_document"]) == "data.aws_iam_policy_document.xray_sns.json"
     assert policy["policy_name"] == "${var.name_prefix}-sns-active-tracing"
-    assert expression(mod.locals["traced_topics"]) == '{for key, topic in var.topics : key => topic if topic.tracing == "Active"}'
+    assert expression(mod.locals["traced_topics"]) == \
+        '{for key, topic in var.topics : key => topic if topic.tracing == "Active"}'
     statement = block(mod.data[("aws_iam_policy_document", "xray_sns")], "statement")[0]
     assert set(statement["actions"]) == {"xray:PutTraceSegments", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
     assert block(statement, "principals")[0]["identifiers"] == ["sns.amazonaws.com"]

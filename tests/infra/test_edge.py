@@ -222,7 +222,8 @@ def test_the_api_answers_only_requests_carrying_the_edge_header():
     web ACL on the stage blocks everything else, before API Gateway's own access controls.
     https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-control-access-aws-waf.html"""
     header = stack()["edge"]["origin_verify_header"]
-    assert expression(module("root").module_calls[EDGE]["origin_verify_header"]) == "local.stack.edge.origin_verify_header"
+    origin_verify_header = module("root").module_calls[EDGE]["origin_verify_header"]
+    assert expression(origin_verify_header) == "local.stack.edge.origin_verify_header"
     origins = {expression(o["origin_id"]): o for o in block(resources("aws_cloudfront_distribution")["edge"], "origin")}
     custom = block(origins["local.api_origin_id"], "custom_header")
     assert [expression(h["name"]) for h in custom] == ["var.origin_verify_header"]

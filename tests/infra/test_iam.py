@@ -22,7 +22,8 @@ EXPECTED = {
     },
     "analysis": {
         "dynamodb": {"news": {"actions": ["GetItem", "UpdateItem"], "resources": ["table"]},
-                     "timeseries": {"actions": ["UpdateItem"], "resources": ["table"]}},  # transact_write_items of Updates
+                     # transact_write_items of Updates
+                     "timeseries": {"actions": ["UpdateItem"], "resources": ["table"]}},
         "sns_publish": ["sentiment_scored"], "metric_namespace": "app",
     },
     "dashboard": {

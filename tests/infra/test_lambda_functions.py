@@ -214,10 +214,12 @@ def test_every_function_runs_a_published_version_behind_its_alias():
     assert expression(alias["function_version"]) == "aws_lambda_function.this[each.key].version"
     assert expression(alias["name"]) == "var.alias_name"
     assert expression(module("root").module_calls[LAMBDA]["alias_name"]) == "local.stack.function_alias"
-    assert expression(mod.of_type("aws_cloudwatch_event_target")["schedule"]["arn"]) == "aws_lambda_alias.this[each.key].arn"
-    assert expression(mod.of_type("aws_sns_topic_subscription")["trigger"]["endpoint"]) == "aws_lambda_alias.this[each.key].arn"
+    alias_arn = "aws_lambda_alias.this[each.key].arn"
+    assert expression(mod.of_type("aws_cloudwatch_event_target")["schedule"]["arn"]) == alias_arn
+    assert expression(mod.of_type("aws_sns_topic_subscription")["trigger"]["endpoint"]) == alias_arn
     for name in ("schedule", "sns"):
-        assert expression(mod.of_type("aws_lambda_permission")[name]["qualifier"]) == "aws_lambda_alias.this[each.key].name"
+        qualifier = mod.of_type("aws_lambda_permission")[name]["qualifier"]
+        assert expression(qualifier) == "aws_lambda_alias.this[each.key].name"
     assert expression(module("edge").of_type("aws_lambda_function_url")["sse"]["qualifier"]) == "var.function_alias"
 
 

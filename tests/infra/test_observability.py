@@ -316,7 +316,8 @@ def test_the_missing_alarms_exist_and_each_says_why():
     assert '"${key}-dead-letter-errors"' in functions and 'metric = "DeadLetterErrors"' in functions
     assert "if fn.dead_letter_queue != null" in functions
     queues = expression(mod.locals["queue_alarms"])
-    assert 'metric = "ApproximateAgeOfOldestMessage"' in queues and 'metric = "ApproximateNumberOfMessagesVisible"' in queues
+    assert 'metric = "ApproximateAgeOfOldestMessage"' in queues
+    assert 'metric = "ApproximateNumberOfMessagesVisible"' in queues
     api = mod.locals["api_alarms"]
     assert api["sse-origin-5xx"]["metric"] == "Url5xxCount" and api["sse-origin-5xx"]["namespace"] == "AWS/Lambda"
     cloudfront = mod.locals["global_alarms"]["cloudfront-5xx-rate"]

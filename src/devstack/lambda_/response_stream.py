@@ -2,8 +2,9 @@
 
 `RuntimeApi.invoke(event) -> ResponseStream` returns at once; `prelude()` waits for status and
 headers, `chunks()` yields the body as the function writes it (so the edge relays it live),
-`close()` is the caller going away (the function is not told). A streamed `application/vnd.awslambda.http-integration-response`
-is a JSON prelude (statusCode, headers, cookies), eight NUL bytes, then the body (`wire`).
+`close()` is the caller going away (the function is not told). A streamed
+`application/vnd.awslambda.http-integration-response` is a JSON prelude (statusCode, headers,
+cookies), eight NUL bytes, then the body (`wire`).
 
 Example:
     >>> _http_prelude({"statusCode": 200, "headers": {"content-type": "text/event-stream"}})

@@ -54,7 +54,7 @@ checkov: $(CHECKOV_VENV)/.installed
 specs: $(STAMP)
 	$(PY) scripts/traceability.py --write
 
-test-python: $(STAMP) checkov
+test-python: $(STAMP) checkov lint
 	$(PY) scripts/traceability.py --check
 	$(PY) -m pytest tests --ignore=tests/e2e
 

@@ -283,7 +283,7 @@ def sse_rows() -> list[Row]:
         event = repr(function_url_event("GET", "/api/v2/stream", {}))
         first_byte = FIRST_BYTE.format(src=str(SRC_ROOT), module=function.handler.rpartition(".")[0], event=event)
         first_byte_env = {**env, "_X_AMZN_TRACE_ID": TRACE_HEADER}
-        medians = _timed({
+        variants = {
             "bare": ([python, "-c", READY], env),
             "ours": ([python, "-c", _driver(function, build_provider=True)], env),
             "ours_first_byte": ([python, "-c", first_byte], first_byte_env),
@@ -292,10 +292,10 @@ def sse_rows() -> list[Row]:
             # (no handler to wrap: its instrumentations import only the libraries they patch).
             "ours_tracing": ([python, "-c", TRACING_ONLY], env),
             "auto_tracing": ([*instrument, "-c", READY], layer_only_env),
-        })
-        imports_total, shares = import_shares([python, "-c", first_byte], first_byte_env)
-        at_cpu_share = cpu_share_rows(([python, "-c", first_byte], first_byte_env),
-                                      ([*instrument, "-c", _driver(function, check_auto=True)], auto_env))
+        }
+        medians = _timed(variants)
+        imports_total, shares = import_shares(*variants["ours_first_byte"])
+        at_cpu_share = cpu_share_rows(variants["ours_first_byte"], variants["auto"])
     bare, ours, auto = medians["bare"], medians["ours"], medians["auto"]
     ours_tracing, auto_tracing = medians["ours_tracing"] - bare, medians["auto_tracing"] - bare
     ratio, net_ratio = ours / auto, (ours - bare) / (auto - bare)

@@ -15,6 +15,11 @@ A bare interpreter start (`python -c pass` with the same site-packages) is measu
 INIT phase includes it, so both figures are shown with and without it. Repetitions alternate the
 variants so background load on this shared machine hits them alike.
 
+The SSE cold-start goal (ours to the first byte <= 0.5 x the layer's start) is also measured at
+Lambda's CPU share for a few memory sizes (the stack's among them): both commands run in a cgroup v1
+`cpu` group whose CFS quota is that share of one CPU, so both sides get the same CPU. A machine
+without a writable cgroup v1 `cpu` controller (CI, most containers) gets rows saying so.
+
     python benchmarks/run.py --only init
 """
 
@@ -28,8 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
+from benchmarks.bench_sizing import lambda_cpus, stack_size
 from benchmarks.common import ROOT, Row, median
 from devstack.lambda_.events import function_url_event
 from devstack.lambda_.invocation import lambda_environment
@@ -39,6 +48,15 @@ from tests.fixtures.packages import image_pins, site_of
 REPETITIONS = 5
 TARGET_SSE_RATIO = 0.5
 ACCOUNT = "123456789012"
+
+# Memory sizes whose CPU share the SSE cold-start goal is measured at (the stack's size is added).
+CPU_SHARE_SIZES_MB = (128, 1024)
+# cgroup v1 CFS bandwidth control: a group may run `quota` us of CPU per `period` us
+# (https://kernel.org/doc/Documentation/scheduler/sched-bwc.rst); 100 ms is the kernel's default
+# period and the one `docker run --cpus` sets, as bench_sizing's containers are sized.
+CPU_CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
+CFS_PERIOD_US = 100_000
+CGROUP_REMOVE_TRIES = 50  # x 0.1 s: the group empties once its last process is reaped
 
 ADOT_LAYER_REQUIREMENTS = Path(__file__).with_name("adot-layer-requirements.txt")
 BENCH_CACHE = ROOT / ".bench"
@@ -137,9 +155,56 @@ def _environment(function: FunctionSpec, extra: dict[str, str] | None = None) ->
     return env
 
 
-def _spawn_to_ready(command: list[str], env: dict[str, str]) -> float:
+class CpuShareUnavailable(RuntimeError):
+    """No writable cgroup v1 `cpu` controller here; the message says why."""
+
+
+@contextmanager
+def lambda_cpu_share(memory_mb: int) -> Iterator[Path]:
+    """A cgroup v1 `cpu` group allowed Lambda's CPU share at `memory_mb` (bench_sizing.lambda_cpus),
+    removed on exit; processes join it through `_join_cgroup`.
+
+    >>> with lambda_cpu_share(192) as group:  # doctest: +SKIP
+    ...     int((group / "cpu.cfs_quota_us").read_text())
+    10854
+    """
+    group = CPU_CGROUP_ROOT / f"bench-init-{os.getpid()}-{memory_mb}mb"
+    try:
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(round(CFS_PERIOD_US * lambda_cpus(memory_mb))))
+    except OSError as error:
+        _remove_cgroup(group)
+        raise CpuShareUnavailable(f"no writable cgroup v1 cpu controller at {CPU_CGROUP_ROOT} "
+                                  f"({error.strerror or error})") from error
+    try:
+        yield group
+    finally:
+        _remove_cgroup(group)
+
+
+def _remove_cgroup(group: Path) -> None:
+    """rmdir `group`, waiting (bounded) for its last process to be reaped; a group left is reported."""
+    for _ in range(CGROUP_REMOVE_TRIES):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # EBUSY: a process not yet gone
+            time.sleep(0.1)
+    print(f"  warning: could not remove {group} (processes still in it); rmdir it by hand", file=sys.stderr)
+
+
+def _join_cgroup(group: Path) -> None:
+    """Run in the child between fork and exec: it and whatever it execs count against the group's quota."""
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _spawn_to_ready(command: list[str], env: dict[str, str], cgroup: Path | None = None) -> float:
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=partial(_join_cgroup, cgroup) if cgroup else None)
     assert process.stdout is not None
     line = process.stdout.readline()
     while line and line.strip() != "ready":  # the function's own log lines (its Logger writes to stdout)
@@ -172,13 +237,13 @@ def import_shares(command: list[str], env: dict[str, str]) -> tuple[float, list[
     return total, sorted(((name, ms) for name, ms in groups.items()), key=lambda pair: -pair[1])
 
 
-def _timed(variants: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, float]:
+def _timed(variants: dict[str, tuple[list[str], dict[str, str]]], cgroup: Path | None = None) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in variants}
     for repetition in range(REPETITIONS):
         names = list(variants) if repetition % 2 == 0 else list(reversed(variants))
         for name in names:
             command, env = variants[name]
-            times[name].append(_spawn_to_ready(command, env))
+            times[name].append(_spawn_to_ready(command, env, cgroup))
     return {name: median(values) for name, values in times.items()}
 
 
@@ -218,7 +283,7 @@ def sse_rows() -> list[Row]:
         event = repr(function_url_event("GET", "/api/v2/stream", {}))
         first_byte = FIRST_BYTE.format(src=str(SRC_ROOT), module=function.handler.rpartition(".")[0], event=event)
         first_byte_env = {**env, "_X_AMZN_TRACE_ID": TRACE_HEADER}
-        medians = _timed({
+        variants = {
             "bare": ([python, "-c", READY], env),
             "ours": ([python, "-c", _driver(function, build_provider=True)], env),
             "ours_first_byte": ([python, "-c", first_byte], first_byte_env),
@@ -227,8 +292,10 @@ def sse_rows() -> list[Row]:
             # (no handler to wrap: its instrumentations import only the libraries they patch).
             "ours_tracing": ([python, "-c", TRACING_ONLY], env),
             "auto_tracing": ([*instrument, "-c", READY], layer_only_env),
-        })
-        imports_total, shares = import_shares([python, "-c", first_byte], first_byte_env)
+        }
+        medians = _timed(variants)
+        imports_total, shares = import_shares(*variants["ours_first_byte"])
+        at_cpu_share = cpu_share_rows(variants["ours_first_byte"], variants["auto"])
     bare, ours, auto = medians["bare"], medians["ours"], medians["auto"]
     ours_tracing, auto_tracing = medians["ours_tracing"] - bare, medians["auto_tracing"] - bare
     ratio, net_ratio = ours / auto, (ours - bare) / (auto - bare)
@@ -248,7 +315,32 @@ def sse_rows() -> list[Row]:
         Row("2 init", "tracing alone: lib.tracing.otel + provider vs the layer's instrumented start "
             "(its instrumentations import botocore, urllib3, requests)",
             f"{ours_tracing:.0f} vs {auto_tracing:.0f} ms = x{ours_tracing / auto_tracing:.2f}", "-", None),
+        *at_cpu_share,
     ]
+
+
+def cpu_share_rows(ours_first_byte: tuple[list[str], dict[str, str]],
+                   adot_start: tuple[list[str], dict[str, str]]) -> list[Row]:
+    """The cold-start ratio with both commands capped at Lambda's CPU share for each size; the goal is
+    judged at the stack's size (issue 23), the other sizes are shown beside it."""
+    _, stack_mb = stack_size()
+    rows = []
+    for memory_mb in sorted({*CPU_SHARE_SIZES_MB, stack_mb}):
+        chosen = memory_mb == stack_mb
+        figure = (f"sse_streaming at {memory_mb} MB's CPU share ({lambda_cpus(memory_mb):.3f} vCPU, cgroup CFS quota"
+                  f"{'; the stack size' if chosen else ''}): spawn to first byte, ours vs the ADOT layer's start "
+                  f"(median of {REPETITIONS})")
+        target = f"ratio <= {TARGET_SSE_RATIO}" if chosen else "-"
+        try:
+            with lambda_cpu_share(memory_mb) as group:
+                medians = _timed({"ours": ours_first_byte, "adot": adot_start}, cgroup=group)
+        except CpuShareUnavailable as why:
+            rows.append(Row("2 init", figure, f"not measured: {why}", target, None))
+            continue
+        ratio = medians["ours"] / medians["adot"]
+        rows.append(Row("2 init", figure, f"{medians['ours']:,.0f} vs {medians['adot']:,.0f} ms = x{ratio:.2f}",
+                        target, ratio <= TARGET_SSE_RATIO if chosen else None))
+    return rows
 
 
 def batch_rows() -> list[Row]:

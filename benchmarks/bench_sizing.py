@@ -58,11 +58,13 @@ PRICE_PER_GB_S = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 PRICE_PER_REQUEST = 0.20 / 1_000_000
 SECONDS_PER_MONTH = 30 * 86_400
 
-# Goals (issue 23, and issue 19's cold start: <= 0.5 x the ADOT layer's auto-instrumented start,
-# 484 ms spawn to ready in RESULTS.md's "2 init" at the host's full speed).
+# Goals (issue 23). Issue 19's cold-start goal is a ratio, ours <= 0.5 x the ADOT layer's start in the
+# same interpreter, judged by bench_init at each size's CPU share: the cold start here is the whole
+# container's (extension init included, which the ADOT layer's collector extension pays too: the layer
+# runs a reduced ADOT Collector as a Lambda extension,
+# https://aws-otel.github.io/docs/getting-started/lambda/lambda-python) and has no bound of its own.
 GOAL_COST = 10.0
 GOAL_P95_S = 1.0
-GOAL_COLD_START_S = 0.5 * 0.484
 GOAL_HEADROOM = 0.30
 # Lambda's limit on the Init phase (on-demand functions): lambda-runtime-environment.html, "Init phase".
 INIT_LIMIT_S = 10.0
@@ -150,7 +152,7 @@ class SizeResult:
 
     def goals(self) -> dict[str, bool]:
         return {"cost": self.cost <= GOAL_COST, "p95": self.p95_s <= GOAL_P95_S,
-                "cold start": self.cold_start_s <= GOAL_COLD_START_S, "init": self.init_s < INIT_LIMIT_S,
+                "init": self.init_s < INIT_LIMIT_S,
                 "headroom": self.headroom >= GOAL_HEADROOM,
                 "no loss": self.delivered == self.written and self.duplicates == 0 and self.runtime_exit is None}
 
@@ -352,7 +354,7 @@ def run(sizes: tuple[int, ...] = SIZES_MB, stream_s: float = STREAM_S) -> list[R
                         f"{r.cold_start_s * 1000:.0f} ms / {r.headroom:+.0%} / {r.written - r.delivered} / "
                         f"{r.duplicates}",
                         f"<= {GOAL_COST:.0f} / <= {GOAL_P95_S * 1000:.0f} ms / < {INIT_LIMIT_S * 1000:.0f} ms / "
-                        f"<= {GOAL_COLD_START_S * 1000:.0f} ms / >= +{GOAL_HEADROOM:.0%} / 0 / 0",
+                        f"- (ratio: 2 init) / >= +{GOAL_HEADROOM:.0%} / 0 / 0",
                         all(goals.values())))
     return rows
 
